@@ -1,0 +1,1 @@
+"""Shared bootstrap, settings, telemetry, error mapping and tensor codec for MLOS services."""

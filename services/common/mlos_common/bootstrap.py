@@ -1,0 +1,151 @@
+"""Server construction and lifecycle shared by every service.
+
+`build_server` wires health, reflection and the interceptor chain; `run_until_signalled`
+announces the bound ports on stdout (one JSON line, read by `mlos up`), waits for SIGTERM or
+SIGINT, then drains: health -> NOT_SERVING, in-flight RPCs finish within the grace period,
+then the service's own close hooks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Sequence
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider
+
+from mlos_common.config import ServiceSettings
+from mlos_common.interceptors import ErrorInterceptor, MetricsInterceptor
+from mlos_common.metrics import GrpcMetrics
+
+log = logging.getLogger(__name__)
+
+HEALTH_SERVICE = health.SERVICE_NAME
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """One gRPC service to expose: its full name and the generated `add_*_to_server`."""
+
+    full_name: str
+    add_to_server: Callable[[aio.Server], None]
+
+
+@dataclass
+class ServerParts:
+    """What a service's create_server needs from its caller (tests pass defaults)."""
+
+    health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
+    tracer_provider: TracerProvider | None = None
+    metrics: GrpcMetrics | None = None
+
+
+def channel_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+
+
+def _not_health(details: grpc.HandlerCallDetails) -> bool:
+    return not details.method.startswith(f"/{HEALTH_SERVICE}/")
+
+
+def build_server(
+    settings: ServiceSettings, services: Sequence[GrpcService], parts: ServerParts
+) -> tuple[aio.Server, int]:
+    """Creates the aio server with the standard interceptor chain and binds it."""
+    interceptors: list[aio.ServerInterceptor] = []
+    if parts.tracer_provider is not None:
+        interceptors.append(aio_server_interceptor(tracer_provider=parts.tracer_provider, filter_=_not_health))
+    if parts.metrics is not None:
+        interceptors.append(MetricsInterceptor(parts.metrics))
+    interceptors.append(ErrorInterceptor())
+    server = aio.server(
+        interceptors=interceptors,
+        options=channel_options(settings),
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
+    )
+    for svc in services:
+        svc.add_to_server(server)
+    health_pb2_grpc.add_HealthServicer_to_server(parts.health, server)
+    names = [s.full_name for s in services] + [HEALTH_SERVICE, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    if port == 0:
+        raise RuntimeError(f"could not bind {settings.host}:{settings.grpc_port}")
+    return server, port
+
+
+async def set_serving(parts: ServerParts, services: Sequence[GrpcService], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *(s.full_name for s in services)]:
+        await parts.health.set(name, status)
+
+
+def client_channel(
+    addr: str, settings: ServiceSettings | None = None, tracer_provider: TracerProvider | None = None
+) -> aio.Channel:
+    """An aio channel to a peer, with trace-context propagation and our message limits."""
+    options = channel_options(settings or ServiceSettings())
+    interceptors = aio_client_interceptors(tracer_provider=tracer_provider) if tracer_provider else None
+    return aio.insecure_channel(addr, options=options, interceptors=interceptors)
+
+
+async def wait_for_serving(addr: str, timeout_s: float, service: str = "") -> None:
+    """Polls grpc.health.v1 Check until SERVING; raises TimeoutError with the last status seen."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last = "no answer"
+    async with aio.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except aio.AioRpcError as exc:
+                last = f"{exc.code().name}: {exc.details()}"
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{addr} not serving after {timeout_s:.0f}s ({last})")
+            await asyncio.sleep(0.05)
+
+
+def announce(service: str, grpc_port: int, metrics_port: int | None) -> None:
+    """The one line on stdout that tells a launcher where this process listens."""
+    line = {"event": "listening", "service": service, "grpc_port": grpc_port, "metrics_port": metrics_port}
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+async def run_until_signalled(
+    *,
+    service: str,
+    server: aio.Server,
+    parts: ServerParts,
+    grace_s: float,
+    on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("%s: draining (grace %.1fs)", service, grace_s)
+    await parts.health.enter_graceful_shutdown()
+    await server.stop(grace_s)
+    for close in on_close:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - keep closing the rest
+            log.exception("%s: error while closing", service)
+    log.info("%s: stopped", service)
