@@ -108,15 +108,18 @@ async def wait_for_serving(addr: str, timeout_s: float, service: str = "") -> No
     async with aio.insecure_channel(addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
+            remaining = deadline - asyncio.get_running_loop().time()
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                reply = await stub.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=min(1.0, max(remaining, 0.05))
+                )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
                 last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
             except aio.AioRpcError as exc:
                 last = f"{exc.code().name}: {exc.details()}"
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{addr} not serving after {timeout_s:.0f}s ({last})")
+                raise TimeoutError(f"{addr} not serving after {timeout_s:g}s ({last})")
             await asyncio.sleep(0.05)
 
 

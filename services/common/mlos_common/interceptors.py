@@ -28,9 +28,13 @@ def _rewrap(handler: grpc.RpcMethodHandler, method: str, unary: Wrapper, stream:
         return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, method), **kw)
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, method), **kw)
+    # A streaming handler is either an async generator or a coroutine that sends with
+    # `await context.write(...)` (grpc_health's Watch is one); the latter wraps like a unary call.
+    behavior = handler.unary_stream or handler.stream_stream
+    wrap = stream if inspect.isasyncgenfunction(behavior) else unary
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream, method), **kw)
-    return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream, method), **kw)
+        return grpc.unary_stream_rpc_method_handler(wrap(behavior, method), **kw)
+    return grpc.stream_stream_rpc_method_handler(wrap(behavior, method), **kw)
 
 
 class _CachingInterceptor(aio.ServerInterceptor):
@@ -128,9 +132,6 @@ class ErrorInterceptor(_CachingInterceptor):
         return wrapped
 
     def wrap_stream(self, behavior, method):
-        if not inspect.isasyncgenfunction(behavior):
-            raise TypeError(f"{method}: streaming handlers must be async generators")
-
         async def wrapped(request, context):
             try:
                 async for item in behavior(request, context):
