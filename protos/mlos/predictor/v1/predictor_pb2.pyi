@@ -7,22 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ExecutionRecord(_message.Message):
-    __slots__ = ("model_name", "model_version", "batch_size", "compute_ns", "ok", "executor_id", "unix_ms")
+    __slots__ = ("model_name", "model_version", "batch_size", "compute_ns", "failed", "executor_id", "unix_ms")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_NS_FIELD_NUMBER: _ClassVar[int]
-    OK_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     batch_size: int
     compute_ns: int
-    ok: bool
+    failed: bool
     executor_id: str
     unix_ms: int
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., batch_size: _Optional[int] = ..., compute_ns: _Optional[int] = ..., ok: _Optional[bool] = ..., executor_id: _Optional[str] = ..., unix_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., batch_size: _Optional[int] = ..., compute_ns: _Optional[int] = ..., failed: _Optional[bool] = ..., executor_id: _Optional[str] = ..., unix_ms: _Optional[int] = ...) -> None: ...
 
 class TelemetryAck(_message.Message):
     __slots__ = ("accepted", "rejected")
