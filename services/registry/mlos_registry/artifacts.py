@@ -1,0 +1,157 @@
+"""Content-addressed blob store: data_dir/blobs/sha256/<ab>/<digest>.
+
+A source is copied while hashing into a temp file (data_dir/blobs/tmp, same filesystem), fsynced,
+then moved into place with os.replace, so a crash never leaves a half-written blob under its
+digest. Reads stream in chunks and re-hash, so a blob damaged on disk is caught before its last
+chunk is sent. Nothing is ever written outside the store's root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from mlos_registry.errors import ArtifactCorrupt, ArtifactTooLarge
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 4 * 1024 * 1024
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBlob:
+    """A fully written, fsynced temp copy, not yet visible under its digest."""
+
+    temp_path: Path
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    data: bytes
+    offset: int
+    last: bool
+
+
+class BlobStore:
+    """Blocking methods (stage/commit/discard/delete) are meant to run in a worker thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "sha256"
+        self._tmp = root / "tmp"
+
+    def prepare(self) -> None:
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        for stale in self._tmp.iterdir():  # left by a crash mid-copy
+            log.info("removing stale temp blob %s", stale.name)
+            stale.unlink(missing_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if not _DIGEST.match(digest):
+            raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        return self._blobs / digest[:2] / digest
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def stage(self, source: Path, max_bytes: int, shown_as: str) -> StagedBlob:
+        """Copies `source` into a temp file while hashing; enforces max_bytes as it copies."""
+        fd, temp_name = tempfile.mkstemp(dir=self._tmp, prefix="stage-")
+        temp_path = Path(temp_name)
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while block := src.read(COPY_CHUNK):
+                    size += len(block)
+                    if size > max_bytes:
+                        raise ArtifactTooLarge(
+                            f"{shown_as} is larger than the registry's limit of {max_bytes} bytes "
+                            "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
+                        )
+                    hasher.update(block)
+                    dst.write(block)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            raise
+        return StagedBlob(temp_path, hasher.hexdigest(), size)
+
+    def commit(self, staged: StagedBlob) -> Path:
+        """Moves a staged copy under its digest (atomic). An existing blob is replaced by the fresh,
+        verified copy, which also repairs one damaged on disk; open readers keep the old inode."""
+        final = self.path(staged.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.temp_path, final)
+        _fsync_dir(final.parent)
+        return final
+
+    def discard(self, staged: StagedBlob) -> None:
+        staged.temp_path.unlink(missing_ok=True)
+
+    def delete(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    async def read_verified(self, digest: str, size: int, chunk_bytes: int, what: str) -> AsyncIterator[Chunk]:
+        """Streams a blob in chunks, re-hashing; raises ArtifactCorrupt before the last chunk if
+        the bytes on disk no longer match `digest` (or `size`)."""
+        path = self.path(digest)
+        corrupt = ArtifactCorrupt(
+            f"the stored artifact of {what} does not match its sha256 (damaged on disk); "
+            "delete and re-register this version"
+        )
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise ArtifactCorrupt(
+                f"the stored artifact of {what} is missing; delete and re-register this version"
+            ) from None
+        hasher = hashlib.sha256()
+
+        def read() -> bytes:
+            data = handle.read(chunk_bytes)
+            hasher.update(data)
+            return data
+
+        try:
+            if os.fstat(handle.fileno()).st_size != size:
+                raise corrupt
+            offset = 0
+            pending = await asyncio.to_thread(read)
+            while True:
+                following = await asyncio.to_thread(read) if pending else b""
+                if not following:
+                    if hasher.hexdigest() != digest:
+                        raise corrupt
+                    yield Chunk(pending, offset, True)
+                    return
+                yield Chunk(pending, offset, False)
+                offset += len(pending)
+                pending = following
+        finally:
+            await asyncio.to_thread(handle.close)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,154 @@
+"""RegistryClient: a small async client for the registry, used by the executor and the CLI.
+
+    async with RegistryClient("127.0.0.1:8101") as registry:
+        mv = await registry.register("resnet", "/models/resnet50.onnx", labels={"team": "vision"})
+        latest = await registry.get("resnet")            # version 0 = latest
+        path, sha = await registry.fetch_artifact("resnet", latest.version, "/tmp/resnet.onnx")
+
+Every method returns domain objects (`ModelVersion`, `ServingConfig`, `TensorSpec` from
+`mlos_registry.domain`) and raises `mlos_common.errors.MlosError` subclasses (NotFound,
+InvalidArgument, FailedPrecondition, ...), never grpc errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from grpc import aio
+
+from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
+from mlos_common.bootstrap import client_channel
+from mlos_common.errors import FailedPrecondition, MlosError, error_for_code
+from mlos_registry.convert import config_to_pb, version_from_pb
+from mlos_registry.domain import ModelVersion, ServingConfig
+
+
+def _typed(exc: aio.AioRpcError) -> MlosError:
+    return error_for_code(exc.code().name, exc.details() or exc.code().name)
+
+
+class RegistryClient:
+    """Async client. Use as `async with RegistryClient(addr) as c:` or call `close()` yourself.
+
+    `timeout_s` is the deadline of each unary call (None = no deadline); fetch_artifact takes its own.
+    Pass `channel` to share an existing grpc.aio channel (it is then not closed by this client).
+    """
+
+    def __init__(self, addr: str, *, timeout_s: float | None = 30.0, channel: aio.Channel | None = None) -> None:
+        self._owns_channel = channel is None
+        self._channel = channel or client_channel(addr)
+        self._stub = registry_pb2_grpc.RegistryStub(self._channel)
+        self._timeout_s = timeout_s
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        config: ServingConfig | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Registers a model file readable by the registry process. Fields of `config` left at
+        0/"" take defaults derived from the file. Identical bytes return the existing version."""
+        request = registry_pb2.RegisterModelRequest(name=name, path=os.fspath(path), labels=dict(labels or {}))
+        if config is not None:
+            request.config.CopyFrom(config_to_pb(config))
+        try:
+            return version_from_pb(await self._stub.RegisterModel(request, timeout=self._timeout_s))
+        except aio.AioRpcError as exc:
+            raise _typed(exc) from None
+
+    async def list(self, name: str = "") -> list[ModelVersion]:
+        """Every version of `name`, or of every model when name is empty."""
+        try:
+            reply = await self._stub.ListModels(registry_pb2.ListModelsRequest(name=name), timeout=self._timeout_s)
+        except aio.AioRpcError as exc:
+            raise _typed(exc) from None
+        return [version_from_pb(m) for m in reply.models]
+
+    async def get(self, name: str, version: int = 0) -> ModelVersion:
+        """One version of a model; version 0 = the latest. NotFound if absent."""
+        try:
+            reply = await self._stub.GetModel(
+                registry_pb2.GetModelRequest(name=name, version=version), timeout=self._timeout_s
+            )
+        except aio.AioRpcError as exc:
+            raise _typed(exc) from None
+        return version_from_pb(reply)
+
+    async def delete(self, name: str, version: int = 0) -> int:
+        """Deletes one version, or every version when version is 0; returns how many were deleted."""
+        try:
+            reply = await self._stub.DeleteModel(
+                registry_pb2.DeleteModelRequest(name=name, version=version), timeout=self._timeout_s
+            )
+        except aio.AioRpcError as exc:
+            raise _typed(exc) from None
+        return reply.deleted_versions
+
+    async def fetch_artifact(
+        self,
+        name: str,
+        version: int,
+        dest_path: str | os.PathLike[str],
+        *,
+        chunk_bytes: int = 0,
+        timeout_s: float | None = None,
+    ) -> tuple[Path, str]:
+        """Downloads a version's file to `dest_path` (version 0 = latest) and returns (path, sha256).
+
+        Writes to a temp file beside dest_path, checks offsets and the sha256 sent by the server
+        against its own hash, then renames: dest_path only ever holds a complete, verified file.
+        FailedPrecondition if the bytes do not match.
+        """
+        dest = Path(dest_path)
+        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        temp = Path(temp_name)
+        hasher = hashlib.sha256()
+        received = 0
+        sent_digest = ""
+        total = -1
+        request = registry_pb2.FetchArtifactRequest(name=name, version=version, chunk_bytes=chunk_bytes)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    async for chunk in self._stub.FetchArtifact(request, timeout=timeout_s):
+                        if chunk.offset != received:
+                            raise FailedPrecondition(
+                                f"artifact of {name!r} arrived out of order (offset {chunk.offset}, expected {received})"
+                            )
+                        hasher.update(chunk.data)
+                        await asyncio.to_thread(out.write, chunk.data)
+                        received += len(chunk.data)
+                        total = chunk.total_bytes
+                        if chunk.sha256:
+                            sent_digest = chunk.sha256
+                except aio.AioRpcError as exc:
+                    raise _typed(exc) from None
+                await asyncio.to_thread(out.flush)
+                await asyncio.to_thread(os.fsync, out.fileno())
+            digest = hasher.hexdigest()
+            if not sent_digest or digest != sent_digest or received != total:
+                raise FailedPrecondition(
+                    f"artifact of {name!r} version {version} failed verification (got {received} of {total} "
+                    f"bytes, sha256 {digest[:12]} vs {sent_digest[:12] or 'none sent'}); try again"
+                )
+            await asyncio.to_thread(os.replace, temp, dest)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return dest, digest

@@ -1,0 +1,221 @@
+"""The registry's domain logic, free of grpc: register, list, get, delete, open artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import stat
+import time
+from pathlib import Path
+from typing import AsyncIterator, Mapping
+
+from mlos_common.errors import InvalidArgument
+from mlos_registry import formats, signature
+from mlos_registry.artifacts import BlobStore, Chunk
+from mlos_registry.config import RegistrySettings
+from mlos_registry.domain import DEVICES, ModelVersion, ServingConfig
+from mlos_registry.errors import (
+    ArtifactCorrupt,
+    ArtifactTooLarge,
+    FileNotFound,
+    InvalidModelName,
+    InvalidPath,
+    ModelNotFound,
+)
+from mlos_registry.store import MetadataStore
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MAX_LABELS = 64
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 1024
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise InvalidModelName(
+            f"invalid model name {shown!r}: use 1-128 characters of letters, digits, '_', '.', '-', "
+            "not starting with '.' or '-' and without '..'"
+        )
+    return name
+
+
+def validate_version(version: int) -> int:
+    if version < 0:
+        raise InvalidArgument(f"invalid version {version}: versions start at 1 (0 = latest / all)")
+    return version
+
+
+def _validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"too many labels ({len(labels)}); at most {MAX_LABELS}")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_LABEL_KEY or len(value) > MAX_LABEL_VALUE:
+            raise InvalidArgument(
+                f"label {key[:32]!r}: keys need 1-{MAX_LABEL_KEY} characters, values at most {MAX_LABEL_VALUE}"
+            )
+    return dict(labels)
+
+
+def _validate_config(config: ServingConfig, sig: signature.Signature, name: str) -> None:
+    if config.max_batch_size < 0:
+        raise InvalidArgument(f"max_batch_size must be >= 0, got {config.max_batch_size}")
+    if config.max_batch_size > 0 and not signature.batchable(sig):
+        fixed = next(s for s in (*sig.inputs, *sig.outputs) if not s.shape or s.shape[0] != -1)
+        raise InvalidArgument(
+            f"model {name!r} cannot batch: tensor {fixed.name!r} has shape {list(fixed.shape)} (its first "
+            "dimension is not variable); leave max_batch_size at 0"
+        )
+    device = config.device
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
+        raise InvalidArgument(f"device {device!r} is not one of {', '.join(DEVICES)} or cuda:<index>")
+
+
+class Registry:
+    """Owns the metadata store and the blob store. Create with `await Registry.open(settings)`."""
+
+    def __init__(self, settings: RegistrySettings, store: MetadataStore, blobs: BlobStore) -> None:
+        self._settings = settings
+        self._store = store
+        self._blobs = blobs
+        self._roots = [Path(r).expanduser().resolve() for r in settings.allowed_roots]
+        # Serialises "blob becomes visible + row inserted" against "rows deleted + blob removed".
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: RegistrySettings) -> Registry:
+        data_dir = settings.resolved_data_dir()
+        blobs = BlobStore(data_dir / "blobs")
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(blobs.prepare)
+        store = MetadataStore(data_dir / "registry.sqlite3")
+        await store.open()
+        log.info("registry data in %s", data_dir)
+        return cls(settings, store, blobs)
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    def _check_path(self, raw: str) -> Path:
+        if not raw or "\x00" in raw:
+            raise InvalidPath("a model file path is required")
+        path = Path(raw).expanduser()
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise FileNotFound(f"model file {raw!r} does not exist (on the registry's host)") from None
+        except OSError as exc:
+            raise InvalidPath(f"model file {raw!r} cannot be read: {exc.strerror}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPath(f"{raw!r} is not a regular file (folders are not supported yet)")
+        resolved = path.resolve()
+        if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
+            raise InvalidPath(
+                f"{raw!r} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
+            )
+        limit = self._settings.max_artifact_bytes
+        if info.st_size > limit:
+            raise ArtifactTooLarge(
+                f"{raw!r} is {info.st_size} bytes, over the registry's limit of {limit} bytes "
+                "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
+            )
+        return resolved
+
+    async def register(
+        self,
+        name: str,
+        path: str,
+        config: ServingConfig | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Registers the model file at `path`; identical bytes under `name` return the existing version."""
+        validate_name(name)
+        labels = _validate_labels(labels or {})
+        source = await asyncio.to_thread(self._check_path, path)
+        shown = repr(path)
+        fmt = await asyncio.to_thread(formats.sniff, source)
+        if fmt is not None:
+            formats.reject_unregistrable(fmt, shown)
+        staged = await asyncio.to_thread(self._blobs.stage, source, self._settings.max_artifact_bytes, shown)
+        try:
+            # Inspect the staged copy: what we check is exactly what we store.
+            sig = await asyncio.to_thread(signature.inspect_onnx, staged.temp_path, source.parent, shown)
+            defaults = signature.default_config(sig, self._settings.default_max_batch_size)
+            serving = defaults.overridden_by(config)
+            _validate_config(serving, sig, name)
+            draft = ModelVersion(
+                name=name,
+                version=0,
+                format=formats.ONNX,
+                sha256=staged.sha256,
+                size_bytes=staged.size_bytes,
+                inputs=sig.inputs,
+                outputs=sig.outputs,
+                config=serving,
+                labels=labels,
+                created_unix_ms=int(time.time() * 1000),
+            )
+            async with self._write_lock:
+                await asyncio.to_thread(self._blobs.commit, staged)
+                stored, created = await self._store.add_version(draft)
+        finally:
+            await asyncio.to_thread(self._blobs.discard, staged)
+        if created:
+            log.info("registered %s version %d (%s, %d bytes)", name, stored.version, stored.sha256[:12], stored.size_bytes)
+        else:
+            log.info("%s: identical bytes already registered as version %d", name, stored.version)
+        return stored
+
+    async def list(self, name: str = "") -> list[ModelVersion]:
+        """Every version of `name`, or of every model when name is empty (ordered by name, version)."""
+        if name:
+            validate_name(name)
+        return await self._store.list(name)
+
+    async def get(self, name: str, version: int = 0) -> ModelVersion:
+        """One version; version 0 = the latest."""
+        validate_name(name)
+        validate_version(version)
+        found = await self._store.get(name, version)
+        if found is None:
+            raise self._not_found(name, version)
+        return found
+
+    async def delete(self, name: str, version: int = 0) -> int:
+        """Deletes one version, or every version when version is 0; returns how many."""
+        validate_name(name)
+        validate_version(version)
+        async with self._write_lock:
+            deleted = await self._store.delete(name, version)
+            if not deleted:
+                raise self._not_found(name, version)
+            for digest in {d.sha256 for d in deleted}:
+                if not await self._store.digest_in_use(digest):
+                    await asyncio.to_thread(self._blobs.delete, digest)
+        log.info("deleted %d version(s) of %s", len(deleted), name)
+        return len(deleted)
+
+    async def open_artifact(self, name: str, version: int = 0) -> tuple[str, str, int]:
+        """(path on this host, sha256, size) of a version's bytes; the path never leaves the process."""
+        found = await self.get(name, version)
+        path = self._blobs.path(found.sha256)
+        if not await asyncio.to_thread(path.is_file):
+            raise ArtifactCorrupt(
+                f"the stored artifact of {name!r} version {found.version} is missing; delete and re-register it"
+            )
+        return str(path), found.sha256, found.size_bytes
+
+    async def read_artifact(self, name: str, version: int, chunk_bytes: int) -> tuple[ModelVersion, AsyncIterator[Chunk]]:
+        """The version and a verified chunk stream of its bytes (ArtifactCorrupt on mismatch)."""
+        found = await self.get(name, version)
+        what = f"{name!r} version {found.version}"
+        return found, self._blobs.read_verified(found.sha256, found.size_bytes, chunk_bytes, what)
+
+    @staticmethod
+    def _not_found(name: str, version: int) -> ModelNotFound:
+        if version:
+            return ModelNotFound(f"model {name!r} has no version {version}")
+        return ModelNotFound(f"model {name!r} is not registered")

@@ -1,0 +1,47 @@
+"""Domain types of the registry (no grpc, no protobuf)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from mlos_common.signatures import TensorSpec
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True, slots=True)
+class ServingConfig:
+    """How a model version is served. In a request, 0 / "" means "use the default"."""
+
+    max_batch_size: int = 0
+    max_queue_delay_us: int = 0
+    instance_count: int = 0
+    device: str = ""
+    default_timeout_us: int = 0
+    default_priority: int = 0
+
+    def overridden_by(self, other: ServingConfig | None) -> ServingConfig:
+        """This config with every field that `other` sets (non-zero, non-empty) taken from it."""
+        if other is None:
+            return self
+        changes = {
+            name: getattr(other, name)
+            for name in self.__dataclass_fields__
+            if getattr(other, name) not in (0, "")
+        }
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    name: str
+    version: int
+    format: str
+    sha256: str
+    size_bytes: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    config: ServingConfig
+    labels: dict[str, str] = field(default_factory=dict)
+    created_unix_ms: int = 0
+

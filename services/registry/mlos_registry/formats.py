@@ -1,0 +1,80 @@
+"""Model format detection by content, never by file name.
+
+`sniff` looks at the first bytes only: GGUF magic, SafeTensors header, PyTorch zip, pickle.
+ONNX has no magic number, so a file that matches none of these is tried as an ONNX protobuf
+(see signature.py); only ONNX is registrable for now.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+from mlos_registry.errors import UnsupportedFormat
+
+HEAD_BYTES = 64 * 1024
+ONNX = "onnx"
+GGUF = "gguf"
+SAFETENSORS = "safetensors"
+PYTORCH = "pytorch"
+PICKLE = "pickle"
+ZIP = "zip"
+REGISTRABLE = (ONNX,)
+
+
+def _is_safetensors(head: bytes, file_size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (header_len,) = struct.unpack_from("<Q", head, 0)
+    if header_len < 2 or 8 + header_len > file_size or head[8:9] != b"{":
+        return False
+    if 8 + header_len <= len(head):
+        try:
+            return isinstance(json.loads(head[8 : 8 + header_len]), dict)
+        except ValueError:
+            return False
+    return True  # header longer than what we read: the '{' and length are good enough
+
+
+def sniff(path: Path) -> str | None:
+    """The format the first bytes reveal, or None (maybe ONNX, maybe garbage)."""
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+        file_size = f.seek(0, 2)
+    if head[:4] == b"GGUF":
+        return GGUF
+    if _is_safetensors(head, file_size):
+        return SAFETENSORS
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return ZIP
+        return PYTORCH if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names) else ZIP
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return PICKLE
+    return None
+
+
+def reject_unregistrable(fmt: str, shown_as: str) -> None:
+    """Raises UnsupportedFormat for a detected format we cannot register yet."""
+    if fmt in REGISTRABLE:
+        return
+    if fmt == ZIP:
+        raise UnsupportedFormat(
+            f"{shown_as} is a zip archive but not a PyTorch checkpoint (no data.pkl); "
+            "only ONNX models can be registered"
+        )
+    labels = {
+        GGUF: "a GGUF model (llama.cpp)",
+        SAFETENSORS: "a SafeTensors checkpoint",
+        PYTORCH: "a PyTorch checkpoint (zip)",
+        PICKLE: "a Python pickle (legacy PyTorch checkpoint)",
+    }
+    raise UnsupportedFormat(
+        f"{shown_as} is {labels.get(fmt, fmt)} (format '{fmt}'); conversion to ONNX is not available "
+        "yet, so only ONNX models can be registered for now"
+    )

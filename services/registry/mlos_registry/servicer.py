@@ -1,0 +1,58 @@
+"""RegistryServicer: thin gRPC layer (convert, await the core, convert back)."""
+
+from __future__ import annotations
+
+import logging
+from typing import AsyncIterator
+
+from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
+from mlos_registry.convert import config_from_pb, version_to_pb
+from mlos_registry.core import Registry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+MIN_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def chunk_size(requested: int) -> int:
+    """0 = the default (1 MiB); anything else is clamped to [64 KiB, 4 MiB]."""
+    if requested == 0:
+        return DEFAULT_CHUNK_BYTES
+    return max(MIN_CHUNK_BYTES, min(MAX_CHUNK_BYTES, requested))
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServicer):
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def RegisterModel(self, request: registry_pb2.RegisterModelRequest, context) -> registry_pb2.ModelVersion:
+        config = config_from_pb(request.config) if request.HasField("config") else None
+        mv = await self._registry.register(request.name, request.path, config, dict(request.labels))
+        return version_to_pb(mv)
+
+    async def ListModels(self, request: registry_pb2.ListModelsRequest, context) -> registry_pb2.ListModelsResponse:
+        versions = await self._registry.list(request.name)
+        return registry_pb2.ListModelsResponse(models=[version_to_pb(v) for v in versions])
+
+    async def GetModel(self, request: registry_pb2.GetModelRequest, context) -> registry_pb2.ModelVersion:
+        return version_to_pb(await self._registry.get(request.name, request.version))
+
+    async def DeleteModel(self, request: registry_pb2.DeleteModelRequest, context) -> registry_pb2.DeleteModelResponse:
+        deleted = await self._registry.delete(request.name, request.version)
+        return registry_pb2.DeleteModelResponse(deleted_versions=deleted)
+
+    async def FetchArtifact(
+        self, request: registry_pb2.FetchArtifactRequest, context
+    ) -> AsyncIterator[registry_pb2.ArtifactChunk]:
+        found, chunks = await self._registry.read_artifact(
+            request.name, request.version, chunk_size(request.chunk_bytes)
+        )
+        async for chunk in chunks:
+            yield registry_pb2.ArtifactChunk(
+                data=chunk.data,
+                offset=chunk.offset,
+                total_bytes=found.size_bytes,
+                sha256=found.sha256 if chunk.last else "",
+            )

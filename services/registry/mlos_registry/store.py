@@ -1,0 +1,200 @@
+"""SQLite metadata of model versions (stdlib sqlite3, WAL).
+
+One connection, used only from one worker thread (a single-thread executor), so calls are
+serialised and the event loop never blocks on the database. Versions are monotonic per model:
+`model_counters` remembers the highest version ever issued, so a deleted version is never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from mlos_registry.domain import ModelVersion, ServingConfig, TensorSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_counters (
+    name TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    inputs_json TEXT NOT NULL,
+    outputs_json TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    labels_json TEXT NOT NULL,
+    created_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS model_versions_sha256 ON model_versions (sha256);
+"""
+_COLUMNS = (
+    "name, version, format, sha256, size_bytes, inputs_json, outputs_json, config_json, "
+    "labels_json, created_unix_ms"
+)
+
+
+def _specs_json(specs: tuple[TensorSpec, ...]) -> str:
+    return json.dumps([{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in specs])
+
+
+def _specs(text: str) -> tuple[TensorSpec, ...]:
+    return tuple(TensorSpec(d["name"], d["datatype"], tuple(d["shape"])) for d in json.loads(text))
+
+
+def _row_to_version(row: tuple[Any, ...]) -> ModelVersion:
+    name, version, fmt, sha, size, inputs, outputs, config, labels, created = row
+    return ModelVersion(
+        name=name,
+        version=version,
+        format=fmt,
+        sha256=sha,
+        size_bytes=size,
+        inputs=_specs(inputs),
+        outputs=_specs(outputs),
+        config=ServingConfig(**json.loads(config)),
+        labels=json.loads(labels),
+        created_unix_ms=created,
+    )
+
+
+class MetadataStore:
+    """Async facade; every method runs its SQL on the store's own thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("metadata store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+            return conn
+
+        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def add_version(self, draft: ModelVersion) -> tuple[ModelVersion, bool]:
+        """Inserts `draft` as the next version of its model, unless a version with the same
+        sha256 exists under that name: then returns it. Returns (version, created)."""
+
+        def tx(conn: sqlite3.Connection) -> tuple[ModelVersion, bool]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? AND sha256 = ? "
+                    "ORDER BY version LIMIT 1",
+                    (draft.name, draft.sha256),
+                ).fetchone()
+                if row is not None:
+                    conn.execute("COMMIT")
+                    return _row_to_version(row), False
+                found = conn.execute(
+                    "SELECT last_version FROM model_counters WHERE name = ?", (draft.name,)
+                ).fetchone()
+                version = (found[0] if found else 0) + 1
+                conn.execute(
+                    "INSERT INTO model_counters (name, last_version) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET last_version = excluded.last_version",
+                    (draft.name, version),
+                )
+                conn.execute(
+                    f"INSERT INTO model_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        draft.name,
+                        version,
+                        draft.format,
+                        draft.sha256,
+                        draft.size_bytes,
+                        _specs_json(draft.inputs),
+                        _specs_json(draft.outputs),
+                        json.dumps(asdict(draft.config)),
+                        json.dumps(draft.labels, sort_keys=True),
+                        draft.created_unix_ms,
+                    ),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return replace(draft, version=version), True
+
+        return await self._run(tx)
+
+    async def list(self, name: str = "") -> list[ModelVersion]:
+        def query(conn: sqlite3.Connection) -> list[ModelVersion]:
+            if name:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version", (name,)
+                ).fetchall()
+            else:
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions ORDER BY name, version").fetchall()
+            return [_row_to_version(r) for r in rows]
+
+        return await self._run(query)
+
+    async def get(self, name: str, version: int = 0) -> ModelVersion | None:
+        """The given version, or the latest one when version is 0; None if absent."""
+
+        def query(conn: sqlite3.Connection) -> ModelVersion | None:
+            if version:
+                sql = f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? AND version = ?"
+                row = conn.execute(sql, (name, version)).fetchone()
+            else:
+                sql = f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version DESC LIMIT 1"
+                row = conn.execute(sql, (name,)).fetchone()
+            return _row_to_version(row) if row else None
+
+        return await self._run(query)
+
+    async def delete(self, name: str, version: int = 0) -> list[ModelVersion]:
+        """Deletes one version (or all when version is 0); returns what was deleted.
+        The version counter is kept, so deleted versions are never issued again."""
+
+        def tx(conn: sqlite3.Connection) -> list[ModelVersion]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                where, args = ("name = ? AND version = ?", (name, version)) if version else ("name = ?", (name,))
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE {where}", args).fetchall()
+                conn.execute(f"DELETE FROM model_versions WHERE {where}", args)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return [_row_to_version(r) for r in rows]
+
+        return await self._run(tx)
+
+    async def digest_in_use(self, sha256: str) -> bool:
+        def query(conn: sqlite3.Connection) -> bool:
+            return conn.execute("SELECT 1 FROM model_versions WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+        return await self._run(query)
