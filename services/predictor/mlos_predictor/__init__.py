@@ -1,0 +1,1 @@
+"""Predictor service: learns from execution telemetry and answers latency questions."""

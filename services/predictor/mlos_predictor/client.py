@@ -1,0 +1,95 @@
+"""Small async clients of the predictor: PredictorClient (requests) and TelemetryStreamer.
+
+TelemetryStreamer (see mlos_predictor.streamer) is what an executor uses on its data plane:
+offer() never waits on the predictor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterable, AsyncIterator, Iterable
+
+from grpc import aio
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+
+from mlos_common.bootstrap import client_channel
+from mlos_common.config import ServiceSettings
+from mlos_common.errors import error_for_code
+from mlos_predictor.convert import record_to_proto, summary_from_proto
+from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
+
+__all__ = ["PredictorClient", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
+
+Record = ExecutionRecord | predictor_pb2.ExecutionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryAck:
+    accepted: int
+    rejected: int
+
+
+class PredictorClient:
+    """`async with PredictorClient(addr) as c: await c.latency_summary("resnet")`.
+
+    Failures are raised as typed mlos_common errors (NotFound, InvalidArgument, Unavailable...).
+    """
+
+    def __init__(
+        self,
+        addr: str,
+        *,
+        settings: ServiceSettings | None = None,
+        tracer_provider: TracerProvider | None = None,
+        timeout_s: float | None = 10.0,
+    ) -> None:
+        self.addr = addr
+        self._settings = settings
+        self._tracer_provider = tracer_provider
+        self._timeout_s = timeout_s
+        self._channel: aio.Channel | None = None
+        self._stub: predictor_pb2_grpc.PredictorStub | None = None
+
+    async def __aenter__(self) -> PredictorClient:
+        self._channel = client_channel(self.addr, self._settings, self._tracer_provider)
+        self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = self._stub = None
+
+    @property
+    def stub(self) -> predictor_pb2_grpc.PredictorStub:
+        if self._stub is None:
+            raise RuntimeError("PredictorClient is not open; use `async with`")
+        return self._stub
+
+    async def report(self, records: AsyncIterable[Record] | Iterable[Record]) -> TelemetryAck:
+        """Streams records in one ReportTelemetry call; returns the server's counts."""
+
+        async def requests() -> AsyncIterator[predictor_pb2.ExecutionRecord]:
+            if isinstance(records, AsyncIterable):
+                async for rec in records:
+                    yield record_to_proto(rec)
+            else:
+                for rec in records:
+                    yield record_to_proto(rec)
+
+        try:
+            ack = await self.stub.ReportTelemetry(requests())
+        except aio.AioRpcError as exc:
+            raise error_for_code(exc.code().name, exc.details() or "") from exc
+        return TelemetryAck(accepted=ack.accepted, rejected=ack.rejected)
+
+    async def latency_summary(self, model: str = "", version: int = 0) -> list[LatencySummary]:
+        """Summaries for `model` (empty = every model); version 0 aggregates all versions."""
+        request = predictor_pb2.LatencySummaryRequest(model_name=model, model_version=version)
+        try:
+            reply = await self.stub.GetLatencySummary(request, timeout=self._timeout_s)
+        except aio.AioRpcError as exc:
+            raise error_for_code(exc.code().name, exc.details() or "") from exc
+        return [summary_from_proto(s) for s in reply.summaries]

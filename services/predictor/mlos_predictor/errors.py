@@ -1,0 +1,19 @@
+"""Predictor errors: typed, carrying their gRPC status by name (see mlos_common.errors)."""
+
+from __future__ import annotations
+
+from mlos_common.errors import InvalidArgument, NotFound
+
+
+class UnknownModel(NotFound):
+    """No telemetry has been seen for this model (or this version of it)."""
+
+    def __init__(self, model_name: str, model_version: int = 0) -> None:
+        what = f"model {model_name!r}" if model_version == 0 else f"model {model_name!r} version {model_version}"
+        super().__init__(f"no telemetry recorded for {what}")
+        self.model_name = model_name
+        self.model_version = model_version
+
+
+class BadQuery(InvalidArgument):
+    """A latency query that can never be answered (e.g. a negative version)."""

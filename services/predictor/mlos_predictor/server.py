@@ -1,0 +1,45 @@
+"""Builds the predictor's gRPC server (create_server) and its process start-up (start)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from grpc import aio
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_serving
+from mlos_common.service_main import Closer
+from mlos_predictor.config import PredictorSettings
+from mlos_predictor.latency import LatencyBook
+from mlos_predictor.servicer import PredictorServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
+
+
+def predictor_services(book: LatencyBook) -> list[GrpcService]:
+    servicer = PredictorServicer(book)
+    return [
+        GrpcService(SERVICE_NAME, lambda server: predictor_pb2_grpc.add_PredictorServicer_to_server(servicer, server))
+    ]
+
+
+def create_server(
+    settings: PredictorSettings, book: LatencyBook, parts: ServerParts | None = None
+) -> tuple[aio.Server, int]:
+    """The bound (not yet started) server and its port. Health stays NOT_SERVING until set."""
+    return build_server(settings, predictor_services(book), parts or ServerParts())
+
+
+async def start(
+    settings: PredictorSettings, parts: ServerParts, metrics_registry: CollectorRegistry
+) -> tuple[aio.Server, int, Sequence[Closer]]:
+    book = LatencyBook(window=settings.window, max_models=settings.max_models, registry=metrics_registry)
+    services = predictor_services(book)
+    server, port = build_server(settings, services, parts)
+    await set_serving(parts, services, True)
+    log.info("predictor on %s:%d (window %d, max %d series)", settings.host, port, settings.window, settings.max_models)
+    return server, port, []
