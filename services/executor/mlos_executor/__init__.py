@@ -1,0 +1,1 @@
+"""MLOS executor: owns the hardware, loads model artifacts and runs batches."""

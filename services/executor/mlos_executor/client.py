@@ -1,0 +1,72 @@
+"""Small async client for the executor, used by the scheduler."""
+
+from __future__ import annotations
+
+from grpc import aio
+from opentelemetry.sdk.trace import TracerProvider
+
+from mlos.common.v1 import tensor_pb2
+from mlos.executor.v1 import executor_pb2 as pb
+from mlos.executor.v1 import executor_pb2_grpc as pbg
+from mlos_common.bootstrap import client_channel
+from mlos_common.config import ServiceSettings
+from mlos_common.errors import Unavailable, error_for_code, MlosError
+
+
+def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
+    """A peer's failure as a typed error; transport failures say which executor."""
+    code = exc.code().name
+    if code in ("UNAVAILABLE", "CANCELLED") or code == "UNKNOWN":
+        return Unavailable(f"executor {addr} unavailable: {exc.details()}")
+    return error_for_code(code, exc.details() or code)
+
+
+class ExecutorClient:
+    def __init__(self, addr: str, *, settings: ServiceSettings | None = None,
+                 tracer_provider: TracerProvider | None = None) -> None:
+        self.addr = addr
+        self._channel = client_channel(addr, settings, tracer_provider)
+        self._stub = pbg.ExecutorStub(self._channel)
+
+    async def __aenter__(self) -> "ExecutorClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def load(self, name: str, version: int, sha256: str, timeout_s: float | None = None) -> pb.LoadedModel:
+        try:
+            reply = await self._stub.LoadModel(
+                pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256), timeout=timeout_s
+            )
+        except aio.AioRpcError as exc:
+            raise relay(exc, self.addr) from None
+        return reply.model
+
+    async def unload(self, name: str, version: int) -> bool:
+        try:
+            reply = await self._stub.UnloadModel(pb.UnloadModelRequest(model=pb.ModelKey(name=name, version=version)))
+        except aio.AioRpcError as exc:
+            raise relay(exc, self.addr) from None
+        return reply.unloaded
+
+    async def execute(
+        self, name: str, version: int, inputs: list[tensor_pb2.Tensor], output_names: list[str],
+        timeout_s: float | None = None,
+    ) -> pb.ExecuteBatchResponse:
+        request = pb.ExecuteBatchRequest(
+            model=pb.ModelKey(name=name, version=version), inputs=inputs, output_names=output_names
+        )
+        try:
+            return await self._stub.ExecuteBatch(request, timeout=timeout_s)
+        except aio.AioRpcError as exc:
+            raise relay(exc, self.addr) from None
+
+    async def status(self, timeout_s: float = 5.0) -> pb.StatusResponse:
+        try:
+            return await self._stub.Status(pb.StatusRequest(), timeout=timeout_s)
+        except aio.AioRpcError as exc:
+            raise relay(exc, self.addr) from None

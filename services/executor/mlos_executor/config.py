@@ -1,0 +1,24 @@
+"""Executor settings (env prefix MLOS_EXECUTOR_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mlos_common.config import ServiceSettings
+
+
+class ExecutorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOS_EXECUTOR_")
+
+    grpc_port: int = 8201
+    metrics_port: int = 8202
+    executor_id: str = Field("executor-0", description="Name reported in status and telemetry.")
+    registry_addr: str = Field("127.0.0.1:8101", description="Registry to fetch artifacts from.")
+    predictor_addr: str = Field("", description="Predictor to stream telemetry to; empty = none.")
+    cache_dir: Path = Field(Path("~/.mlos/executor").expanduser(), description="Verified artifacts.")
+    device: str = Field("auto", description="auto (CUDA when available), cpu or cuda.")
+    intra_op_threads: int = Field(1, description="ONNX Runtime threads inside one execution.")
+    execution_slots: int = Field(2, description="Batches that may run at the same time.")

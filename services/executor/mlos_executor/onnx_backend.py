@@ -1,0 +1,76 @@
+"""ONNX Runtime backend: one InferenceSession per loaded model version.
+
+Sessions are always created from a file path (never from bytes), so ONNX Runtime applies its
+external-data path checks. CUDA is used when the device setting allows it and the installed
+onnxruntime has the provider; otherwise CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mlos_common.signatures import TensorSpec
+from mlos_common.tensors import ONNX_TYPES
+from mlos_executor.errors import ModelLoadFailed
+
+log = logging.getLogger(__name__)
+
+
+def choose_providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise ModelLoadFailed("device 'cuda' requested but onnxruntime has no CUDAExecutionProvider")
+    return ["CPUExecutionProvider"]
+
+
+def _specs(args: list) -> tuple[TensorSpec, ...]:
+    specs = []
+    for a in args:
+        dtype = ONNX_TYPES.get(a.type)
+        if dtype is None:  # sequence/map outputs cannot travel as v2 tensors
+            continue
+        shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in a.shape)
+        specs.append(TensorSpec(a.name, dtype, shape))
+    return tuple(specs)
+
+
+@dataclass
+class OnnxModel:
+    session: ort.InferenceSession
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    providers: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: Path, *, device: str, intra_op_threads: int) -> "OnnxModel":
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        # Spinning workers burn the cores the gRPC servers need on small machines.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = choose_providers(device)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelLoadFailed(f"onnxruntime could not load the model: {_short(exc)}") from exc
+        return cls(
+            session=session,
+            inputs=_specs(session.get_inputs()),
+            outputs=_specs(session.get_outputs()),
+            providers=tuple(session.get_providers()),
+        )
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray]:
+        return self.session.run(output_names, feeds)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

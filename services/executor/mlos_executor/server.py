@@ -1,0 +1,65 @@
+"""Executor server: create_server for tests, start for `python -m mlos_executor`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grpc import aio
+from prometheus_client import CollectorRegistry
+
+from mlos.executor.v1 import executor_pb2_grpc as pbg
+from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
+from mlos_executor.config import ExecutorSettings
+from mlos_executor.core import ExecutorCore, Fetcher
+from mlos_executor.servicer import ExecutorServicer
+
+SERVICE = "mlos.executor.v1.Executor"
+
+
+def services(core: ExecutorCore) -> list[GrpcService]:
+    servicer = ExecutorServicer(core)
+    return [GrpcService(SERVICE, lambda s: pbg.add_ExecutorServicer_to_server(servicer, s))]
+
+
+def create_server(
+    settings: ExecutorSettings, core: ExecutorCore, parts: ServerParts | None = None
+) -> tuple[aio.Server, int]:
+    return build_server(settings, services(core), parts or ServerParts())
+
+
+def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
+    from mlos_registry.client import RegistryClient
+
+    async def fetch(name: str, version: int, dest_dir: Path) -> tuple[Path, str]:
+        dest = dest_dir / f".incoming-{name}-{version}.onnx"
+        channel = client_channel(settings.registry_addr, settings, parts.tracer_provider)
+        async with RegistryClient(settings.registry_addr, channel=channel) as client:
+            try:
+                return await client.fetch_artifact(name, version, dest)
+            finally:
+                await channel.close()
+
+    return fetch
+
+
+async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
+    from mlos_executor.telemetry import ExecutorMetrics, telemetry_sink
+
+    metrics = ExecutorMetrics(registry)
+    sink, streamer = telemetry_sink(settings, metrics)
+    core = ExecutorCore(
+        executor_id=settings.executor_id,
+        cache_dir=settings.cache_dir,
+        fetch=registry_fetcher(settings, parts),
+        device=settings.device,
+        intra_op_threads=settings.intra_op_threads,
+        execution_slots=settings.execution_slots,
+        sink=sink,
+    )
+    svcs = services(core)
+    server, port = build_server(settings, svcs, parts)
+    await set_serving(parts, svcs, True)
+    closers = [core.close]
+    if streamer is not None:
+        closers.insert(0, streamer.close)
+    return server, port, closers
