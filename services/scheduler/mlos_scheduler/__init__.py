@@ -1,0 +1,1 @@
+"""MLOS scheduler: the Open Inference Protocol front door, batching and routing."""

@@ -1,0 +1,24 @@
+"""Scheduler settings (env prefix MLOS_SCHEDULER_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mlos_common.config import ServiceSettings
+
+
+class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOS_SCHEDULER_")
+
+    grpc_port: int = 8001  # Triton's ports, so existing clients and dashboards just work
+    metrics_port: int = 8002
+    registry_addr: str = Field("127.0.0.1:8101", description="Registry (model metadata).")
+    executor_addrs: str = Field("127.0.0.1:8201", description="Comma-separated executors.")
+    max_queue_size: int = Field(1024, description="Pending requests per model before RESOURCE_EXHAUSTED.")
+    execute_timeout_s: float = Field(60.0, description="Executor call limit when the client sets no deadline.")
+    peer_check_interval_s: float = Field(1.0, description="How often peer health is checked.")
+    batch_slots: int = Field(2, description="Batches of one model in flight at once (per executor).")
+
+    def executor_list(self) -> list[str]:
+        return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]

@@ -1,0 +1,107 @@
+"""Open Inference Protocol messages <-> scheduler domain types."""
+
+from __future__ import annotations
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos_common.errors import Unimplemented
+from mlos_common.tensors import array_from_values, array_to_raw, dtype
+from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
+from mlos_scheduler.errors import BadRequest
+
+DATA_TYPES = {
+    "BOOL": pb.TYPE_BOOL, "UINT8": pb.TYPE_UINT8, "UINT16": pb.TYPE_UINT16, "UINT32": pb.TYPE_UINT32,
+    "UINT64": pb.TYPE_UINT64, "INT8": pb.TYPE_INT8, "INT16": pb.TYPE_INT16, "INT32": pb.TYPE_INT32,
+    "INT64": pb.TYPE_INT64, "FP16": pb.TYPE_FP16, "FP32": pb.TYPE_FP32, "FP64": pb.TYPE_FP64,
+    "BYTES": pb.TYPE_STRING, "BF16": pb.TYPE_BF16,
+}
+SHM_PARAMS = ("shared_memory_region", "shared_memory_offset", "shared_memory_byte_size")
+
+
+def _int_param(p: pb.InferParameter, name: str) -> int:
+    kind = p.WhichOneof("parameter_choice")
+    if kind in ("int64_param", "uint64_param"):
+        return getattr(p, kind)
+    raise BadRequest(f"parameter {name!r} must be an integer, got {kind or 'nothing'}")
+
+
+def infer_request(msg: pb.ModelInferRequest, time_remaining: float | None, now: float) -> InferRequest:
+    if not msg.model_name:
+        raise BadRequest("model_name is empty")
+    raw = msg.raw_input_contents
+    if raw and len(raw) != len(msg.inputs):
+        raise BadRequest(f"raw_input_contents has {len(raw)} entries for {len(msg.inputs)} inputs")
+    inputs = []
+    for i, t in enumerate(msg.inputs):
+        if any(k in t.parameters for k in SHM_PARAMS):
+            raise Unimplemented("system shared memory inputs are not supported yet; send raw_input_contents")
+        shape = tuple(t.shape)
+        if raw:
+            if t.HasField("contents"):
+                raise BadRequest(f"input {t.name!r} sets contents while raw_input_contents is used")
+            inputs.append(Tensor(t.name, t.datatype, shape, raw[i]))
+            continue
+        dt = dtype(t.datatype)
+        if not dt.contents_field:
+            raise BadRequest(f"input {t.name!r}: {t.datatype} can only travel in raw_input_contents")
+        values = getattr(t.contents, dt.contents_field)
+        array = array_from_values(t.name, t.datatype, shape, values)
+        inputs.append(Tensor(t.name, t.datatype, shape, array_to_raw(array)))
+    params = msg.parameters
+    priority = _int_param(params["priority"], "priority") if "priority" in params else 0
+    timeout_us = _int_param(params["timeout"], "timeout") if "timeout" in params else 0
+    if priority < 0 or timeout_us < 0:
+        raise BadRequest("priority and timeout must not be negative")
+    limits = [x for x in (time_remaining, timeout_us / 1e6 if timeout_us else None) if x is not None]
+    return InferRequest(
+        model=msg.model_name,
+        version=msg.model_version,
+        id=msg.id,
+        inputs=inputs,
+        outputs=[o.name for o in msg.outputs],
+        priority=priority,
+        timeout_us=timeout_us,
+        deadline=now + min(limits) if limits else None,
+    )
+
+
+def infer_response(result: InferResult) -> pb.ModelInferResponse:
+    return pb.ModelInferResponse(
+        model_name=result.model,
+        model_version=str(result.version),
+        id=result.id,
+        outputs=[pb.ModelInferResponse.InferOutputTensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                 for t in result.outputs],
+        raw_output_contents=[t.raw for t in result.outputs],
+    )
+
+
+def model_metadata(m: ModelInfo) -> pb.ModelMetadataResponse:
+    tm = pb.ModelMetadataResponse.TensorMetadata
+    return pb.ModelMetadataResponse(
+        name=m.name,
+        versions=[str(m.version)],
+        platform=m.platform,
+        inputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in m.inputs],
+        outputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in m.outputs],
+    )
+
+
+def model_config(m: ModelInfo) -> pb.ModelConfig:
+    cut = 1 if m.max_batch_size > 0 else 0  # Triton: dims exclude the batch dimension
+    config = pb.ModelConfig(
+        name=m.name,
+        platform=m.platform,
+        backend="onnxruntime",
+        max_batch_size=m.max_batch_size,
+        input=[pb.ModelInput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape[cut:]) for s in m.inputs],
+        output=[pb.ModelOutput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape[cut:]) for s in m.outputs],
+        instance_group=[
+            pb.ModelInstanceGroup(
+                count=max(1, m.instance_count),
+                kind=pb.ModelInstanceGroup.KIND_GPU if m.device == "cuda" else pb.ModelInstanceGroup.KIND_AUTO,
+            )
+        ],
+    )
+    if m.max_batch_size > 0:
+        config.dynamic_batching.max_queue_delay_microseconds = m.max_queue_delay_us
+    return config

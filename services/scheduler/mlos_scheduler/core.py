@@ -1,0 +1,241 @@
+"""The scheduler's domain: which models are served where, admission, batching and routing.
+
+No grpc here: the registry is reached through injected lookups, executors through ExecutorPort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_common.signatures import TensorHeader, validate_inputs
+from mlos_common.tensors import check_raw_size
+from mlos_scheduler.batcher import BatcherStats, DynamicBatcher
+from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
+from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, NoExecutor
+from mlos_scheduler.executors import ExecutorPort
+from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.stats import StatsBook
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[str, int], Awaitable[ModelInfo]]      # (name, version 0 = latest); raises NotFound
+Lister = Callable[[], Awaitable[list[ModelInfo]]]
+
+
+def parse_version(version: str) -> int:
+    if not version:
+        return 0
+    try:
+        value = int(version)
+    except ValueError:
+        raise BadRequest(f"model version must be an integer, got {version!r}") from None
+    if value <= 0:
+        raise BadRequest(f"model version must be positive, got {version!r}")
+    return value
+
+
+@dataclass
+class Served:
+    model: ModelInfo
+    batcher: DynamicBatcher
+    executors: list[ExecutorPort]
+
+
+@dataclass
+class Scheduler:
+    lookup: Lookup
+    lister: Lister
+    executors: list[ExecutorPort]
+    stats: StatsBook = field(default_factory=StatsBook)
+    max_queue_size: int = 1024
+    batch_slots: int = 2
+    execute_timeout_s: float = 60.0
+    auto_load: bool = True
+    served: dict[tuple[str, int], Served] = field(default_factory=dict)
+    latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
+    peers_ready: bool = False
+
+    def __post_init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # ---- serving set ----
+
+    def find(self, name: str, version: str) -> Served | None:
+        v = parse_version(version) or self.latest.get(name, 0)
+        return self.served.get((name, v)) if v else None
+
+    async def load(self, name: str, version: int = 0, timeout_s: float | None = None) -> ModelInfo:
+        """Loads a version (0 = latest) on an executor; answers for "" from then on."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            model = await self.lookup(name, version)
+            key = (name, model.version)
+            if key not in self.served:
+                placed = await self._place(model, timeout_s)
+                batcher = DynamicBatcher(
+                    model=model,
+                    run_batch=self._run_batch,
+                    max_queue_size=self.max_queue_size,
+                    slots=self.batch_slots * len(placed),
+                    on_dispatch=self._on_dispatch,
+                )
+                self.served[key] = Served(model, batcher, placed)
+                self.stats.pending.labels(name, str(model.version)).set_function(
+                    lambda b=batcher: b.stats().pending
+                )
+            if model.version >= self.latest.get(name, 0):
+                self.latest[name] = model.version
+            return model
+
+    async def _place(self, model: ModelInfo, timeout_s: float | None) -> list[ExecutorPort]:
+        candidates = [e for e in self.executors if e.healthy] or list(self.executors)
+        if not candidates:
+            raise NoExecutor("no executor is configured")
+        errors = []
+        for executor in sorted(candidates, key=lambda e: e.in_flight):
+            try:
+                await executor.load(model, timeout_s)
+                return [executor]
+            except Unavailable as exc:
+                errors.append(f"{executor.addr}: {exc.message}")
+        raise NoExecutor(f"could not load {model.name!r} v{model.version}: {'; '.join(errors)}")
+
+    async def unload(self, name: str) -> int:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            keys = [k for k in self.served if k[0] == name]
+            if not keys:
+                raise ModelNotFound(f"model {name!r} is not loaded")
+            for key in keys:
+                served = self.served.pop(key)
+                await served.batcher.close(f"model {name!r} v{key[1]} was unloaded")
+                for executor in served.executors:
+                    try:
+                        await executor.unload(served.model)
+                    except MlosError as exc:
+                        log.warning("unload of %s on %s failed: %s", name, executor.addr, exc.message)
+            self.latest.pop(name, None)
+            return len(keys)
+
+    def model_ready(self, name: str, version: str) -> bool:
+        return self.peers_ready and self.find(name, version) is not None
+
+    async def describe(self, name: str, version: str) -> ModelInfo:
+        served = self.find(name, version)
+        if served is not None:
+            return served.model
+        return await self.lookup(name, parse_version(version))
+
+    async def index(self, ready_only: bool) -> list[IndexEntry]:
+        entries = []
+        for m in await self.lister():
+            ready = (m.name, m.version) in self.served
+            if ready or not ready_only:
+                entries.append(
+                    IndexEntry(m.name, m.version, "READY" if ready else "UNAVAILABLE", "" if ready else "unloaded")
+                )
+        return entries
+
+    # ---- inference ----
+
+    async def infer(self, request: InferRequest) -> InferResult:
+        start = time.perf_counter_ns()
+        served = self.find(request.model, request.version)
+        if served is None:
+            if not self.auto_load:
+                raise ModelNotReady(f"model {request.model!r} is not loaded; load it first")
+            model = await self.load(request.model, parse_version(request.version), _remaining(request))
+            served = self.served[(model.name, model.version)]
+        model = served.model
+        try:
+            admit(model, request)
+            result = await served.batcher.submit(request)
+        except MlosError as exc:
+            self.stats.failed(model.name, model.version, exc.code, time.perf_counter_ns() - start)
+            raise
+        self.stats.succeeded(model.name, model.version, request.rows, time.perf_counter_ns() - start)
+        return result
+
+    def _on_dispatch(self, model: ModelInfo, requests: list[InferRequest], waits: list[float]) -> None:
+        self.stats.dispatched(model.name, model.version, waits)
+
+    async def _run_batch(
+        self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
+    ) -> list[InferResult]:
+        inputs = merge_inputs(requests, model.max_batch_size > 0)
+        outputs_wanted = requests[0].outputs
+        served = self.served.get((model.name, model.version))
+        executors = served.executors if served else []
+        if not executors:
+            raise ModelNotReady(f"model {model.name!r} v{model.version} is no longer loaded")
+        limit = timeout_s if timeout_s is not None else self.execute_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        last: MlosError | None = None
+        # Executing is a pure function of the inputs, so retrying on UNAVAILABLE is safe while time allows.
+        for executor in sorted(executors, key=lambda e: (not e.healthy, e.in_flight)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                outputs, compute_ns = await executor.execute(model, inputs, outputs_wanted, remaining)
+            except Unavailable as exc:
+                executor.healthy = False
+                last = exc
+                continue
+            rows = sum(r.rows for r in requests)
+            self.stats.executed(model.name, model.version, rows, len(requests), compute_ns)
+            return [
+                InferResult(model.name, model.version, r.id, outs)
+                for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
+            ]
+        if last is not None:
+            raise last
+        raise DeadlineExceeded(f"no time left to run model {model.name!r}")
+
+    def queue_stats(self) -> list[tuple[ModelInfo, BatcherStats]]:
+        return [(s.model, s.batcher.stats()) for s in self.served.values()]
+
+    async def close(self) -> None:
+        for served in self.served.values():
+            await served.batcher.close("scheduler is shutting down")
+        for executor in self.executors:
+            await executor.close()
+
+
+def _remaining(request: InferRequest) -> float | None:
+    if request.deadline is None:
+        return None
+    return max(0.0, request.deadline - asyncio.get_running_loop().time())
+
+
+def admit(model: ModelInfo, request: InferRequest) -> None:
+    """Checks a request against the model before it is queued: names, datatypes, shapes, sizes.
+
+    Sizes are computed from the declared shape, so nothing of the claimed size is allocated.
+    """
+    validate_inputs(model.name, model.inputs, (TensorHeader(t.name, t.datatype, t.shape) for t in request.inputs))
+    for t in request.inputs:
+        check_raw_size(t.name, t.datatype, t.shape, len(t.raw))
+    known = {o.name for o in model.outputs}
+    unknown = [o for o in request.outputs if o not in known]
+    if unknown:
+        raise BadRequest(f"model {model.name!r} has no outputs {unknown}; it has {sorted(known)}")
+    if model.max_batch_size > 0:
+        rows = {t.shape[0] for t in request.inputs}
+        if len(rows) != 1:
+            raise BadRequest(f"inputs disagree on the batch size (first dimension): {sorted(rows)}")
+        request.rows = rows.pop()
+        if request.rows < 1:
+            raise BadRequest("batch size (first dimension) must be at least 1")
+        if request.rows > model.max_batch_size:
+            raise BadRequest(
+                f"batch size {request.rows} exceeds max_batch_size {model.max_batch_size} of model {model.name!r}"
+            )
+    else:
+        request.rows = 1

@@ -1,0 +1,69 @@
+"""Truthful readiness: the scheduler is ready only while its peers answer their health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Peer:
+    name: str
+    addr: str
+    serving: bool = False
+    channel: aio.Channel | None = None
+
+    async def check(self, timeout_s: float) -> bool:
+        if self.channel is None:
+            self.channel = aio.insecure_channel(self.addr)
+        try:
+            reply = await health_pb2_grpc.HealthStub(self.channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+        except aio.AioRpcError:
+            return False
+
+
+@dataclass
+class PeerMonitor:
+    peers: list[Peer]
+    interval_s: float
+    on_change: Callable[[], Awaitable[None]]
+    _task: asyncio.Task | None = field(default=None, init=False)
+
+    async def check_all(self) -> None:
+        changed = False
+        results = await asyncio.gather(*(p.check(min(self.interval_s, 1.0)) for p in self.peers))
+        for peer, ok in zip(self.peers, results):
+            if ok != peer.serving:
+                log.info("peer %s (%s) is %s", peer.name, peer.addr, "SERVING" if ok else "NOT SERVING")
+                peer.serving = ok
+                changed = True
+        if changed:
+            await self.on_change()
+
+    def start(self) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.check_all()
+                except Exception:  # noqa: BLE001 - the monitor must outlive one bad round
+                    log.exception("peer check failed")
+                await asyncio.sleep(self.interval_s)
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for p in self.peers:
+            if p.channel is not None:
+                await p.channel.close()

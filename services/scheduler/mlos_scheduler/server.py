@@ -1,0 +1,90 @@
+"""Scheduler server: create_server for tests, start for `python -m mlos_scheduler`."""
+
+from __future__ import annotations
+
+from grpc import aio
+from prometheus_client import CollectorRegistry
+
+from mlos.inference import grpc_service_pb2_grpc as pbg
+from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
+from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
+from mlos_executor.client import ExecutorClient
+from mlos_registry.client import RegistryClient
+from mlos_scheduler.catalog import registry_catalog
+from mlos_scheduler.config import SchedulerSettings
+from mlos_scheduler.core import Scheduler
+from mlos_scheduler.executors import RemoteExecutor
+from mlos_scheduler.peers import Peer, PeerMonitor
+from mlos_scheduler.servicer import AdminServicer, InferenceServicer
+from mlos_scheduler.stats import StatsBook
+
+INFERENCE_SERVICE = "inference.GRPCInferenceService"
+ADMIN_SERVICE = "mlos.scheduler.v1.SchedulerAdmin"
+
+
+def services(core: Scheduler) -> list[GrpcService]:
+    inference = InferenceServicer(core)
+    admin = AdminServicer(core)
+    return [
+        GrpcService(INFERENCE_SERVICE, lambda s: pbg.add_GRPCInferenceServiceServicer_to_server(inference, s)),
+        GrpcService(ADMIN_SERVICE, lambda s: spbg.add_SchedulerAdminServicer_to_server(admin, s)),
+    ]
+
+
+def create_server(
+    settings: SchedulerSettings, core: Scheduler, parts: ServerParts | None = None
+) -> tuple[aio.Server, int]:
+    return build_server(settings, services(core), parts or ServerParts())
+
+
+def build_core(
+    settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry | None
+) -> tuple[Scheduler, RegistryClient]:
+    registry_client = RegistryClient(
+        settings.registry_addr, channel=client_channel(settings.registry_addr, settings, parts.tracer_provider)
+    )
+    lookup, lister = registry_catalog(registry_client)
+    executors = [
+        RemoteExecutor(ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider))
+        for addr in settings.executor_list()
+    ]
+    core = Scheduler(
+        lookup=lookup,
+        lister=lister,
+        executors=executors,
+        stats=StatsBook(registry),
+        max_queue_size=settings.max_queue_size,
+        batch_slots=settings.batch_slots,
+        execute_timeout_s=settings.execute_timeout_s,
+    )
+    return core, registry_client
+
+
+def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]) -> PeerMonitor:
+    """Ready = the registry and at least one executor answer SERVING."""
+    registry_peer = Peer("registry", settings.registry_addr)
+    executor_peers = [Peer("executor", e.addr) for e in core.executors]
+
+    async def on_change() -> None:
+        for executor, peer in zip(core.executors, executor_peers):
+            executor.healthy = peer.serving
+        core.peers_ready = registry_peer.serving and any(p.serving for p in executor_peers)
+        await set_serving(parts, svcs, core.peers_ready)
+
+    return PeerMonitor([registry_peer, *executor_peers], settings.peer_check_interval_s, on_change)
+
+
+async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
+    core, registry_client = build_core(settings, parts, registry)
+    svcs = services(core)
+    server, port = build_server(settings, svcs, parts)
+    await set_serving(parts, svcs, False)
+    monitor = peer_monitor(settings, core, parts, svcs)
+    await monitor.check_all()
+    monitor.start()
+
+    async def close_core() -> None:
+        await core.close()
+        await registry_client.close()
+
+    return server, port, [monitor.close, close_core]

@@ -1,0 +1,143 @@
+"""Thin servicers: the Open Inference Protocol front door and the MLOS admin extension."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos.inference import grpc_service_pb2_grpc as pbg
+from mlos.scheduler.v1 import scheduler_pb2 as spb
+from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
+from mlos_common.errors import MlosError
+from mlos_scheduler import convert
+from mlos_scheduler.core import Scheduler, parse_version
+from mlos_scheduler.stats import Duration
+
+SERVER_NAME = "mlos"
+SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
+
+
+def _dur(d: Duration) -> pb.StatisticDuration:
+    return pb.StatisticDuration(count=d.count, ns=d.ns)
+
+
+class InferenceServicer(pbg.GRPCInferenceServiceServicer):
+    def __init__(self, core: Scheduler) -> None:
+        self._core = core
+
+    async def ServerLive(self, request, context) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self._core.peers_ready)
+
+    async def ModelReady(self, request, context) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self._core.model_ready(request.name, request.version))
+
+    async def ServerMetadata(self, request, context) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request, context) -> pb.ModelMetadataResponse:
+        return convert.model_metadata(await self._core.describe(request.name, request.version))
+
+    async def ModelConfig(self, request, context) -> pb.ModelConfigResponse:
+        return pb.ModelConfigResponse(config=convert.model_config(await self._core.describe(request.name, request.version)))
+
+    async def ModelInfer(self, request, context) -> pb.ModelInferResponse:
+        req = convert.infer_request(request, context.time_remaining(), asyncio.get_running_loop().time())
+        return convert.infer_response(await self._core.infer(req))
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        """Requests are served concurrently; responses (with their ids) come as each finishes.
+        A failed request yields an error_message and the stream goes on."""
+        out: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def one(msg: pb.ModelInferRequest) -> None:
+            try:
+                req = convert.infer_request(msg, None, loop.time())
+                reply = pb.ModelStreamInferResponse(infer_response=convert.infer_response(await self._core.infer(req)))
+            except MlosError as exc:
+                reply = pb.ModelStreamInferResponse(
+                    error_message=f"{exc.code}: {exc.message}",
+                    infer_response=pb.ModelInferResponse(model_name=msg.model_name, id=msg.id),
+                )
+            await out.put(reply)
+
+        async def read() -> None:
+            tasks = set()
+            async for msg in request_iterator:
+                task = loop.create_task(one(msg))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+            await out.put(None)
+
+        reader = loop.create_task(read())
+        try:
+            while (item := await out.get()) is not None:
+                yield item
+            await reader  # surface a broken request stream
+        finally:
+            reader.cancel()
+
+    async def ModelStatistics(self, request, context) -> pb.ModelStatisticsResponse:
+        version = parse_version(request.version)
+        stats = []
+        for (name, v), s in sorted(self._core.stats.models.items()):
+            if (request.name and name != request.name) or (version and v != version):
+                continue
+            stats.append(
+                pb.ModelStatistics(
+                    name=name, version=str(v), last_inference=s.last_inference_ms,
+                    inference_count=s.inference_count, execution_count=s.execution_count,
+                    inference_stats=pb.InferStatistics(
+                        success=_dur(s.success), fail=_dur(s.fail), queue=_dur(s.queue),
+                        compute_infer=_dur(s.compute_infer),
+                    ),
+                    batch_stats=[
+                        pb.InferBatchStatistics(batch_size=rows, compute_infer=_dur(d))
+                        for rows, d in sorted(s.batches.items())
+                    ],
+                )
+            )
+        if request.name and not stats:
+            await self._core.describe(request.name, request.version)  # NOT_FOUND for unknown models
+        return pb.ModelStatisticsResponse(model_stats=stats)
+
+    async def RepositoryIndex(self, request, context) -> pb.RepositoryIndexResponse:
+        entries = await self._core.index(request.ready)
+        mi = pb.RepositoryIndexResponse.ModelIndex
+        return pb.RepositoryIndexResponse(
+            models=[mi(name=e.name, version=str(e.version), state=e.state, reason=e.reason) for e in entries]
+        )
+
+    async def RepositoryModelLoad(self, request, context) -> pb.RepositoryModelLoadResponse:
+        await self._core.load(request.model_name, 0, context.time_remaining())
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request, context) -> pb.RepositoryModelUnloadResponse:
+        await self._core.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+class AdminServicer(spbg.SchedulerAdminServicer):
+    def __init__(self, core: Scheduler) -> None:
+        self._core = core
+
+    async def GetQueueStats(self, request, context) -> spb.GetQueueStatsResponse:
+        queues = []
+        for model, st in self._core.queue_stats():
+            if request.model_name and model.name != request.model_name:
+                continue
+            queues.append(
+                spb.QueueStats(
+                    model_name=model.name, model_version=model.version, pending=st.pending,
+                    in_flight_batches=st.in_flight, requests=st.requests, batches=st.batches,
+                    mean_batch_size=st.mean_batch_size, max_batch_size=model.max_batch_size,
+                    max_queue_delay_us=model.max_queue_delay_us,
+                )
+            )
+        return spb.GetQueueStatsResponse(queues=queues)

@@ -1,0 +1,97 @@
+"""Per-model inference statistics: Triton's ModelStatistics numbers and Prometheus series.
+
+Metric names mirror Triton's (nv_inference_* -> mlos_inference_*), so dashboards translate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mlos_common.metrics import LATENCY_BUCKETS_S
+
+
+@dataclass
+class Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, ns: int, n: int = 1) -> None:
+        self.count += n
+        self.ns += ns
+
+
+@dataclass
+class ModelStats:
+    name: str
+    version: int
+    last_inference_ms: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)
+    compute_infer: Duration = field(default_factory=Duration)
+    batches: dict[int, Duration] = field(default_factory=dict)  # batch rows -> compute
+
+
+class StatsBook:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.models: dict[tuple[str, int], ModelStats] = {}
+        r = registry or CollectorRegistry()
+        labels = ["model", "version"]
+        self._success = Counter("mlos_inference_request_success", "Successful inference requests.", labels, registry=r)
+        self._failure = Counter(
+            "mlos_inference_request_failure", "Failed inference requests, by status.", [*labels, "reason"], registry=r
+        )
+        self._count = Counter("mlos_inference_count", "Inferences performed (batch rows).", labels, registry=r)
+        self._exec = Counter("mlos_inference_exec_count", "Model executions (batches).", labels, registry=r)
+        self._queue_us = Counter(
+            "mlos_inference_queue_duration_us", "Cumulative time requests waited in the queue.", labels, registry=r
+        )
+        self._compute_us = Counter(
+            "mlos_inference_compute_infer_duration_us", "Cumulative executor compute time.", labels, registry=r
+        )
+        self._request = Histogram(
+            "mlos_inference_request_duration_seconds", "End-to-end request time in the scheduler.",
+            labels, buckets=LATENCY_BUCKETS_S, registry=r,
+        )
+        self.pending = Gauge(
+            "mlos_inference_pending_request_count", "Requests queued for a batch slot.", labels, registry=r
+        )
+
+    def model(self, name: str, version: int) -> ModelStats:
+        key = (name, version)
+        stats = self.models.get(key)
+        if stats is None:
+            stats = self.models[key] = ModelStats(name, version)
+        return stats
+
+    def succeeded(self, name: str, version: int, rows: int, duration_ns: int) -> None:
+        s = self.model(name, version)
+        s.success.add(duration_ns)
+        s.inference_count += rows
+        s.last_inference_ms = int(time.time() * 1000)
+        v = str(version)
+        self._success.labels(name, v).inc()
+        self._count.labels(name, v).inc(rows)
+        self._request.labels(name, v).observe(duration_ns / 1e9)
+
+    def failed(self, name: str, version: int, reason: str, duration_ns: int) -> None:
+        self.model(name, version).fail.add(duration_ns)
+        self._failure.labels(name, str(version), reason).inc()
+
+    def dispatched(self, name: str, version: int, queue_waits_s: list[float]) -> None:
+        total_ns = int(sum(queue_waits_s) * 1e9)
+        self.model(name, version).queue.add(total_ns, len(queue_waits_s))
+        self._queue_us.labels(name, str(version)).inc(total_ns / 1000)
+
+    def executed(self, name: str, version: int, rows: int, requests: int, compute_ns: int) -> None:
+        s = self.model(name, version)
+        s.execution_count += 1
+        s.compute_infer.add(compute_ns * requests, requests)
+        s.batches.setdefault(rows, Duration()).add(compute_ns)
+        self._exec.labels(name, str(version)).inc()
+        self._compute_us.labels(name, str(version)).inc(compute_ns / 1000)
