@@ -1,0 +1,1 @@
+"""The `mlos` command line."""

@@ -1,0 +1,189 @@
+"""The `mlos` command: bring the suite up, list and register models, run an inference."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mlos_common.errors import MlosError
+
+DEFAULT_HOME = Path("~/.mlos").expanduser()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlos", description="MLOS inference serving suite")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the four services locally and load the demo models")
+    up.add_argument("--home", type=Path, default=DEFAULT_HOME, help="data, artifacts and logs (default ~/.mlos)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--ephemeral-ports", action="store_true", help="let every service pick a free port")
+    up.add_argument("--no-demo", action="store_true", help="do not register the demo models")
+    up.add_argument("--json", action="store_true", help="print one JSON 'ready' line instead of a summary")
+    for name, (grpc_port, metrics_port) in (("scheduler", (8001, 8002)), ("registry", (8101, 8102)),
+                                            ("executor", (8201, 8202)), ("predictor", (8301, 8302))):
+        up.add_argument(f"--{name}-port", type=int, default=grpc_port, help=f"{name} gRPC port ({grpc_port})")
+        up.add_argument(f"--{name}-metrics-port", type=int, default=metrics_port, help=argparse.SUPPRESS)
+
+    models = sub.add_parser("models", help="models known to the suite")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    ls = msub.add_parser("list", help="every registered model and whether it is loaded")
+    ls.add_argument("--addr", default="127.0.0.1:8001", help="scheduler front door")
+    reg = msub.add_parser("register", help="register a model file and load it")
+    reg.add_argument("name")
+    reg.add_argument("path", type=Path)
+    reg.add_argument("--registry", default="127.0.0.1:8101")
+    reg.add_argument("--addr", default="127.0.0.1:8001", help="scheduler front door")
+
+    infer = sub.add_parser("infer", help="run one inference through the front door")
+    infer.add_argument("model")
+    infer.add_argument("--addr", default="127.0.0.1:8001")
+    infer.add_argument("--input", "-i", action="append", default=[], metavar="NAME=JSON",
+                       help="input as a JSON (nested) list; datatype and shape come from the model")
+    infer.add_argument("--demo-inputs", action="store_true", help="use the demo model's sample inputs")
+    infer.add_argument("--home", type=Path, default=DEFAULT_HOME)
+    return p
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from mlos_cli.launcher import Suite, SuiteConfig
+
+    ports = {n: (getattr(args, f"{n}_port"), getattr(args, f"{n}_metrics_port"))
+             for n in ("scheduler", "registry", "executor", "predictor")}
+    suite = Suite(SuiteConfig(home=args.home, host=args.host, ephemeral_ports=args.ephemeral_ports,
+                              demo=not args.no_demo, ports=ports))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await suite.start()
+    info = suite.endpoints()
+    if args.json:
+        print(json.dumps({"event": "ready", **info}), flush=True)
+    else:
+        print(_summary(info), flush=True)
+    waiter = asyncio.ensure_future(suite.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if waiter in done:
+        print(f"mlos: {waiter.result()} exited unexpectedly; stopping the suite (logs: {info['logs']})", file=sys.stderr)
+        code = 1
+    else:
+        waiter.cancel()
+    await suite.stop()
+    print("mlos: stopped", file=sys.stderr)
+    return code
+
+
+def _summary(info: dict) -> str:
+    lines = [
+        "MLOS is up.",
+        f"  front door (Open Inference Protocol gRPC, tritonclient-compatible): {info['scheduler_addr']}",
+    ]
+    for name in ("registry", "executor", "predictor"):
+        lines.append(f"  {name:<9} {info[name + '_addr']}")
+    for name, url in info["metrics"].items():
+        lines.append(f"  metrics   {name:<9} {url}")
+    lines.append(f"  models    {', '.join(info['models']) or '(none)'}")
+    lines.append(f"  logs      {info['logs']}")
+    lines.append("Try: mlos models list    mlos infer iris -i X='[[5.1,3.5,1.4,0.2]]'")
+    lines.append("Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+async def _models_list(args: argparse.Namespace) -> int:
+    from mlos_cli.frontdoor import FrontDoor
+
+    async with FrontDoor(args.addr) as front:
+        entries = await front.index()
+        print(f"{'MODEL':<20} {'VERSION':<8} {'STATE':<12} INPUTS -> OUTPUTS")
+        for e in entries:
+            meta = await front.metadata(e.name)
+            sig = ", ".join(f"{t.name}:{t.datatype}{list(t.shape)}" for t in meta.inputs)
+            out = ", ".join(f"{t.name}:{t.datatype}{list(t.shape)}" for t in meta.outputs)
+            print(f"{e.name:<20} {e.version:<8} {e.state:<12} {sig} -> {out}")
+    return 0
+
+
+async def _models_register(args: argparse.Namespace) -> int:
+    from mlos_cli.frontdoor import FrontDoor
+    from mlos_registry.client import RegistryClient
+
+    async with RegistryClient(args.registry) as registry:
+        mv = await registry.register(args.name, str(args.path.resolve()))
+    async with FrontDoor(args.addr) as front:
+        await front.load(args.name)
+    print(f"registered and loaded {mv.name} v{mv.version} ({mv.sha256[:12]}, max_batch_size {mv.config.max_batch_size})")
+    return 0
+
+
+_NUMPY = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32,
+          "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
+          "UINT64": np.uint64, "BOOL": np.bool_}
+
+
+async def _infer(args: argparse.Namespace) -> int:
+    from mlos_cli.frontdoor import FrontDoor
+
+    async with FrontDoor(args.addr) as front:
+        if args.demo_inputs:
+            from mlos_cli.demo import prepare_demo_models
+
+            demos = {d.name: d for d in prepare_demo_models(args.home / "demo")}
+            if args.model not in demos:
+                raise SystemExit(f"mlos: {args.model!r} is not a demo model ({', '.join(demos)})")
+            inputs = demos[args.model].sample_inputs()
+        else:
+            meta = await front.metadata(args.model)
+            types = {t.name: t.datatype for t in meta.inputs}
+            inputs = {}
+            for item in args.input:
+                name, _, text = item.partition("=")
+                if name not in types:
+                    raise SystemExit(f"mlos: model {args.model!r} has no input {name!r}; inputs: {sorted(types)}")
+                if types[name] == "BYTES":
+                    inputs[name] = np.array(json.loads(text), dtype=object)
+                else:
+                    inputs[name] = np.asarray(json.loads(text), dtype=_NUMPY[types[name]])
+        outputs = await front.infer(args.model, inputs)
+    print(json.dumps({k: _jsonable(v) for k, v in outputs.items()}, indent=1))
+    return 0
+
+
+def _jsonable(array: np.ndarray):
+    if array.dtype == object:
+        return [x.decode(errors="replace") if isinstance(x, bytes) else x for x in array.reshape(-1).tolist()]
+    if array.size > 64:
+        return {"shape": list(array.shape), "first": array.reshape(-1)[:16].tolist()}
+    return array.tolist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    handlers = {"up": _up, "infer": _infer}
+    if args.command == "models":
+        handler = _models_list if args.models_command == "list" else _models_register
+    else:
+        handler = handlers[args.command]
+    try:
+        return asyncio.run(handler(args))
+    except MlosError as exc:
+        print(f"mlos: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    except (TimeoutError, OSError, RuntimeError) as exc:
+        print(f"mlos: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""`mlos up`: the four services as local processes on loopback, with the demo models loaded.
+
+Services start in dependency order (registry, predictor, executor, scheduler). Each child
+prints one JSON "listening" line with its bound ports; the launcher reads it, waits for the
+standard health check, then starts the next one with the addresses it needs. On SIGTERM or
+Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlos_common.bootstrap import wait_for_serving
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {  # grpc, metrics; the scheduler takes Triton's 8001/8002
+    "registry": (8101, 8102),
+    "predictor": (8301, 8302),
+    "executor": (8201, 8202),
+    "scheduler": (8001, 8002),
+}
+ORDER = ["registry", "predictor", "executor", "scheduler"]
+
+
+@dataclass
+class SuiteConfig:
+    home: Path
+    host: str = "127.0.0.1"
+    ephemeral_ports: bool = False
+    demo: bool = True
+    startup_timeout_s: float = 60.0
+    ports: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+    grpc_port: int
+    metrics_port: int | None
+
+    def addr(self, host: str) -> str:
+        return f"{host}:{self.grpc_port}"
+
+
+class SuiteError(RuntimeError):
+    pass
+
+
+class Suite:
+    def __init__(self, config: SuiteConfig) -> None:
+        self.config = config
+        self.children: dict[str, Child] = {}
+        self.models: list[str] = []
+        self.log_dir = config.home / "logs"
+
+    def addr(self, name: str) -> str:
+        return self.children[name].addr(self.config.host)
+
+    def _env(self, name: str) -> dict[str, str]:
+        c = self.config
+        grpc_port, metrics_port = (0, 0) if c.ephemeral_ports else c.ports[name]
+        prefix = f"MLOS_{name.upper()}_"
+        env = dict(os.environ)
+        env.update({f"{prefix}HOST": c.host, f"{prefix}GRPC_PORT": str(grpc_port), f"{prefix}METRICS_PORT": str(metrics_port)})
+        if name == "registry":
+            env[f"{prefix}DATA_DIR"] = str(c.home / "registry")
+        if name == "executor":
+            env[f"{prefix}CACHE_DIR"] = str(c.home / "executor")
+            env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
+            env[f"{prefix}PREDICTOR_ADDR"] = self.addr("predictor")
+        if name == "scheduler":
+            env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
+            env[f"{prefix}EXECUTOR_ADDRS"] = self.addr("executor")
+        return env
+
+    async def _spawn(self, name: str) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.log_dir / f"{name}.log").open("ab")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", f"mlos_{name}",
+            env=self._env(name), stdout=asyncio.subprocess.PIPE, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
+        )
+        log_file.close()
+        try:
+            line = await asyncio.wait_for(self._listening_line(process), self.config.startup_timeout_s)
+        except (asyncio.TimeoutError, SuiteError) as exc:
+            process.kill()
+            await process.wait()
+            raise SuiteError(f"{name} did not start: {exc or 'timed out'}; see {self.log_dir / (name + '.log')}") from None
+        child = Child(name, process, line["grpc_port"], line.get("metrics_port"))
+        self.children[name] = child
+        await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
+        return child
+
+    @staticmethod
+    async def _listening_line(process: asyncio.subprocess.Process) -> dict:
+        assert process.stdout is not None
+        while True:
+            raw = await process.stdout.readline()
+            if not raw:
+                raise SuiteError(f"exited with code {await process.wait()}")
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and line.get("event") == "listening":
+                return line
+
+    async def start(self) -> None:
+        try:
+            for name in ORDER:
+                await self._spawn(name)
+            if self.config.demo:
+                await self._load_demo_models()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _load_demo_models(self) -> None:
+        from mlos_cli.demo import prepare_demo_models
+        from mlos_cli.frontdoor import FrontDoor
+        from mlos_registry.client import RegistryClient
+
+        demos = await asyncio.to_thread(prepare_demo_models, self.config.home / "demo")
+        async with RegistryClient(self.addr("registry")) as registry, FrontDoor(self.addr("scheduler")) as front:
+            for demo in demos:
+                await registry.register(demo.name, str(demo.path), labels={"source": demo.source})
+                await front.load(demo.name)
+                self.models.append(demo.name)
+
+    async def wait(self) -> str:
+        """Returns when any child exits; the name of that child."""
+        waits = {asyncio.ensure_future(c.process.wait()): c.name for c in self.children.values()}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    async def stop(self, grace_s: float = 15.0) -> None:
+        for name in reversed(ORDER):
+            child = self.children.pop(name, None)
+            if child is None or child.process.returncode is not None:
+                continue
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.process.wait(), grace_s)
+            except asyncio.TimeoutError:
+                log.warning("%s did not stop within %.0fs; killing it", name, grace_s)
+                child.process.kill()
+                await child.process.wait()
+
+    def endpoints(self) -> dict:
+        host = self.config.host
+        info: dict = {f"{n}_addr": c.addr(host) for n, c in self.children.items()}
+        info["metrics"] = {n: f"http://{host}:{c.metrics_port}/metrics" for n, c in self.children.items() if c.metrics_port}
+        info["models"] = list(self.models)
+        info["logs"] = str(self.log_dir)
+        return info
