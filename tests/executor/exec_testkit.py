@@ -1,0 +1,104 @@
+"""Tiny ONNX builders and the types the executor fixtures hand out (imported by the tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from mlos.common.v1 import tensor_pb2
+from mlos_common.tensors import array_to_raw, datatype_of
+from mlos_executor.client import ExecutorClient
+from mlos_executor.config import ExecutorSettings
+from mlos_executor.core import ExecutorCore
+from mlos_registry.client import RegistryClient
+
+OPSET = [helper.make_opsetid("", 17)]
+
+
+# ---- tiny ONNX builders ----
+
+
+def plus_one_model() -> onnx.ModelProto:
+    """Y = X + 1, X FP32 [-1, 3]."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 3])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "one"], ["Y"])], "plus_one", [x], [y], [one])
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def int64_double_model() -> onnx.ModelProto:
+    """B = A * 2, A INT64 [-1, 2]."""
+    a = helper.make_tensor_value_info("A", TensorProto.INT64, ["N", 2])
+    b = helper.make_tensor_value_info("B", TensorProto.INT64, ["N", 2])
+    two = helper.make_tensor("two", TensorProto.INT64, [1], [2])
+    graph = helper.make_graph([helper.make_node("Mul", ["A", "two"], ["B"])], "int64_double", [a], [b], [two])
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def two_outputs_model() -> onnx.ModelProto:
+    """SUM = X + X, NEG = -X, X FP32 [-1, 4]."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])
+    s = helper.make_tensor_value_info("SUM", TensorProto.FLOAT, ["N", 4])
+    n = helper.make_tensor_value_info("NEG", TensorProto.FLOAT, ["N", 4])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["X", "X"], ["SUM"]), helper.make_node("Neg", ["X"], ["NEG"])],
+        "two_outputs", [x], [s, n],
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def unrunnable_model() -> onnx.ModelProto:
+    """Valid ONNX (onnx.checker passes) that onnxruntime rejects at session creation:
+    Add binds its type parameter T to both float (X) and int64 (the initializer)."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 3])
+    c = helper.make_tensor("c", TensorProto.INT64, [1], [1])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "c"], ["Y"])], "mixed_types", [x], [y], [c])
+    model = helper.make_model(graph, opset_imports=OPSET)
+    onnx.checker.check_model(model)
+    return model
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def tensor(name: str, array: np.ndarray) -> tensor_pb2.Tensor:
+    return tensor_pb2.Tensor(name=name, datatype=datatype_of(array), shape=array.shape, raw=array_to_raw(array))
+
+
+@dataclass
+class ModelFiles:
+    plus_one: Path
+    int64_double: Path
+    two_outputs: Path
+    unrunnable: Path
+
+
+@dataclass
+class RegistryServed:
+    addr: str
+    client: RegistryClient
+
+
+@dataclass
+class ExecutorServed:
+    settings: ExecutorSettings
+    core: ExecutorCore
+    client: ExecutorClient
+    addr: str
+    cache_dir: Path
+    fetches: list[tuple[str, int]] = field(default_factory=list)
+
+
+StartExecutor = Callable[..., Awaitable[ExecutorServed]]
+
+

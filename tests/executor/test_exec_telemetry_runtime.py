@@ -1,0 +1,192 @@
+"""Telemetry to a real predictor, Prometheus counters, runtime mode, providers, start()."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from exec_testkit import RegistryServed, StartExecutor, tensor
+from mlos_common.bootstrap import ServerParts
+from mlos_common.errors import FailedPrecondition, InvalidArgument
+from mlos_executor import onnx_backend
+from mlos_executor.client import ExecutorClient
+from mlos_executor.config import ExecutorSettings
+from mlos_executor.errors import ModelLoadFailed
+from mlos_executor.onnx_backend import choose_providers
+from mlos_executor.runtime_mode import detect_runtime_mode
+from mlos_executor.server import SERVICE as EXECUTOR_SERVICE
+from mlos_executor.server import start as start_executor_process
+from mlos_executor.telemetry import ExecutorMetrics, telemetry_sink
+from mlos_predictor.client import PredictorClient
+from mlos_predictor.config import PredictorSettings
+from mlos_predictor.server import start as start_predictor_process
+
+
+@pytest.fixture
+async def predictor_addr():
+    settings = PredictorSettings(grpc_port=0, metrics_port=-1)
+    server, port, closers = await start_predictor_process(settings, ServerParts(), CollectorRegistry())
+    await server.start()
+    yield f"127.0.0.1:{port}"
+    await server.stop(None)
+    for close in closers:
+        await close()
+
+
+async def test_telemetry_reaches_predictor_and_prometheus(
+    registry: RegistryServed, start_executor: StartExecutor, model_files, predictor_addr: str
+):
+    n = 7
+    prom = CollectorRegistry()
+    settings = ExecutorSettings(predictor_addr=predictor_addr, executor_id="exec-telemetry")
+    sink, streamer = telemetry_sink(settings, ExecutorMetrics(prom))
+    assert streamer is not None
+    try:
+        ex = await start_executor(sink=sink)
+        mv = await registry.client.register("plus", model_files.plus_one)
+        await ex.client.load("plus", mv.version, mv.sha256)
+        batches = [np.ones((b, 3), dtype=np.float32) for b in range(1, n + 1)]
+        for x in batches:
+            await ex.client.execute("plus", mv.version, [tensor("X", x)], [])
+        # a rejected request never reaches the runtime and is not an execution
+        with pytest.raises(InvalidArgument):
+            await ex.client.execute("plus", mv.version, [tensor("X", np.ones((1, 4), np.float32))], [])
+
+        labels = {"model": "plus", "version": str(mv.version)}
+        assert prom.get_sample_value("mlos_executor_executions_total", {**labels, "outcome": "ok"}) == n
+        assert prom.get_sample_value("mlos_executor_executions_total", {**labels, "outcome": "error"}) is None
+        assert prom.get_sample_value("mlos_executor_batch_elements_total", labels) == sum(range(1, n + 1))
+        assert prom.get_sample_value("mlos_executor_compute_seconds_count", labels) == n
+
+        async with PredictorClient(predictor_addr) as predictor:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            summary = None
+            while True:
+                summaries = await predictor.latency_summary("plus", mv.version)
+                summary = summaries[0] if summaries else None
+                if summary is not None and summary.count >= n:
+                    break
+                assert loop.time() < deadline, f"predictor saw {summary} after 10 s"
+                await asyncio.sleep(0.05)
+        assert summary.count == n
+        assert summary.failures == 0
+        assert summary.model_name == "plus"
+        assert summary.mean_batch_size == pytest.approx(sum(range(1, n + 1)) / n)
+        assert summary.p50_ms > 0
+        assert streamer.dropped == 0
+    finally:
+        await streamer.close()
+
+
+async def test_metrics_sink_without_predictor(registry, start_executor, model_files):
+    prom = CollectorRegistry()
+    sink, streamer = telemetry_sink(ExecutorSettings(predictor_addr=""), ExecutorMetrics(prom))
+    assert streamer is None
+    ex = await start_executor(sink=sink)
+    mv = await registry.client.register("plus", model_files.plus_one)
+    await ex.client.load("plus", mv.version, mv.sha256)
+    for _ in range(3):
+        await ex.client.execute("plus", mv.version, [tensor("X", np.ones((2, 3), np.float32))], [])
+    labels = {"model": "plus", "version": str(mv.version), "outcome": "ok"}
+    assert prom.get_sample_value("mlos_executor_executions_total", labels) == 3
+
+
+# ---- runtime mode ----
+
+
+def test_runtime_mode_missing_module_is_userspace(tmp_path: Path):
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "userspace"
+
+
+def test_runtime_mode_file_instead_of_dir_is_userspace(tmp_path: Path):
+    (tmp_path / "mlos_ml").write_text("")
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "userspace"
+
+
+def test_runtime_mode_module_without_params_is_kernel_basic(tmp_path: Path):
+    (tmp_path / "mlos_ml").mkdir()
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_basic"
+    (tmp_path / "mlos_ml" / "parameters").mkdir()
+    (tmp_path / "mlos_ml" / "parameters" / "memory").write_text("1")
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_basic"
+
+
+def test_runtime_mode_scheduler_and_full(tmp_path: Path):
+    params = tmp_path / "mlos_ml" / "parameters"
+    params.mkdir(parents=True)
+    (params / "scheduler").write_text("1")
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_scheduler"
+    (params / "memory").write_text("1")
+    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_full"
+
+
+def test_runtime_mode_default_matches_sys():
+    expected = "userspace" if not Path("/sys/module/mlos_ml").is_dir() else detect_runtime_mode()
+    assert detect_runtime_mode() == expected
+
+
+# ---- providers ----
+
+
+def test_choose_providers_cpu_only(monkeypatch):
+    monkeypatch.setattr(onnx_backend.ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    assert choose_providers("auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_choose_providers_cuda_missing(monkeypatch):
+    monkeypatch.setattr(onnx_backend.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert choose_providers("auto") == ["CPUExecutionProvider"]
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ModelLoadFailed, match="CUDAExecutionProvider"):
+        choose_providers("cuda")
+
+
+async def test_load_on_cuda_without_cuda_is_failed_precondition(registry, start_executor, model_files, monkeypatch):
+    monkeypatch.setattr(onnx_backend.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    ex = await start_executor(device="cuda")
+    mv = await registry.client.register("plus", model_files.plus_one)
+    with pytest.raises(FailedPrecondition, match="cuda"):
+        await ex.client.load("plus", mv.version, mv.sha256)
+    assert (await ex.client.status()).models == []
+
+
+# ---- process start-up ----
+
+
+async def test_start_sets_health_serving_and_serves(registry, model_files, tmp_path):
+    settings = ExecutorSettings(
+        grpc_port=0, metrics_port=-1, registry_addr=registry.addr, cache_dir=tmp_path / "start-cache",
+        device="cpu", executor_id="exec-started",
+    )
+    server, port, closers = await start_executor_process(settings, ServerParts(), CollectorRegistry())
+    await server.start()
+    addr = f"127.0.0.1:{port}"
+    try:
+        async with aio.insecure_channel(addr) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for service in ("", EXECUTOR_SERVICE):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+        async with ExecutorClient(addr) as client:
+            status = await client.status()
+            assert status.executor_id == "exec-started"
+            assert "CPUExecutionProvider" in status.available_providers
+            mv = await registry.client.register("plus", model_files.plus_one)
+            await client.load("plus", mv.version, mv.sha256)
+            x = np.zeros((2, 3), np.float32)
+            reply = await client.execute("plus", mv.version, [tensor("X", x)], [])
+            assert reply.outputs[0].name == "Y"
+    finally:
+        await server.stop(None)
+        for close in closers:
+            await close()

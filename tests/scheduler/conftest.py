@@ -1,0 +1,33 @@
+"""Fixtures: a real registry + executor + scheduler stack, in-process on port 0.
+
+`stack` is shared by the whole session (one event loop, loop_scope="session"); tests that break
+the stack (stopping the executor) or need other settings start their own with `running_stack`.
+Test modules using it carry `pytestmark = pytest.mark.asyncio(loop_scope="session")`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from mlos_cli.demo import DemoModel
+from sched_testkit import Stack, demo_models, running_stack
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoModel]:
+    return demo_models(tmp_path_factory.mktemp("demo-home"))
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("stack"), demo) as s:
+        yield s
+
+
+@pytest.fixture
+def stack_root(tmp_path: Path) -> Path:
+    return tmp_path

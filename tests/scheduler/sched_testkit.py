@@ -1,0 +1,167 @@
+"""A real MLOS stack in-process (registry + executor + scheduler on port 0), and helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+import numpy as np
+import onnxruntime as ort
+from grpc import aio
+from prometheus_client import CollectorRegistry
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos.inference import grpc_service_pb2_grpc as pbg
+from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
+from mlos_cli.demo import DemoModel, prepare_demo_models
+from mlos_common.bootstrap import ServerParts, set_serving
+from mlos_common.tensors import array_from_raw, array_to_raw
+from mlos_executor.config import ExecutorSettings
+from mlos_executor.core import ExecutorCore
+from mlos_executor.server import create_server as create_executor_server
+from mlos_executor.server import registry_fetcher
+from mlos_registry.client import RegistryClient
+from mlos_registry.config import RegistrySettings
+from mlos_registry.core import Registry
+from mlos_registry.server import create_server as create_registry_server
+from mlos_scheduler.config import SchedulerSettings
+from mlos_scheduler.core import Scheduler
+from mlos_scheduler.peers import PeerMonitor
+from mlos_scheduler.server import build_core, peer_monitor, services
+from mlos_scheduler.server import create_server as create_scheduler_server
+
+NP_TO_OIP = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64"}
+
+
+@dataclass
+class Stack:
+    stub: pbg.GRPCInferenceServiceStub
+    admin: spbg.SchedulerAdminStub
+    channel: aio.Channel
+    addr: str
+    core: Scheduler
+    monitor: PeerMonitor
+    registry: RegistryClient
+    settings: SchedulerSettings
+    executor_server: aio.Server
+    executor_core: ExecutorCore
+    models: dict[str, DemoModel] = field(default_factory=dict)
+
+    async def stop_executor(self) -> None:
+        await self.executor_server.stop(None)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    root: Path, demo: dict[str, DemoModel], load: tuple[str, ...] = ("iris", "ocr_cls", "silero_vad"), **overrides
+) -> AsyncIterator[Stack]:
+    """Registers every demo model, loads `load` through the front door, yields a Stack."""
+    async with contextlib.AsyncExitStack() as stack:
+        reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
+        reg_core = await Registry.open(reg_settings)
+        stack.push_async_callback(reg_core.close)
+        reg_server, reg_port = create_registry_server(reg_settings, reg_core)
+        await reg_server.start()
+        stack.push_async_callback(reg_server.stop, None)
+        reg_addr = f"127.0.0.1:{reg_port}"
+
+        ex_settings = ExecutorSettings(
+            registry_addr=reg_addr, grpc_port=0, metrics_port=-1, cache_dir=root / "executor"
+        )
+        ex_parts = ServerParts()
+        ex_core = ExecutorCore(
+            executor_id="executor-test", cache_dir=ex_settings.cache_dir, fetch=registry_fetcher(ex_settings, ex_parts)
+        )
+        stack.push_async_callback(ex_core.close)
+        ex_server, ex_port = create_executor_server(ex_settings, ex_core, ex_parts)
+        await ex_server.start()
+        stack.push_async_callback(ex_server.stop, None)
+        ex_addr = f"127.0.0.1:{ex_port}"
+
+        settings = SchedulerSettings(
+            registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides
+        )
+        parts = ServerParts()
+        core, reg_client_for_core = build_core(settings, parts, CollectorRegistry())
+        stack.push_async_callback(reg_client_for_core.close)
+        stack.push_async_callback(core.close)
+        svcs = services(core)
+        server, port = create_scheduler_server(settings, core, parts)
+        await server.start()
+        stack.push_async_callback(server.stop, None)
+        await set_serving(parts, svcs, False)
+        monitor = peer_monitor(settings, core, parts, svcs)
+        stack.push_async_callback(monitor.close)
+        await monitor.check_all()
+        assert core.peers_ready, "peers did not answer SERVING"
+
+        registry = RegistryClient(reg_addr)
+        stack.push_async_callback(registry.close)
+        for m in demo.values():
+            await registry.register(m.name, m.path)
+
+        addr = f"127.0.0.1:{port}"
+        channel = aio.insecure_channel(
+            addr,
+            options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)],
+        )
+        stack.push_async_callback(channel.close)
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        for name in load:
+            await stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=name), timeout=60)
+        yield Stack(
+            stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
+            monitor=monitor, registry=registry, settings=settings, executor_server=ex_server,
+            executor_core=ex_core, models=dict(demo),
+        )
+
+
+def demo_models(home: Path) -> dict[str, DemoModel]:
+    models = {m.name: m for m in prepare_demo_models(home)}
+    missing = {"iris", "ocr_cls", "silero_vad"} - set(models)
+    assert not missing, f"demo models missing: {missing}"
+    return models
+
+
+_SESSIONS: dict[Path, ort.InferenceSession] = {}
+
+
+def ort_run(model: DemoModel, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The same model run in-process by onnxruntime: the reference answer."""
+    sess = _SESSIONS.get(model.path)
+    if sess is None:
+        sess = _SESSIONS[model.path] = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    names = outputs or [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def infer_request(
+    model: str, feeds: dict[str, np.ndarray], *, outputs: list[str] | None = None, id: str = "", version: str = ""
+) -> pb.ModelInferRequest:
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id=id)
+    for name, array in feeds.items():
+        req.inputs.add(name=name, datatype=NP_TO_OIP[array.dtype], shape=list(array.shape))
+        req.raw_input_contents.append(array_to_raw(array))
+    for o in outputs or []:
+        req.outputs.add(name=o)
+    return req
+
+
+def response_arrays(resp: pb.ModelInferResponse) -> dict[str, np.ndarray]:
+    assert len(resp.outputs) == len(resp.raw_output_contents)
+    return {
+        o.name: array_from_raw(o.name, o.datatype, tuple(o.shape), raw)
+        for o, raw in zip(resp.outputs, resp.raw_output_contents)
+    }
+
+
+def assert_matches(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want), (sorted(got), sorted(want))
+    for name, ref in want.items():
+        assert got[name].shape == ref.shape, (name, got[name].shape, ref.shape)
+        if ref.dtype.kind == "f":
+            assert np.allclose(got[name], ref, atol=1e-5), name
+        else:
+            assert np.array_equal(got[name], ref), name
