@@ -1,0 +1,42 @@
+# MLOS developer entry points. `make up` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.mlos-installed
+
+.PHONY: install up test test-unit test-e2e protos bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,demo]'
+	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
+	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(VENV)/bin/mlos up
+
+# tritonclient's generated `inference` protos and ours cannot share one process, so the
+# end-to-end tests (tritonclient against the suite's processes) run in their own invocation.
+test: install
+	$(PY) -m pytest tests --ignore=tests/e2e -q
+	$(PY) -m pytest tests/e2e -q
+
+test-unit: install
+	$(PY) -m pytest tests --ignore=tests/e2e -q
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e -q
+
+protos: install
+	$(PY) scripts/gen_protos.py
+
+bench: install
+	$(PY) bench/bench_infer.py --model ocr_cls --concurrency 1,8,32 --warmup 2 --duration 10
+
+clean:
+	rm -rf $(VENV) build *.egg-info
