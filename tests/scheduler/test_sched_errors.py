@@ -209,7 +209,7 @@ async def test_timeout_parameter_of_one_microsecond(stack: Stack) -> None:
     req.parameters["timeout"].int64_param = 1
     start = time.perf_counter()
     await expect_error(stack, req, grpc.StatusCode.DEADLINE_EXCEEDED)  # the client set no deadline
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # prompt, not after a queue of batches
     await still_serves(stack)
 
 
@@ -226,7 +226,7 @@ async def test_nearly_spent_grpc_deadline(stack: Stack) -> None:
     req = infer_request("ocr_cls", stack.models["ocr_cls"].sample_inputs(batch=8))
     start = time.perf_counter()
     await expect_error(stack, req, grpc.StatusCode.DEADLINE_EXCEEDED, timeout=0.0005)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # prompt, not after a queue of batches
     await asyncio.sleep(0.05)  # let the server side settle
     await still_serves(stack)
 
