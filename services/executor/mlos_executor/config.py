@@ -20,5 +20,7 @@ class ExecutorSettings(ServiceSettings):
     predictor_addr: str = Field("", description="Predictor to stream telemetry to; empty = none.")
     cache_dir: Path = Field(Path("~/.mlos/executor").expanduser(), description="Verified artifacts.")
     device: str = Field("auto", description="auto (CUDA when available), cpu or cuda.")
-    intra_op_threads: int = Field(1, description="ONNX Runtime threads inside one execution.")
+    intra_op_threads: int = Field(
+        0, description="ONNX Runtime threads inside one execution; 0 = one per physical core."
+    )
     execution_slots: int = Field(2, description="Batches that may run at the same time.")

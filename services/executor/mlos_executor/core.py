@@ -59,7 +59,7 @@ class ExecutorCore:
     cache_dir: Path
     fetch: Fetcher
     device: str = "auto"
-    intra_op_threads: int = 1
+    intra_op_threads: int = 0
     execution_slots: int = 2
     sink: Sink | None = None
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)

@@ -51,7 +51,7 @@ class OnnxModel:
     @classmethod
     def load(cls, path: Path, *, device: str, intra_op_threads: int) -> "OnnxModel":
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
+        opts.intra_op_num_threads = intra_op_threads  # 0 = onnxruntime's default
         opts.inter_op_num_threads = 1
         # Spinning workers burn the cores the gRPC servers need on small machines.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")

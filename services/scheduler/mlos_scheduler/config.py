@@ -18,7 +18,11 @@ class SchedulerSettings(ServiceSettings):
     max_queue_size: int = Field(1024, description="Pending requests per model before RESOURCE_EXHAUSTED.")
     execute_timeout_s: float = Field(60.0, description="Executor call limit when the client sets no deadline.")
     peer_check_interval_s: float = Field(1.0, description="How often peer health is checked.")
-    batch_slots: int = Field(2, description="Batches of one model in flight at once (per executor).")
+    batch_slots: int = Field(
+        1,
+        description="Batches of one model in flight at once per executor. One lets requests gather into "
+        "bigger batches while the runtime is busy; raise it for executors with several devices.",
+    )
 
     def executor_list(self) -> list[str]:
         return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]

@@ -53,7 +53,7 @@ class Scheduler:
     executors: list[ExecutorPort]
     stats: StatsBook = field(default_factory=StatsBook)
     max_queue_size: int = 1024
-    batch_slots: int = 2
+    batch_slots: int = 1
     execute_timeout_s: float = 60.0
     auto_load: bool = True
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
