@@ -7,13 +7,8 @@ from grpc import aio
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
-from mlos_common.bootstrap import client_channel
-from mlos_common.errors import MlosError, error_for_code
+from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.tensors import array_from_raw, array_to_raw, datatype_of
-
-
-def _typed(exc: aio.AioRpcError) -> MlosError:
-    return error_for_code(exc.code().name, exc.details() or exc.code().name)
 
 
 class FrontDoor:
@@ -32,7 +27,7 @@ class FrontDoor:
         try:
             return await getattr(self._stub, method)(request, timeout=self._timeout_s)
         except aio.AioRpcError as exc:
-            raise _typed(exc) from None
+            raise typed_error(exc) from None
 
     async def load(self, name: str) -> None:
         await self._call("RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=name))

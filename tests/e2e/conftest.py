@@ -9,7 +9,6 @@ mlos_cli.frontdoor, which import it); the suite runs in child processes.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess

@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_serv
 from opentelemetry.sdk.trace import TracerProvider
 
 from mlos_common.config import ServiceSettings
+from mlos_common.errors import MlosError, error_for_code
 from mlos_common.interceptors import ErrorInterceptor, MetricsInterceptor
 from mlos_common.metrics import GrpcMetrics
 
@@ -90,6 +91,12 @@ async def set_serving(parts: ServerParts, services: Sequence[GrpcService], servi
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *(s.full_name for s in services)]:
         await parts.health.set(name, status)
+
+
+def typed_error(exc: aio.AioRpcError) -> MlosError:
+    """A peer's status as the matching typed error (clients never leak AioRpcError)."""
+    code = exc.code().name
+    return error_for_code(code, exc.details() or code)
 
 
 def client_channel(

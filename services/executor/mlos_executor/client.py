@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
-from mlos_common.bootstrap import client_channel
+from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
-from mlos_common.errors import Unavailable, error_for_code, MlosError
+from mlos_common.errors import MlosError, Unavailable
 
 
 def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
@@ -18,7 +18,7 @@ def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
     code = exc.code().name
     if code in ("UNAVAILABLE", "CANCELLED") or code == "UNKNOWN":
         return Unavailable(f"executor {addr} unavailable: {exc.details()}")
-    return error_for_code(code, exc.details() or code)
+    return typed_error(exc)
 
 
 class ExecutorClient:

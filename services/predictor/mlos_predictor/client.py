@@ -13,9 +13,8 @@ from grpc import aio
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from mlos_common.bootstrap import client_channel
+from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
-from mlos_common.errors import error_for_code
 from mlos_predictor.convert import record_to_proto, summary_from_proto
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
 from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
@@ -82,7 +81,7 @@ class PredictorClient:
         try:
             ack = await self.stub.ReportTelemetry(requests())
         except aio.AioRpcError as exc:
-            raise error_for_code(exc.code().name, exc.details() or "") from exc
+            raise typed_error(exc) from exc
         return TelemetryAck(accepted=ack.accepted, rejected=ack.rejected)
 
     async def latency_summary(self, model: str = "", version: int = 0) -> list[LatencySummary]:
@@ -91,5 +90,5 @@ class PredictorClient:
         try:
             reply = await self.stub.GetLatencySummary(request, timeout=self._timeout_s)
         except aio.AioRpcError as exc:
-            raise error_for_code(exc.code().name, exc.details() or "") from exc
+            raise typed_error(exc) from exc
         return [summary_from_proto(s) for s in reply.summaries]

@@ -22,14 +22,10 @@ from typing import Mapping
 from grpc import aio
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
-from mlos_common.bootstrap import client_channel
-from mlos_common.errors import FailedPrecondition, MlosError, error_for_code
+from mlos_common.bootstrap import client_channel, typed_error
+from mlos_common.errors import FailedPrecondition
 from mlos_registry.convert import config_to_pb, version_from_pb
 from mlos_registry.domain import ModelVersion, ServingConfig
-
-
-def _typed(exc: aio.AioRpcError) -> MlosError:
-    return error_for_code(exc.code().name, exc.details() or exc.code().name)
 
 
 class RegistryClient:
@@ -70,14 +66,14 @@ class RegistryClient:
         try:
             return version_from_pb(await self._stub.RegisterModel(request, timeout=self._timeout_s))
         except aio.AioRpcError as exc:
-            raise _typed(exc) from None
+            raise typed_error(exc) from None
 
     async def list(self, name: str = "") -> list[ModelVersion]:
         """Every version of `name`, or of every model when name is empty."""
         try:
             reply = await self._stub.ListModels(registry_pb2.ListModelsRequest(name=name), timeout=self._timeout_s)
         except aio.AioRpcError as exc:
-            raise _typed(exc) from None
+            raise typed_error(exc) from None
         return [version_from_pb(m) for m in reply.models]
 
     async def get(self, name: str, version: int = 0) -> ModelVersion:
@@ -87,7 +83,7 @@ class RegistryClient:
                 registry_pb2.GetModelRequest(name=name, version=version), timeout=self._timeout_s
             )
         except aio.AioRpcError as exc:
-            raise _typed(exc) from None
+            raise typed_error(exc) from None
         return version_from_pb(reply)
 
     async def delete(self, name: str, version: int = 0) -> int:
@@ -97,7 +93,7 @@ class RegistryClient:
                 registry_pb2.DeleteModelRequest(name=name, version=version), timeout=self._timeout_s
             )
         except aio.AioRpcError as exc:
-            raise _typed(exc) from None
+            raise typed_error(exc) from None
         return reply.deleted_versions
 
     async def fetch_artifact(
@@ -138,7 +134,7 @@ class RegistryClient:
                         if chunk.sha256:
                             sent_digest = chunk.sha256
                 except aio.AioRpcError as exc:
-                    raise _typed(exc) from None
+                    raise typed_error(exc) from None
                 await asyncio.to_thread(out.flush)
                 await asyncio.to_thread(os.fsync, out.fileno())
             digest = hasher.hexdigest()
