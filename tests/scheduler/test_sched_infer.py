@@ -191,6 +191,12 @@ async def test_model_statistics_after_traffic(stack: Stack) -> None:
     assert s.inference_stats.queue.count == len(feeds)
     assert s.inference_stats.compute_infer.count == len(feeds)
     assert sum(b.compute_infer.count for b in s.batch_stats) == s.execution_count
+    # perf_analyzer aborts unless the three compute phases carry the same counts.
+    stats = s.inference_stats
+    assert stats.compute_input.count == stats.compute_infer.count == stats.compute_output.count
+    assert stats.compute_input.ns > 0 and stats.compute_output.ns > 0
+    for b in s.batch_stats:
+        assert b.compute_input.count == b.compute_infer.count == b.compute_output.count
     assert s.last_inference > 0
 
     everything = await stack.stub.ModelStatistics(pb.ModelStatisticsRequest())

@@ -167,7 +167,9 @@ class Scheduler:
     async def _run_batch(
         self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
     ) -> list[InferResult]:
+        started = time.perf_counter_ns()
         inputs = merge_inputs(requests, model.max_batch_size > 0)
+        input_ns = time.perf_counter_ns() - started
         outputs_wanted = requests[0].outputs
         served = self.served.get((model.name, model.version))
         executors = served.executors if served else []
@@ -188,12 +190,17 @@ class Scheduler:
                 executor.healthy = False
                 last = exc
                 continue
-            rows = sum(r.rows for r in requests)
-            self.stats.executed(model.name, model.version, rows, len(requests), compute_ns)
-            return [
+            split_start = time.perf_counter_ns()
+            results = [
                 InferResult(model.name, model.version, r.id, outs)
                 for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
             ]
+            rows = sum(r.rows for r in requests)
+            self.stats.executed(
+                model.name, model.version, rows, len(requests),
+                input_ns, compute_ns, time.perf_counter_ns() - split_start,
+            )
+            return results
         if last is not None:
             raise last
         raise DeadlineExceeded(f"no time left to run model {model.name!r}")

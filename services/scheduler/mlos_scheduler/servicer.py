@@ -95,11 +95,15 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                     inference_count=s.inference_count, execution_count=s.execution_count,
                     inference_stats=pb.InferStatistics(
                         success=_dur(s.success), fail=_dur(s.fail), queue=_dur(s.queue),
-                        compute_infer=_dur(s.compute_infer),
+                        compute_input=_dur(s.compute_input), compute_infer=_dur(s.compute_infer),
+                        compute_output=_dur(s.compute_output),
                     ),
                     batch_stats=[
-                        pb.InferBatchStatistics(batch_size=rows, compute_infer=_dur(d))
-                        for rows, d in sorted(s.batches.items())
+                        pb.InferBatchStatistics(
+                            batch_size=rows, compute_input=_dur(b.compute_input),
+                            compute_infer=_dur(b.compute_infer), compute_output=_dur(b.compute_output),
+                        )
+                        for rows, b in sorted(s.batches.items())
                     ],
                 )
             )

@@ -33,8 +33,17 @@ class ModelStats:
     success: Duration = field(default_factory=Duration)
     fail: Duration = field(default_factory=Duration)
     queue: Duration = field(default_factory=Duration)
+    compute_input: Duration = field(default_factory=Duration)   # merging the batch, building the call
+    compute_infer: Duration = field(default_factory=Duration)   # executor runtime
+    compute_output: Duration = field(default_factory=Duration)  # splitting the answer per request
+    batches: dict[int, "BatchStats"] = field(default_factory=dict)  # batch rows -> durations
+
+
+@dataclass
+class BatchStats:
+    compute_input: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
-    batches: dict[int, Duration] = field(default_factory=dict)  # batch rows -> compute
+    compute_output: Duration = field(default_factory=Duration)
 
 
 class StatsBook:
@@ -88,10 +97,20 @@ class StatsBook:
         self.model(name, version).queue.add(total_ns, len(queue_waits_s))
         self._queue_us.labels(name, str(version)).inc(total_ns / 1000)
 
-    def executed(self, name: str, version: int, rows: int, requests: int, compute_ns: int) -> None:
+    def executed(
+        self, name: str, version: int, rows: int, requests: int, input_ns: int, compute_ns: int, output_ns: int
+    ) -> None:
+        """One batch: every request in it is charged the batch's durations (as Triton does)."""
         s = self.model(name, version)
         s.execution_count += 1
+        s.compute_input.add(input_ns * requests, requests)
         s.compute_infer.add(compute_ns * requests, requests)
-        s.batches.setdefault(rows, Duration()).add(compute_ns)
+        s.compute_output.add(output_ns * requests, requests)
+        b = s.batches.get(rows)
+        if b is None:
+            b = s.batches[rows] = BatchStats()
+        b.compute_input.add(input_ns)
+        b.compute_infer.add(compute_ns)
+        b.compute_output.add(output_ns)
         self._exec.labels(name, str(version)).inc()
         self._compute_us.labels(name, str(version)).inc(compute_ns / 1000)
