@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from tritonclient.utils import InferenceServerException
+
+from e2e_testkit import make_inputs
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the services' default gRPC message limit
 OCR_ITEM_BYTES = 3 * 48 * 192 * 4
@@ -30,15 +33,6 @@ def expect_status(status: str, call, *args, **kwargs) -> InferenceServerExceptio
     assert info.value.status() == status, f"got {info.value.status()}: {info.value.message()}"
     assert info.value.message(), "the error says why"
     return info.value
-
-
-def make_inputs(arrays: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
-    inputs = []
-    for name, array in arrays.items():
-        inp = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
-        inp.set_data_from_numpy(array)
-        inputs.append(inp)
-    return inputs
 
 
 def iris_input(array: np.ndarray, datatype: str = "FP32") -> grpcclient.InferInput:

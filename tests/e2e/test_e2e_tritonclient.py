@@ -12,18 +12,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
-from tritonclient.utils import np_to_triton_dtype
+
+from e2e_testkit import make_inputs
 
 MODELS = ("iris", "ocr_cls", "silero_vad")
-
-
-def make_inputs(arrays: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
-    inputs = []
-    for name, array in arrays.items():
-        inp = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
-        inp.set_data_from_numpy(array)
-        inputs.append(inp)
-    return inputs
 
 
 def reference(ort_sessions, model: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

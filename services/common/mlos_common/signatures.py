@@ -56,7 +56,3 @@ def validate_inputs(model: str, specs: Sequence[TensorSpec], given: Iterable[Ten
     if missing:
         raise InvalidArgument(f"model {model!r} needs inputs {missing}, which the request lacks")
 
-
-def batchable(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]) -> bool:
-    """True when every tensor has a variable first dimension that can carry a batch."""
-    return all(len(s.shape) >= 1 and s.shape[0] == -1 for s in [*inputs, *outputs])
