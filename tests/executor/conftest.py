@@ -90,7 +90,7 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             await core.close()
 
         cleanups.append(stop)
-        return ExecutorServed(settings, core, client, addr, settings.cache_dir, fetches)
+        return ExecutorServed(settings, core, client, addr, settings.cache_dir, fetches, server)
 
     yield start
     for stop in reversed(cleanups):

@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from grpc import aio
+
 from mlos.common.v1 import tensor_pb2
 from mlos_common.tensors import array_to_raw, datatype_of
 from mlos_executor.client import ExecutorClient
@@ -97,6 +99,7 @@ class ExecutorServed:
     addr: str
     cache_dir: Path
     fetches: list[tuple[str, int]] = field(default_factory=list)
+    server: aio.Server | None = None
 
 
 StartExecutor = Callable[..., Awaitable[ExecutorServed]]

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from mlos_common.errors import DeadlineExceeded, Unavailable
+from mlos_common.errors import DeadlineExceeded, InvalidArgument, MlosError, Unavailable
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw, encode_bytes
 from mlos_scheduler.batcher import DynamicBatcher
@@ -38,15 +38,21 @@ class Recorder:
         self.batches: list[list[str]] = []
         self.gate: asyncio.Event | None = None
         self.fail: Exception | None = None
+        self.fail_alone: dict[str, MlosError] = {}  # request id -> the error it alone fails with
         self.started = asyncio.Event()
 
-    async def __call__(self, m: ModelInfo, requests: list[InferRequest], timeout: float | None) -> list[InferResult]:
+    async def __call__(
+        self, m: ModelInfo, requests: list[InferRequest], timeout: float | None
+    ) -> list[InferResult | MlosError]:
         self.batches.append([r.id for r in requests])
         self.started.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
             raise self.fail
+        if m.max_batch_size <= 0:  # nothing merges: each request runs on its own
+            return [self.fail_alone.get(r.id) or InferResult(m.name, m.version, r.id, [Tensor("y", "FP32", r.inputs[0].shape, doubled(r))])
+                    for r in requests]
         merged = merge_inputs(requests, m.max_batch_size > 0)
         x = array_from_raw("x", "FP32", merged[0].shape, merged[0].raw)
         out = [Tensor("y", "FP32", x.shape, array_to_raw(x * 2))]
@@ -125,17 +131,36 @@ async def test_max_batch_size_counts_rows() -> None:
         assert res.outputs[0].raw == doubled(r)
 
 
-async def test_model_without_batching_runs_one_request_at_a_time() -> None:
+async def test_model_without_batching_sends_queued_requests_together_unmerged() -> None:
     rec = Recorder()
     rec.gate = asyncio.Event()
     b = DynamicBatcher(model(max_batch_size=0), rec, max_queue_size=16, slots=1)
     first = asyncio.create_task(b.submit(req("first")))
     await rec.started.wait()
-    tasks = [asyncio.create_task(b.submit(req(f"r{i}"))) for i in range(3)]
+    reqs = [req(f"r{i}", width=i + 1) for i in range(3)]  # different shapes: they could never merge
+    tasks = [asyncio.create_task(b.submit(r)) for r in reqs]
     await asyncio.sleep(0)
     rec.gate.set()
-    await asyncio.gather(first, *tasks)
-    assert rec.batches == [["first"], ["r0"], ["r1"], ["r2"]]
+    results = await asyncio.gather(first, *tasks)
+    assert rec.batches == [["first"], ["r0", "r1", "r2"]]  # one dispatch, so one executor hop
+    for r, res in zip(reqs, results[1:]):
+        assert res.id == r.id and res.outputs[0].raw == doubled(r)
+    assert b.stats().batches == 2
+
+
+async def test_a_request_of_a_group_fails_alone() -> None:
+    rec = Recorder()
+    rec.gate = asyncio.Event()
+    b = DynamicBatcher(model(max_batch_size=0), rec, max_queue_size=16, slots=1)
+    first = asyncio.create_task(b.submit(req("first")))
+    await rec.started.wait()
+    rec.fail_alone["bad"] = InvalidArgument("input 'x' is wrong")
+    tasks = [asyncio.create_task(b.submit(req(i))) for i in ("ok1", "bad", "ok2")]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    results = await asyncio.gather(first, *tasks, return_exceptions=True)
+    assert isinstance(results[2], InvalidArgument) and "input 'x'" in results[2].message
+    assert [r.id for r in (results[1], results[3])] == ["ok1", "ok2"]
 
 
 async def test_queued_request_past_its_deadline_never_runs() -> None:

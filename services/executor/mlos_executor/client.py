@@ -11,6 +11,7 @@ from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, Unavailable
+from mlos_executor.link import WorkLink
 
 
 def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
@@ -27,6 +28,7 @@ class ExecutorClient:
         self.addr = addr
         self._channel = client_channel(addr, settings, tracer_provider)
         self._stub = pbg.ExecutorStub(self._channel)
+        self.link = WorkLink(self._stub, addr)
 
     async def __aenter__(self) -> "ExecutorClient":
         return self
@@ -35,6 +37,7 @@ class ExecutorClient:
         await self.close()
 
     async def close(self) -> None:
+        await self.link.close()
         await self._channel.close()
 
     async def load(self, name: str, version: int, sha256: str, timeout_s: float | None = None) -> pb.LoadedModel:

@@ -18,10 +18,11 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
+from mlos_common.errors import DeadlineExceeded, Internal, MlosError
 from mlos_common.signatures import TensorHeader, TensorSpec, validate_inputs
 from mlos_common.tensors import datatype_of
 from mlos_executor.errors import BadOutputName, ChecksumMismatch, ModelNotLoaded
-from mlos_executor.onnx_backend import OnnxModel
+from mlos_executor.onnx_backend import OnnxModel, runtime_message
 from mlos_executor.runtime_mode import detect_runtime_mode
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,22 @@ class ExecutionSample:
 
 
 Sink = Callable[[ExecutionSample], None]
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One piece of work: inputs by name, outputs wanted (empty = all), an optional deadline."""
+
+    feeds: dict[str, np.ndarray]
+    output_names: list[str]
+    deadline_ns: int = 0  # time.perf_counter_ns() after which it is not run; 0 = none
+
+
+@dataclass(slots=True)
+class WorkOutcome:
+    outputs: list[tuple[TensorSpec, np.ndarray]] = field(default_factory=list)
+    compute_ns: int = 0
+    error: MlosError | None = None
 
 
 @dataclass
@@ -128,26 +145,47 @@ class ExecutorCore:
     async def execute(
         self, name: str, version: int, feeds: dict[str, np.ndarray], output_names: list[str]
     ) -> tuple[list[tuple[TensorSpec, np.ndarray]], int]:
+        """Runs one batch; raises its typed error."""
+        (outcome,) = await self.execute_group(name, version, [WorkItem(feeds, output_names)])
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.outputs, outcome.compute_ns
+
+    async def execute_group(self, name: str, version: int, items: list[WorkItem]) -> list[WorkOutcome]:
+        """Runs several pieces of work of one model, one after another, in one worker-thread hop.
+
+        One outcome per item, in order; an item that fails (bad input, runtime error, deadline
+        passed before it ran) fails alone. Raises only when the model is not loaded.
+        """
         loaded = self.get(name, version)
         model = loaded.model
-        validate_inputs(name, model.inputs, (TensorHeader(k, datatype_of(v), v.shape) for k, v in feeds.items()))
-        outputs = self._select_outputs(model, output_names)
-        batch = _batch_size(feeds)
-        names = [o.name for o in outputs]
-        loaded.in_flight += 1
-        run_ns = 0
-        ok = False
+        outcomes: list[WorkOutcome] = []
+        runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]] = []
+        for item in items:
+            outcome = WorkOutcome()
+            outcomes.append(outcome)
+            try:
+                feeds = item.feeds
+                validate_inputs(
+                    name, model.inputs, (TensorHeader(k, datatype_of(v), v.shape) for k, v in feeds.items())
+                )
+                runnable.append((item, self._select_outputs(model, item.output_names), outcome))
+            except MlosError as exc:
+                outcome.error = exc
+        if not runnable:
+            return outcomes
+        loaded.in_flight += len(runnable)
         try:
-            # Timed inside the worker: compute_ns is the runtime's time, not the thread hand-off.
             loop = asyncio.get_running_loop()
-            arrays, run_ns = await loop.run_in_executor(self._pool, _timed_run, model, feeds, names)
-            ok = True
+            await loop.run_in_executor(self._pool, _run_group, model, runnable)
         finally:
-            loaded.in_flight -= 1
-            loaded.executions += 1
-            if self.sink is not None:
-                self.sink(ExecutionSample(name, version, batch, run_ns, ok))
-        return list(zip(outputs, arrays)), run_ns
+            loaded.in_flight -= len(runnable)
+            loaded.executions += len(runnable)
+        if self.sink is not None:
+            for item, _, outcome in runnable:
+                self.sink(ExecutionSample(name, version, _batch_size(item.feeds), outcome.compute_ns,
+                                          outcome.error is None))
+        return outcomes
 
     @staticmethod
     def _select_outputs(model: OnnxModel, names: list[str]) -> list[TensorSpec]:
@@ -167,10 +205,24 @@ class ExecutorCore:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _timed_run(model: OnnxModel, feeds: dict[str, np.ndarray], names: list[str]) -> tuple[list[np.ndarray], int]:
-    start = time.perf_counter_ns()
-    arrays = model.run(feeds, names)
-    return arrays, time.perf_counter_ns() - start
+def _run_group(model: OnnxModel, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]]) -> None:
+    """In a worker thread: runs each item, timing only the runtime (compute_ns)."""
+    for item, specs, outcome in runnable:
+        if item.deadline_ns and time.perf_counter_ns() >= item.deadline_ns:
+            outcome.error = DeadlineExceeded("the deadline passed before the executor could run the work")
+            continue
+        start = time.perf_counter_ns()
+        try:
+            arrays = model.run(item.feeds, [s.name for s in specs])
+        except MlosError as exc:
+            outcome.error = exc
+            continue
+        except Exception as exc:  # noqa: BLE001 - the runtime's failure belongs to this item alone
+            outcome.error = Internal(f"the runtime failed: {runtime_message(exc)}")
+            continue
+        finally:
+            outcome.compute_ns = time.perf_counter_ns() - start
+        outcome.outputs = list(zip(specs, arrays))
 
 
 def _batch_size(feeds: dict[str, np.ndarray]) -> int:

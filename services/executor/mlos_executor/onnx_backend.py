@@ -59,7 +59,7 @@ class OnnxModel:
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types
-            raise ModelLoadFailed(f"onnxruntime could not load the model: {_short(exc)}") from exc
+            raise ModelLoadFailed(f"onnxruntime could not load the model: {runtime_message(exc)}") from exc
         return cls(
             session=session,
             inputs=_specs(session.get_inputs()),
@@ -71,6 +71,7 @@ class OnnxModel:
         return self.session.run(output_names, feeds)
 
 
-def _short(exc: Exception) -> str:
+def runtime_message(exc: Exception) -> str:
+    """The first line of a runtime error, without a stack trace, cut to 300 characters."""
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import onnxruntime as ort
 
-from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
-from mlos_common.signatures import TensorSpec
-from mlos_common.tensors import array_from_raw, array_to_raw
-from mlos_executor.core import ExecutorCore, LoadedModel
+from mlos_common.errors import Internal, MlosError
+from mlos_executor import convert
+from mlos_executor.core import ExecutorCore
 
-
-def _spec_pb(spec: TensorSpec) -> tensor_pb2.TensorSpec:
-    return tensor_pb2.TensorSpec(name=spec.name, datatype=spec.datatype, shape=spec.shape)
-
-
-def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
-    return pb.LoadedModel(
-        model=pb.ModelKey(name=m.name, version=m.version),
-        sha256=m.sha256,
-        runtime="onnxruntime",
-        providers=m.model.providers,
-        inputs=[_spec_pb(s) for s in m.model.inputs],
-        outputs=[_spec_pb(s) for s in m.model.outputs],
-        load_ms=m.load_ms,
-        executions=m.executions,
-        in_flight=m.in_flight,
-    )
+log = logging.getLogger(__name__)
 
 
 class ExecutorServicer(pbg.ExecutorServicer):
@@ -36,23 +22,79 @@ class ExecutorServicer(pbg.ExecutorServicer):
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
         loaded = await self._core.load(request.model.name, request.model.version, request.sha256)
-        return pb.LoadModelResponse(model=loaded_pb(loaded))
+        return pb.LoadModelResponse(model=convert.loaded_pb(loaded))
 
     async def UnloadModel(self, request: pb.UnloadModelRequest, context) -> pb.UnloadModelResponse:
         return pb.UnloadModelResponse(unloaded=self._core.unload(request.model.name, request.model.version))
 
     async def ExecuteBatch(self, request: pb.ExecuteBatchRequest, context) -> pb.ExecuteBatchResponse:
-        feeds = {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in request.inputs}
         outputs, compute_ns = await self._core.execute(
-            request.model.name, request.model.version, feeds, list(request.output_names)
+            request.model.name, request.model.version, convert.feeds(request.inputs), list(request.output_names)
         )
-        return pb.ExecuteBatchResponse(
-            outputs=[
-                tensor_pb2.Tensor(name=spec.name, datatype=spec.datatype, shape=array.shape, raw=array_to_raw(array))
-                for spec, array in outputs
-            ],
-            compute_ns=compute_ns,
-        )
+        return pb.ExecuteBatchResponse(outputs=convert.outputs_pb(outputs), compute_ns=compute_ns)
+
+    async def Execute(self, request_iterator, context):
+        """Work arrives in batches of messages; each model's share of a message runs in one
+        worker-thread hop; results that finish together leave in one reply."""
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[pb.ExecuteReply | None] = asyncio.Queue()
+        ready: list[pb.WorkResult] = []
+        running: set[asyncio.Task] = set()
+
+        def flush() -> None:
+            replies.put_nowait(pb.ExecuteReply(results=ready[:]))
+            ready.clear()
+
+        def emit(results: list[pb.WorkResult]) -> None:
+            if not ready:
+                loop.call_soon(flush)
+            ready.extend(results)
+
+        async def run(key: tuple[str, int], works: list[pb.Work]) -> None:
+            emit(await self._run_group(key, works))
+
+        async def read() -> None:
+            async for message in request_iterator:
+                for key, works in convert.group_work(message.work).items():
+                    task = loop.create_task(run(key, works))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+            while running:
+                await asyncio.gather(*running)
+            loop.call_soon(replies.put_nowait, None)  # after the last flush
+
+        reader = loop.create_task(read())
+        try:
+            while (reply := await replies.get()) is not None:
+                yield reply
+            await reader  # surface a broken request stream
+        finally:
+            reader.cancel()
+            for task in running:
+                task.cancel()
+
+    async def _run_group(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
+        """Every work gets a result; nothing raised here may end the stream."""
+        results: dict[int, pb.WorkResult] = {}
+        items, ids = [], []
+        for work in works:
+            try:
+                items.append(convert.work_item(work))
+                ids.append(work.id)
+            except MlosError as exc:
+                results[work.id] = convert.failed_result(work.id, exc)
+        try:
+            if items:
+                outcomes = await self._core.execute_group(key[0], key[1], items)
+                for work_id, outcome in zip(ids, outcomes, strict=True):
+                    results[work_id] = convert.result_pb(work_id, outcome)
+        except MlosError as exc:
+            results.update((i, convert.failed_result(i, exc)) for i in ids)
+        except Exception as exc:  # noqa: BLE001 - one group's failure must not end the stream
+            log.exception("work for %s v%d failed", *key)
+            error = Internal(f"executor failed on model {key[0]!r}: {type(exc).__name__}")
+            results.update((i, convert.failed_result(i, error)) for i in ids)
+        return list(results.values())
 
     async def Status(self, request: pb.StatusRequest, context) -> pb.StatusResponse:
         core = self._core
@@ -60,6 +102,6 @@ class ExecutorServicer(pbg.ExecutorServicer):
             executor_id=core.executor_id,
             runtime_mode=core.runtime_mode,
             available_providers=ort.get_available_providers(),
-            models=[loaded_pb(m) for m in core.models.values()],
+            models=[convert.loaded_pb(m) for m in core.models.values()],
             in_flight=core.in_flight,
         )

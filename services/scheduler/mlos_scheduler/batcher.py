@@ -27,10 +27,12 @@ from mlos_scheduler.errors import QueueFull
 
 log = logging.getLogger(__name__)
 
-# Runs a merged batch; returns one result per request, in order.
-BatchRunner = Callable[[ModelInfo, list[InferRequest], float | None], Awaitable[list[InferResult]]]
+# Runs a batch: one result per request, in order, or the error that request failed with alone.
+# Raising fails every request of the batch.
+BatchRunner = Callable[[ModelInfo, list[InferRequest], float | None], Awaitable[list[InferResult | MlosError]]]
 
 SCAN_LIMIT = 64  # queued requests examined when looking for batch partners
+GROUP_LIMIT = 16  # requests of a model without a batch dimension dispatched together
 
 
 class Batcher(Protocol):
@@ -136,6 +138,15 @@ class DynamicBatcher:
         batch = [first]
         limit = self.model.max_batch_size
         if limit <= 0:
+            # No batch dimension: nothing merges, but queued requests leave together (one message,
+            # one executor hop), each run on its own.
+            while self._queue and len(batch) < GROUP_LIMIT:
+                item = self._queue.popleft()
+                if not item.future.done() and item.signature[1] == first.signature[1]:
+                    batch.append(item)
+                elif not item.future.done():
+                    self._queue.appendleft(item)
+                    break
             return batch
         rows = first.request.rows
         kept: list[_Pending] = []
@@ -184,7 +195,11 @@ class DynamicBatcher:
                         p.future.set_exception(exc)
                 return
             for p, result in zip(live, results, strict=True):
-                if not p.future.done():
+                if p.future.done():
+                    continue
+                if isinstance(result, MlosError):
+                    p.future.set_exception(result)
+                else:
                     p.future.set_result(result)
         finally:
             self._stats.in_flight -= 1

@@ -17,7 +17,7 @@ from mlos_common.tensors import check_raw_size
 from mlos_scheduler.batcher import BatcherStats, DynamicBatcher
 from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, NoExecutor
-from mlos_scheduler.executors import ExecutorPort
+from mlos_scheduler.executors import Executed, ExecutorPort
 from mlos_scheduler.merging import merge_inputs, split_outputs
 from mlos_scheduler.stats import StatsBook
 
@@ -166,11 +166,13 @@ class Scheduler:
 
     async def _run_batch(
         self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
-    ) -> list[InferResult]:
+    ) -> list[InferResult | MlosError]:
+        """A merged batch is one piece of work; requests of a model without a batch dimension are
+        one piece each, sent together (one message, one worker-thread hop on the executor)."""
         started = time.perf_counter_ns()
-        inputs = merge_inputs(requests, model.max_batch_size > 0)
+        batched = model.max_batch_size > 0
+        work = [merge_inputs(requests, True)] if batched else [r.inputs for r in requests]
         input_ns = time.perf_counter_ns() - started
-        outputs_wanted = requests[0].outputs
         served = self.served.get((model.name, model.version))
         executors = served.executors if served else []
         if not executors:
@@ -185,25 +187,40 @@ class Scheduler:
             if remaining <= 0:
                 break
             try:
-                outputs, compute_ns = await executor.execute(model, inputs, outputs_wanted, remaining)
+                answers = await executor.execute(model, work, requests[0].outputs, remaining)
             except Unavailable as exc:
                 executor.healthy = False
                 last = exc
                 continue
-            split_start = time.perf_counter_ns()
-            results = [
-                InferResult(model.name, model.version, r.id, outs)
-                for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
-            ]
-            rows = sum(r.rows for r in requests)
-            self.stats.executed(
-                model.name, model.version, rows, len(requests),
-                input_ns, compute_ns, time.perf_counter_ns() - split_start,
-            )
-            return results
+            if batched:
+                return self._split(model, requests, answers[0], input_ns)
+            return [self._one(model, r, a, input_ns) for r, a in zip(requests, answers, strict=True)]
         if last is not None:
             raise last
         raise DeadlineExceeded(f"no time left to run model {model.name!r}")
+
+    def _split(self, model: ModelInfo, requests: list[InferRequest], answer: Executed, input_ns: int
+               ) -> list[InferResult | MlosError]:
+        if isinstance(answer, MlosError):
+            return [answer] * len(requests)
+        outputs, compute_ns = answer
+        split_start = time.perf_counter_ns()
+        results: list[InferResult | MlosError] = [
+            InferResult(model.name, model.version, r.id, outs)
+            for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
+        ]
+        rows = sum(r.rows for r in requests)
+        self.stats.executed(
+            model.name, model.version, rows, len(requests), input_ns, compute_ns, time.perf_counter_ns() - split_start
+        )
+        return results
+
+    def _one(self, model: ModelInfo, request: InferRequest, answer: Executed, input_ns: int) -> InferResult | MlosError:
+        if isinstance(answer, MlosError):
+            return answer
+        outputs, compute_ns = answer
+        self.stats.executed(model.name, model.version, request.rows, 1, input_ns, compute_ns, 0)
+        return InferResult(model.name, model.version, request.id, outputs)
 
     def queue_stats(self) -> list[tuple[ModelInfo, BatcherStats]]:
         return [(s.model, s.batcher.stats()) for s in self.served.values()]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry import propagate, trace
+
 from mlos.common.v1 import tensor_pb2
+from mlos.executor.v1 import executor_pb2 as epb
+from mlos_common.errors import MlosError, Unavailable, error_for_code
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler.domain import ModelInfo, Tensor
+
+# One piece of work's answer: (output tensors, compute_ns), or the error it failed with alone.
+Executed = tuple[list[Tensor], int] | MlosError
 
 
 class ExecutorPort(Protocol):
@@ -18,8 +26,15 @@ class ExecutorPort(Protocol):
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
     async def unload(self, model: ModelInfo) -> None: ...
     async def execute(
-        self, model: ModelInfo, inputs: list[Tensor], outputs: list[str], timeout_s: float | None
-    ) -> tuple[list[Tensor], int]: ...
+        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None
+    ) -> list[Executed]:
+        """Runs each piece of work (a merged batch, or one request's inputs); one answer each.
+
+        Raises Unavailable when the executor cannot be reached (nothing can be said of any piece);
+        a piece that fails on the executor (bad input, runtime error, deadline) fails alone.
+        """
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -40,15 +55,50 @@ class RemoteExecutor:
         await self.client.unload(model.name, model.version)
 
     async def execute(
-        self, model: ModelInfo, inputs: list[Tensor], outputs: list[str], timeout_s: float | None
-    ) -> tuple[list[Tensor], int]:
-        pb_inputs = [tensor_pb2.Tensor(name=t.name, datatype=t.datatype, shape=t.shape, raw=t.raw) for t in inputs]
+        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None
+    ) -> list[Executed]:
+        key = epb.ModelKey(name=model.name, version=model.version)
+        traceparent = _traceparent()
+        link = self.client.link
+        futures = [
+            link.submit(
+                epb.Work(
+                    model=key, output_names=outputs, traceparent=traceparent,
+                    inputs=[tensor_pb2.Tensor(name=t.name, datatype=t.datatype, shape=t.shape, raw=t.raw)
+                            for t in inputs],
+                ),
+                timeout_s,
+            )
+            for inputs in work
+        ]
         self.in_flight += 1
         try:
-            reply = await self.client.execute(model.name, model.version, pb_inputs, outputs, timeout_s=timeout_s)
+            replies = await asyncio.gather(*futures, return_exceptions=True)
         finally:
             self.in_flight -= 1
-        return [Tensor(o.name, o.datatype, tuple(o.shape), o.raw) for o in reply.outputs], reply.compute_ns
+        for reply in replies:
+            if isinstance(reply, Unavailable):
+                raise reply
+        return [_executed(r) for r in replies]
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _executed(reply: epb.WorkResult | BaseException) -> Executed:
+    if isinstance(reply, MlosError):
+        return reply
+    if isinstance(reply, BaseException):
+        raise reply
+    if reply.error_code:
+        return error_for_code(reply.error_code, reply.error_message)
+    return [Tensor(o.name, o.datatype, tuple(o.shape), o.raw) for o in reply.outputs], reply.compute_ns
+
+
+def _traceparent() -> str:
+    """The current trace context for the executor, only when someone records the trace."""
+    if not trace.get_current_span().is_recording():
+        return ""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")

@@ -61,6 +61,48 @@ class ExecuteBatchResponse(_message.Message):
     compute_ns: int
     def __init__(self, outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ...) -> None: ...
 
+class Work(_message.Message):
+    __slots__ = ("id", "model", "inputs", "output_names", "timeout_us", "traceparent")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_US_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    model: ModelKey
+    inputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.Tensor]
+    output_names: _containers.RepeatedScalarFieldContainer[str]
+    timeout_us: int
+    traceparent: str
+    def __init__(self, id: _Optional[int] = ..., model: _Optional[_Union[ModelKey, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., output_names: _Optional[_Iterable[str]] = ..., timeout_us: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("work",)
+    WORK_FIELD_NUMBER: _ClassVar[int]
+    work: _containers.RepeatedCompositeFieldContainer[Work]
+    def __init__(self, work: _Optional[_Iterable[_Union[Work, _Mapping]]] = ...) -> None: ...
+
+class WorkResult(_message.Message):
+    __slots__ = ("id", "outputs", "compute_ns", "error_code", "error_message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_NS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    outputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.Tensor]
+    compute_ns: int
+    error_code: str
+    error_message: str
+    def __init__(self, id: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class ExecuteReply(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[WorkResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ...) -> None: ...
+
 class LoadedModel(_message.Message):
     __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight")
     MODEL_FIELD_NUMBER: _ClassVar[int]

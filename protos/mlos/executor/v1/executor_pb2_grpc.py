@@ -49,6 +49,11 @@ class ExecutorStub:
                 request_serializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchRequest.SerializeToString,
                 response_deserializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchResponse.FromString,
                 _registered_method=True)
+        self.Execute = channel.stream_stream(
+                '/mlos.executor.v1.Executor/Execute',
+                request_serializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteReply.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/mlos.executor.v1.Executor/Status',
                 request_serializer=mlos_dot_executor_dot_v1_dot_executor__pb2.StatusRequest.SerializeToString,
@@ -74,6 +79,17 @@ class ExecutorServicer:
 
     def ExecuteBatch(self, request, context):
         """Runs one batch. Inputs are already merged along the first dimension by the caller.
+        For tools and tests; the scheduler uses Execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Execute(self, request_iterator, context):
+        """The data path: one long-lived stream per scheduler link, multiplexed by work id. A request
+        message carries every piece of work the scheduler had ready (whole batches, and several
+        requests of a model without a batch dimension); a reply carries every result that finished
+        together, in any order. A failed piece of work fails alone; the stream goes on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +118,11 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.ExecuteBatch,
                     request_deserializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchRequest.FromString,
                     response_serializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchResponse.SerializeToString,
+            ),
+            'Execute': grpc.stream_stream_rpc_method_handler(
+                    servicer.Execute,
+                    request_deserializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteRequest.FromString,
+                    response_serializer=mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteReply.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -190,6 +211,33 @@ class Executor:
             '/mlos.executor.v1.Executor/ExecuteBatch',
             mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchRequest.SerializeToString,
             mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Execute(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mlos.executor.v1.Executor/Execute',
+            mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteRequest.SerializeToString,
+            mlos_dot_executor_dot_v1_dot_executor__pb2.ExecuteReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,71 @@
+"""Executor protobuf <-> domain: loaded models, work items and their outcomes."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from mlos.common.v1 import tensor_pb2
+from mlos.executor.v1 import executor_pb2 as pb
+from mlos_common.errors import MlosError
+from mlos_common.signatures import TensorSpec
+from mlos_common.tensors import array_from_raw, array_to_raw
+from mlos_executor.core import LoadedModel, WorkItem, WorkOutcome
+
+
+def spec_pb(spec: TensorSpec) -> tensor_pb2.TensorSpec:
+    return tensor_pb2.TensorSpec(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+
+
+def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
+    return pb.LoadedModel(
+        model=pb.ModelKey(name=m.name, version=m.version),
+        sha256=m.sha256,
+        runtime="onnxruntime",
+        providers=m.model.providers,
+        inputs=[spec_pb(s) for s in m.model.inputs],
+        outputs=[spec_pb(s) for s in m.model.outputs],
+        load_ms=m.load_ms,
+        executions=m.executions,
+        in_flight=m.in_flight,
+    )
+
+
+def feeds(inputs) -> dict[str, np.ndarray]:
+    """Input tensors wrapped as arrays without copying; sizes checked against shapes first."""
+    return {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in inputs}
+
+
+def outputs_pb(outputs: list[tuple[TensorSpec, np.ndarray]]) -> list[tensor_pb2.Tensor]:
+    return [
+        tensor_pb2.Tensor(name=spec.name, datatype=spec.datatype, shape=array.shape, raw=array_to_raw(array))
+        for spec, array in outputs
+    ]
+
+
+def group_work(works) -> dict[tuple[str, int], list[pb.Work]]:
+    """The works of one stream message, grouped by model version, in arrival order."""
+    groups: dict[tuple[str, int], list[pb.Work]] = defaultdict(list)
+    for work in works:
+        groups[(work.model.name, work.model.version)].append(work)
+    return groups
+
+
+def work_item(work: pb.Work) -> WorkItem:
+    deadline_ns = time.perf_counter_ns() + work.timeout_us * 1000 if work.timeout_us else 0
+    return WorkItem(feeds(work.inputs), list(work.output_names), deadline_ns)
+
+
+def failed_result(work_id: int, error: MlosError) -> pb.WorkResult:
+    return pb.WorkResult(id=work_id, error_code=error.code, error_message=error.message)
+
+
+def result_pb(work_id: int, outcome: WorkOutcome) -> pb.WorkResult:
+    if outcome.error is not None:
+        return pb.WorkResult(
+            id=work_id, compute_ns=outcome.compute_ns, error_code=outcome.error.code,
+            error_message=outcome.error.message,
+        )
+    return pb.WorkResult(id=work_id, outputs=outputs_pb(outcome.outputs), compute_ns=outcome.compute_ns)

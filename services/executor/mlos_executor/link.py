@@ -1,0 +1,133 @@
+"""WorkLink: the scheduler's end of one executor's Execute stream.
+
+One long-lived bidirectional stream per executor, multiplexed by work id. `submit()` is
+synchronous and returns a future: work submitted in the same event-loop turn leaves in one
+message (so a batch, or a group of requests of a model without a batch dimension, costs one
+hop), and results that finish together come back in one reply.
+
+The stream opens on first use. When it breaks, every unfinished piece of work fails with
+Unavailable naming the executor, and the next submit opens a new stream. A piece of work whose
+time runs out fails with DeadlineExceeded by its own timer; its late result is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from grpc import aio
+
+from mlos.executor.v1 import executor_pb2 as pb
+from mlos.executor.v1 import executor_pb2_grpc as pbg
+from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable, error_for_code
+
+log = logging.getLogger(__name__)
+
+
+class WorkLink:
+    def __init__(self, stub: pbg.ExecutorStub, addr: str) -> None:
+        self._stub = stub
+        self.addr = addr
+        self._call: aio.StreamStreamCall | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._outbox: list[pb.Work] = []
+        self._sending: asyncio.Queue[pb.ExecuteRequest] | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._next_id = 0
+        self.streams_opened = 0
+        self.messages_sent = 0
+        self.works_sent = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def submit(self, work: pb.Work, timeout_s: float | None) -> asyncio.Future:
+        """Queues `work` for the next message; the future resolves to its pb.WorkResult."""
+        loop = asyncio.get_running_loop()
+        if self._call is None:
+            self._open(loop)
+        self._next_id += 1
+        work.id = work_id = self._next_id
+        if timeout_s is not None:
+            work.timeout_us = max(1, int(timeout_s * 1e6))
+        future = loop.create_future()
+        self._pending[work_id] = future
+        if timeout_s is not None:
+            timer = loop.call_later(timeout_s, self._expire, work_id)
+            future.add_done_callback(lambda _f, t=timer: t.cancel())
+        if not self._outbox:
+            loop.call_soon(self._flush)
+        self._outbox.append(work)
+        return future
+
+    def _expire(self, work_id: int) -> None:
+        future = self._pending.pop(work_id, None)
+        if future is not None and not future.done():
+            future.set_exception(DeadlineExceeded(f"executor {self.addr} did not answer within the deadline"))
+
+    def _flush(self) -> None:
+        if self._sending is None or not self._outbox:
+            return
+        self._sending.put_nowait(pb.ExecuteRequest(work=self._outbox))
+        self.messages_sent += 1
+        self.works_sent += len(self._outbox)
+        self._outbox = []
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        sending: asyncio.Queue[pb.ExecuteRequest] = asyncio.Queue()
+        call = self._stub.Execute()
+        self.streams_opened += 1
+        self._call, self._sending = call, sending
+        self._tasks = [loop.create_task(self._write(call, sending)), loop.create_task(self._read(call))]
+
+    async def _write(self, call: aio.StreamStreamCall, sending: asyncio.Queue) -> None:
+        try:
+            while True:
+                await call.write(await sending.get())
+        except (aio.AioRpcError, asyncio.InvalidStateError) as exc:
+            log.debug("stream to %s stopped accepting work: %s", self.addr, exc)
+
+    async def _read(self, call: aio.StreamStreamCall) -> None:
+        error: MlosError = Unavailable(f"executor {self.addr} closed the work stream")
+        try:
+            while True:
+                reply = await call.read()
+                if reply is aio.EOF:
+                    break
+                for result in reply.results:
+                    future = self._pending.pop(result.id, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+        except aio.AioRpcError as exc:
+            # Failures of single pieces of work travel inside replies; a failing stream is the
+            # transport's (e.g. GOAWAY surfaces as INTERNAL): nothing is known of its work.
+            error = Unavailable(f"executor {self.addr} unavailable: work stream broke ({exc.code().name}: {exc.details()})")
+        except asyncio.CancelledError:
+            error = Unavailable(f"the work stream to executor {self.addr} was closed")
+            raise
+        finally:
+            self._broken(call, error)
+
+    def _broken(self, call: aio.StreamStreamCall, error: MlosError) -> None:
+        if self._call is not call:
+            return
+        self._call = self._sending = None
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._tasks = []
+        self._outbox = []
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error_for_code(error.code, error.message))
+        call.cancel()
+
+    async def close(self) -> None:
+        call = self._call
+        tasks = self._tasks
+        if call is not None:
+            self._broken(call, Unavailable(f"the work stream to executor {self.addr} was closed"))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
