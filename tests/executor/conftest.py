@@ -64,7 +64,9 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
     Every fetch goes through a counting wrapper (ExecutorServed.fetches)."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(*, fetch: Fetcher | None = None, sink: Sink | None = None, **overrides) -> ExecutorServed:
+    async def start(
+        *, fetch: Fetcher | None = None, sink: Sink | None = None, parts: ServerParts | None = None, **overrides
+    ) -> ExecutorServed:
         overrides.setdefault("cache_dir", tmp_path / f"cache{len(cleanups)}")
         overrides.setdefault("device", "cpu")
         settings = ExecutorSettings(grpc_port=0, metrics_port=-1, registry_addr=registry.addr, **overrides)
@@ -79,7 +81,7 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             settings.executor_id, cache_dir=settings.cache_dir, fetch=counting_fetch, device=settings.device,
             intra_op_threads=settings.intra_op_threads, execution_slots=settings.execution_slots, sink=sink,
         )
-        server, port = create_executor_server(settings, core)
+        server, port = create_executor_server(settings, core, parts)
         await server.start()
         addr = f"127.0.0.1:{port}"
         client = ExecutorClient(addr)

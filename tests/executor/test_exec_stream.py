@@ -96,3 +96,33 @@ async def test_executor_gone_fails_unfinished_work_as_unavailable(
     with pytest.raises(Unavailable, match=ex.addr):
         await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0)
     assert ex.client.link.in_flight == 0
+
+
+async def test_trace_context_rides_in_the_work_when_recorded(registry, start_executor: StartExecutor, model_files):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mlos_common.bootstrap import ServerParts
+    from mlos_common.tracing import build_tracer_provider
+    from mlos_scheduler.executors import _traceparent
+
+    assert build_tracer_provider("nothing-exports") is None  # no exporter: no tracing cost at all
+    executor_spans = InMemorySpanExporter()
+    ex = await start_executor(parts=ServerParts(
+        tracer_provider=build_tracer_provider("executor", "", SimpleSpanProcessor(executor_spans))
+    ))
+    plus = await loaded(registry, ex, "plus", model_files.plus_one)
+    x = np.zeros((1, 3), np.float32)
+    assert _traceparent() == ""  # nothing records here: the work carries no context
+    arrays(await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0))
+    assert not [s for s in executor_spans.get_finished_spans() if s.name == "mlos.executor/execute"]
+
+    caller = build_tracer_provider("scheduler", "", SimpleSpanProcessor(InMemorySpanExporter()))
+    with caller.get_tracer("test").start_as_current_span("batch") as parent:
+        w = work("plus", plus, [tensor("X", x)])
+        w.traceparent = _traceparent()
+        arrays(await ex.client.link.submit(w, 5.0))
+    [span] = [s for s in executor_spans.get_finished_spans() if s.name == "mlos.executor/execute"]
+    assert span.context.trace_id == parent.get_span_context().trace_id
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert span.attributes["mlos.model"] == "plus"

@@ -40,7 +40,8 @@ def run_service(service: str, settings: ServiceSettings, start: Starter) -> None
         async def shutdown_http() -> None:
             if http is not None:
                 http.shutdown()
-            tracer_provider.shutdown()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
 
         await run_until_signalled(
             service=service,

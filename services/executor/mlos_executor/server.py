@@ -16,15 +16,17 @@ from mlos_executor.servicer import ExecutorServicer
 SERVICE = "mlos.executor.v1.Executor"
 
 
-def services(core: ExecutorCore) -> list[GrpcService]:
-    servicer = ExecutorServicer(core)
+def services(core: ExecutorCore, parts: ServerParts | None = None) -> list[GrpcService]:
+    provider = parts.tracer_provider if parts is not None else None
+    servicer = ExecutorServicer(core, provider.get_tracer("mlos.executor") if provider is not None else None)
     return [GrpcService(SERVICE, lambda s: pbg.add_ExecutorServicer_to_server(servicer, s))]
 
 
 def create_server(
     settings: ExecutorSettings, core: ExecutorCore, parts: ServerParts | None = None
 ) -> tuple[aio.Server, int]:
-    return build_server(settings, services(core), parts or ServerParts())
+    parts = parts or ServerParts()
+    return build_server(settings, services(core, parts), parts)
 
 
 def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
@@ -56,7 +58,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         execution_slots=settings.execution_slots,
         sink=sink,
     )
-    svcs = services(core)
+    svcs = services(core, parts)
     server, port = build_server(settings, svcs, parts)
     await set_serving(parts, svcs, True)
     closers = [core.close]

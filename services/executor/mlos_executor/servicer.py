@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 import onnxruntime as ort
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Tracer
 
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
@@ -17,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class ExecutorServicer(pbg.ExecutorServicer):
-    def __init__(self, core: ExecutorCore) -> None:
+    def __init__(self, core: ExecutorCore, tracer: Tracer | None = None) -> None:
         self._core = core
+        self._tracer = tracer  # None when nothing exports traces
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
         loaded = await self._core.load(request.model.name, request.model.version, request.sha256)
@@ -74,6 +77,18 @@ class ExecutorServicer(pbg.ExecutorServicer):
                 task.cancel()
 
     async def _run_group(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
+        traceparent = works[0].traceparent
+        if self._tracer is None or not traceparent:
+            return await self._run_works(key, works)
+        # One span per group, child of the first piece of work's trace (the batch's dispatcher).
+        context = propagate.extract({"traceparent": traceparent})
+        with self._tracer.start_as_current_span(
+            "mlos.executor/execute", context=context, kind=trace.SpanKind.SERVER,
+            attributes={"mlos.model": key[0], "mlos.model_version": key[1], "mlos.works": len(works)},
+        ):
+            return await self._run_works(key, works)
+
+    async def _run_works(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
         """Every work gets a result; nothing raised here may end the stream."""
         results: dict[int, pb.WorkResult] = {}
         items, ids = [], []
