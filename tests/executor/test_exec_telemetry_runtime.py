@@ -190,3 +190,23 @@ async def test_start_sets_health_serving_and_serves(registry, model_files, tmp_p
         await server.stop(None)
         for close in closers:
             await close()
+
+
+def test_auto_intra_op_threads_share_the_cpus_between_concurrent_runs() -> None:
+    from mlos_executor.onnx_backend import auto_intra_op_threads
+
+    assert auto_intra_op_threads(2, cpus=2) == 1  # this project's 2-core machines
+    assert auto_intra_op_threads(2, cpus=16) == 8
+    assert auto_intra_op_threads(4, cpus=2) == 1  # never zero
+    assert auto_intra_op_threads(0, cpus=4) == 4
+
+
+async def test_status_reports_the_thread_rule(start_executor) -> None:
+    from mlos_executor.onnx_backend import auto_intra_op_threads
+
+    auto = await start_executor(execution_slots=2)
+    status = await auto.client.status()
+    assert (status.intra_op_threads, status.execution_slots) == (auto_intra_op_threads(2), 2)
+    fixed = await start_executor(intra_op_threads=3, execution_slots=1)
+    status = await fixed.client.status()
+    assert (status.intra_op_threads, status.execution_slots) == (3, 1)

@@ -21,6 +21,8 @@ class ExecutorSettings(ServiceSettings):
     cache_dir: Path = Field(Path("~/.mlos/executor").expanduser(), description="Verified artifacts.")
     device: str = Field("auto", description="auto (CUDA when available), cpu or cuda.")
     intra_op_threads: int = Field(
-        0, description="ONNX Runtime threads inside one execution; 0 = one per physical core."
+        0,
+        description="ONNX Runtime threads inside one run; 0 = the usable CPUs divided by execution_slots "
+        "(at least 1), so concurrent runs rather than threads within a run fill the cores.",
     )
     execution_slots: int = Field(2, description="Batches that may run at the same time.")

@@ -22,7 +22,7 @@ from mlos_common.errors import DeadlineExceeded, Internal, MlosError
 from mlos_common.signatures import TensorHeader, TensorSpec, validate_inputs
 from mlos_common.tensors import datatype_of
 from mlos_executor.errors import BadOutputName, ChecksumMismatch, ModelNotLoaded
-from mlos_executor.onnx_backend import OnnxModel, runtime_message
+from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads, runtime_message
 from mlos_executor.runtime_mode import detect_runtime_mode
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ class ExecutorCore:
     def __post_init__(self) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(self.execution_slots, thread_name_prefix="mlos-exec")
+        if self.intra_op_threads <= 0:
+            self.intra_op_threads = auto_intra_op_threads(self.execution_slots)
         self._load_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self.runtime_mode = detect_runtime_mode()
 
@@ -105,8 +107,8 @@ class ExecutorCore:
                 name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000)
             )
             self.models[key] = loaded
-            log.info("loaded %s v%d (%s) in %d ms on %s", name, version, loaded.sha256[:12],
-                     loaded.load_ms, ",".join(model.providers))
+            log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
+                     loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
             return loaded
 
     async def _artifact(self, name: str, version: int, sha256: str) -> Path:

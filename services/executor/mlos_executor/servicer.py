@@ -119,4 +119,6 @@ class ExecutorServicer(pbg.ExecutorServicer):
             available_providers=ort.get_available_providers(),
             models=[convert.loaded_pb(m) for m in core.models.values()],
             in_flight=core.in_flight,
+            intra_op_threads=core.intra_op_threads,
+            execution_slots=core.execution_slots,
         )
