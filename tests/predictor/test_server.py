@@ -136,7 +136,8 @@ async def test_create_server_with_own_book() -> None:
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = predictor_pb2_grpc.PredictorStub(channel)
             call = stub.ReportTelemetry()
-            await call.write(predictor_pb2.ExecutionRecord(model_name="m", model_version=3, batch_size=1, compute_ns=7))
+            record = predictor_pb2.ExecutionRecord(model_name="m", model_version=3, batch_size=1, compute_ns=7)
+            await call.write(predictor_pb2.TelemetryBatch(records=[record]))
             await call.done_writing()
             ack = await call
         assert (ack.accepted, ack.rejected) == (1, 0)

@@ -101,3 +101,20 @@ async def test_close_flushes_and_is_bounded(unused_port) -> None:
     assert streamer.stats().queued == 1
     assert not streamer.offer(rec())  # closed: counted as a drop
     assert streamer.dropped == 1
+
+
+async def test_records_offered_one_by_one_travel_in_batches(predictor, poll_until) -> None:
+    import asyncio
+
+    async with TelemetryStreamer(predictor.addr, flush_interval_s=0.05) as streamer:
+        for i in range(300):  # one per executed batch, as an executor offers them
+            streamer.offer(rec(i))
+            await asyncio.sleep(0)
+
+        async def all_there() -> bool:
+            return await count_of(predictor.addr) == 300
+
+        await poll_until(all_there, what="300 records at the predictor")
+    stats = streamer.stats()
+    assert stats.sent == 300
+    assert stats.batches < 30, f"{stats.batches} messages for 300 records"

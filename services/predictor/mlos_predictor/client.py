@@ -70,13 +70,12 @@ class PredictorClient:
     async def report(self, records: AsyncIterable[Record] | Iterable[Record]) -> TelemetryAck:
         """Streams records in one ReportTelemetry call; returns the server's counts."""
 
-        async def requests() -> AsyncIterator[predictor_pb2.ExecutionRecord]:
+        async def requests() -> AsyncIterator[predictor_pb2.TelemetryBatch]:
             if isinstance(records, AsyncIterable):
                 async for rec in records:
-                    yield record_to_proto(rec)
+                    yield predictor_pb2.TelemetryBatch(records=[record_to_proto(rec)])
             else:
-                for rec in records:
-                    yield record_to_proto(rec)
+                yield predictor_pb2.TelemetryBatch(records=[record_to_proto(rec) for rec in records])
 
         try:
             ack = await self.stub.ReportTelemetry(requests())

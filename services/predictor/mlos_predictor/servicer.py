@@ -19,15 +19,16 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         self._book = book
 
     async def ReportTelemetry(
-        self, request_iterator: AsyncIterator[predictor_pb2.ExecutionRecord], context: aio.ServicerContext
+        self, request_iterator: AsyncIterator[predictor_pb2.TelemetryBatch], context: aio.ServicerContext
     ) -> predictor_pb2.TelemetryAck:
         accepted = rejected = 0
         record = self._book.record
-        async for msg in request_iterator:
-            if record(record_from_proto(msg)):
-                accepted += 1
-            else:
-                rejected += 1
+        async for batch in request_iterator:
+            for msg in batch.records:
+                if record(record_from_proto(msg)):
+                    accepted += 1
+                else:
+                    rejected += 1
         log.debug("telemetry stream from %s closed: %d accepted, %d rejected", context.peer(), accepted, rejected)
         return predictor_pb2.TelemetryAck(accepted=accepted, rejected=rejected)
 

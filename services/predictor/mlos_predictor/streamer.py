@@ -2,7 +2,9 @@
 
 `offer()` is synchronous and O(1): it appends to a bounded buffer, or counts a drop when the
 buffer is full. It never waits on the predictor. A background task keeps one ReportTelemetry
-stream open and feeds it from the buffer; when the predictor is down or the stream breaks it
+stream open and feeds it from the buffer, at most one message (a TelemetryBatch of up to
+MAX_BATCH records) per `flush_interval_s`, so telemetry costs both ends a message per interval
+rather than one per execution; when the predictor is down or the stream breaks it
 reconnects with exponential backoff (0.1 s doubling to 5 s). Delivery is at most once: records
 already written into a stream that then breaks are lost (telemetry, not data).
 
@@ -34,6 +36,8 @@ INITIAL_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 CONNECT_TIMEOUT_S = 5.0
 CLOSE_FLUSH_S = 1.0
+FLUSH_INTERVAL_S = 0.05
+MAX_BATCH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class StreamerStats:
     offered: int  # records accepted into the buffer
     dropped: int  # records refused because the buffer was full
     sent: int  # records written into a stream (not necessarily received)
+    batches: int  # stream messages those records travelled in
     acked: int  # records the predictor acknowledged as accepted (known when a stream ends)
     rejected: int  # records the predictor acknowledged as rejected
     queued: int  # records waiting in the buffer now
@@ -57,6 +62,7 @@ class TelemetryStreamer:
         settings: ServiceSettings | None = None,
         initial_backoff_s: float = INITIAL_BACKOFF_S,
         max_backoff_s: float = MAX_BACKOFF_S,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -69,6 +75,7 @@ class TelemetryStreamer:
             ("grpc.min_reconnect_backoff_ms", int(initial_backoff_s * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(max_backoff_s * 1000)),
         ]
+        self._flush_interval_s = flush_interval_s
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
         self._buf: deque[ExecutionRecord | predictor_pb2.ExecutionRecord] = deque()
@@ -79,7 +86,7 @@ class TelemetryStreamer:
         self._generation = 0  # bumps when a stream ends, so a stale feeder stops pulling
         self._connected = False
         self._streams = 0
-        self._offered = self._dropped = self._sent = self._acked = self._rejected = 0
+        self._offered = self._dropped = self._sent = self._acked = self._rejected = self._batches = 0
 
     # -- data plane ---------------------------------------------------------------------------
 
@@ -107,6 +114,7 @@ class TelemetryStreamer:
             offered=self._offered,
             dropped=self._dropped,
             sent=self._sent,
+            batches=self._batches,
             acked=self._acked,
             rejected=self._rejected,
             queued=len(self._buf),
@@ -189,12 +197,17 @@ class TelemetryStreamer:
             self._generation += 1
             await channel.close()
 
-    async def _feed(self, generation: int) -> AsyncIterator[predictor_pb2.ExecutionRecord]:
+    async def _feed(self, generation: int) -> AsyncIterator[predictor_pb2.TelemetryBatch]:
         buf = self._buf
         while generation == self._generation:
             if buf:
-                self._sent += 1
-                yield record_to_proto(buf.popleft())
+                count = min(len(buf), MAX_BATCH)
+                self._sent += count
+                self._batches += 1
+                yield predictor_pb2.TelemetryBatch(records=[record_to_proto(buf.popleft()) for _ in range(count)])
+                if not self._closing:  # let the next records gather (close() cuts the wait short)
+                    with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                        await asyncio.wait_for(self._closed.wait(), self._flush_interval_s)
                 continue
             if self._closing:
                 return

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlos/predictor/v1/predictor.proto\x12\x11mlos.predictor.v1\"\x9a\x01\n\x0f\x45xecutionRecord\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x12\n\ncompute_ns\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xecutor_id\x18\x06 \x01(\t\x12\x0f\n\x07unix_ms\x18\x07 \x01(\x03\"2\n\x0cTelemetryAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x10\n\x08rejected\x18\x02 \x01(\x04\"B\n\x15LatencySummaryRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\"\xb5\x01\n\x0eLatencySummary\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\x12\x0e\n\x06window\x18\x04 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x06 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x07 \x01(\x01\x12\x17\n\x0fmean_batch_size\x18\x08 \x01(\x01\x12\x10\n\x08\x66\x61ilures\x18\t \x01(\x04\"N\n\x16LatencySummaryResponse\x12\x34\n\tsummaries\x18\x01 \x03(\x0b\x32!.mlos.predictor.v1.LatencySummary2\xd3\x01\n\tPredictor\x12Z\n\x0fReportTelemetry\x12\".mlos.predictor.v1.ExecutionRecord\x1a\x1f.mlos.predictor.v1.TelemetryAck\"\x00(\x01\x12j\n\x11GetLatencySummary\x12(.mlos.predictor.v1.LatencySummaryRequest\x1a).mlos.predictor.v1.LatencySummaryResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlos/predictor/v1/predictor.proto\x12\x11mlos.predictor.v1\"\x9a\x01\n\x0f\x45xecutionRecord\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x12\n\ncompute_ns\x18\x04 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xecutor_id\x18\x06 \x01(\t\x12\x0f\n\x07unix_ms\x18\x07 \x01(\x03\"E\n\x0eTelemetryBatch\x12\x33\n\x07records\x18\x01 \x03(\x0b\x32\".mlos.predictor.v1.ExecutionRecord\"2\n\x0cTelemetryAck\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x10\n\x08rejected\x18\x02 \x01(\x04\"B\n\x15LatencySummaryRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\"\xb5\x01\n\x0eLatencySummary\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\x12\x0e\n\x06window\x18\x04 \x01(\x04\x12\x0e\n\x06p50_ms\x18\x05 \x01(\x01\x12\x0e\n\x06p95_ms\x18\x06 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x07 \x01(\x01\x12\x17\n\x0fmean_batch_size\x18\x08 \x01(\x01\x12\x10\n\x08\x66\x61ilures\x18\t \x01(\x04\"N\n\x16LatencySummaryResponse\x12\x34\n\tsummaries\x18\x01 \x03(\x0b\x32!.mlos.predictor.v1.LatencySummary2\xd2\x01\n\tPredictor\x12Y\n\x0fReportTelemetry\x12!.mlos.predictor.v1.TelemetryBatch\x1a\x1f.mlos.predictor.v1.TelemetryAck\"\x00(\x01\x12j\n\x11GetLatencySummary\x12(.mlos.predictor.v1.LatencySummaryRequest\x1a).mlos.predictor.v1.LatencySummaryResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTIONRECORD']._serialized_start=57
   _globals['_EXECUTIONRECORD']._serialized_end=211
-  _globals['_TELEMETRYACK']._serialized_start=213
-  _globals['_TELEMETRYACK']._serialized_end=263
-  _globals['_LATENCYSUMMARYREQUEST']._serialized_start=265
-  _globals['_LATENCYSUMMARYREQUEST']._serialized_end=331
-  _globals['_LATENCYSUMMARY']._serialized_start=334
-  _globals['_LATENCYSUMMARY']._serialized_end=515
-  _globals['_LATENCYSUMMARYRESPONSE']._serialized_start=517
-  _globals['_LATENCYSUMMARYRESPONSE']._serialized_end=595
-  _globals['_PREDICTOR']._serialized_start=598
-  _globals['_PREDICTOR']._serialized_end=809
+  _globals['_TELEMETRYBATCH']._serialized_start=213
+  _globals['_TELEMETRYBATCH']._serialized_end=282
+  _globals['_TELEMETRYACK']._serialized_start=284
+  _globals['_TELEMETRYACK']._serialized_end=334
+  _globals['_LATENCYSUMMARYREQUEST']._serialized_start=336
+  _globals['_LATENCYSUMMARYREQUEST']._serialized_end=402
+  _globals['_LATENCYSUMMARY']._serialized_start=405
+  _globals['_LATENCYSUMMARY']._serialized_end=586
+  _globals['_LATENCYSUMMARYRESPONSE']._serialized_start=588
+  _globals['_LATENCYSUMMARYRESPONSE']._serialized_end=666
+  _globals['_PREDICTOR']._serialized_start=669
+  _globals['_PREDICTOR']._serialized_end=879
 # @@protoc_insertion_point(module_scope)

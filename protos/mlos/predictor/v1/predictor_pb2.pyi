@@ -24,6 +24,12 @@ class ExecutionRecord(_message.Message):
     unix_ms: int
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., batch_size: _Optional[int] = ..., compute_ns: _Optional[int] = ..., failed: _Optional[bool] = ..., executor_id: _Optional[str] = ..., unix_ms: _Optional[int] = ...) -> None: ...
 
+class TelemetryBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[ExecutionRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[ExecutionRecord, _Mapping]]] = ...) -> None: ...
+
 class TelemetryAck(_message.Message):
     __slots__ = ("accepted", "rejected")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]

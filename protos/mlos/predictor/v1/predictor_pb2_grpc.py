@@ -36,7 +36,7 @@ class PredictorStub:
         """
         self.ReportTelemetry = channel.stream_unary(
                 '/mlos.predictor.v1.Predictor/ReportTelemetry',
-                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ExecutionRecord.SerializeToString,
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryBatch.SerializeToString,
                 response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryAck.FromString,
                 _registered_method=True)
         self.GetLatencySummary = channel.unary_unary(
@@ -50,7 +50,8 @@ class PredictorServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ReportTelemetry(self, request_iterator, context):
-        """Executors stream one record per executed batch; the stream stays open.
+        """Executors stream their execution records (one per executed batch) in batches of records,
+        so telemetry costs a message per flush interval, not per execution; the stream stays open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,7 +68,7 @@ def add_PredictorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ReportTelemetry': grpc.stream_unary_rpc_method_handler(
                     servicer.ReportTelemetry,
-                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ExecutionRecord.FromString,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryBatch.FromString,
                     response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryAck.SerializeToString,
             ),
             'GetLatencySummary': grpc.unary_unary_rpc_method_handler(
@@ -101,7 +102,7 @@ class Predictor:
             request_iterator,
             target,
             '/mlos.predictor.v1.Predictor/ReportTelemetry',
-            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ExecutionRecord.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryBatch.SerializeToString,
             mlos_dot_predictor_dot_v1_dot_predictor__pb2.TelemetryAck.FromString,
             options,
             channel_credentials,
