@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
                                             ("executor", (8201, 8202)), ("predictor", (8301, 8302))):
         up.add_argument(f"--{name}-port", type=int, default=grpc_port, help=f"{name} gRPC port ({grpc_port})")
         up.add_argument(f"--{name}-metrics-port", type=int, default=metrics_port, help=argparse.SUPPRESS)
+    up.add_argument("--http-port", type=int, default=8080, help="scheduler KServe v2 REST port (8080; -1 = off)")
 
     models = sub.add_parser("models", help="models known to the suite")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -57,7 +58,7 @@ async def _up(args: argparse.Namespace) -> int:
     ports = {n: (getattr(args, f"{n}_port"), getattr(args, f"{n}_metrics_port"))
              for n in ("scheduler", "registry", "executor", "predictor")}
     suite = Suite(SuiteConfig(home=args.home, host=args.host, ephemeral_ports=args.ephemeral_ports,
-                              demo=not args.no_demo, ports=ports))
+                              demo=not args.no_demo, ports=ports, http_port=args.http_port))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     import signal
@@ -89,6 +90,9 @@ def _summary(info: dict) -> str:
         "MLOS is up.",
         f"  front door (Open Inference Protocol gRPC, tritonclient-compatible): {info['scheduler_addr']}",
     ]
+    if "scheduler_http" in info:
+        url = info["scheduler_http"]
+        lines.append(f"  front door KServe v2 REST {url} (tritonclient.http; curl {url}/health)")
     for name in ("registry", "executor", "predictor"):
         lines.append(f"  {name:<9} {info[name + '_addr']}")
     for name, url in info["metrics"].items():

@@ -28,6 +28,7 @@ DEFAULT_PORTS = {  # grpc, metrics; the scheduler takes Triton's 8001/8002
     "scheduler": (8001, 8002),
 }
 ORDER = ["registry", "predictor", "executor", "scheduler"]
+DEFAULT_HTTP_PORT = 8080  # the scheduler's KServe v2 REST (MLServer's port)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SuiteConfig:
     demo: bool = True
     startup_timeout_s: float = 60.0
     ports: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    http_port: int = DEFAULT_HTTP_PORT  # -1 = no REST
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Child:
     process: asyncio.subprocess.Process
     grpc_port: int
     metrics_port: int | None
+    http_port: int | None = None
 
     def addr(self, host: str) -> str:
         return f"{host}:{self.grpc_port}"
@@ -80,6 +83,7 @@ class Suite:
         if name == "scheduler":
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
             env[f"{prefix}EXECUTOR_ADDRS"] = self.addr("executor")
+            env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
         return env
 
     async def _spawn(self, name: str) -> Child:
@@ -96,7 +100,7 @@ class Suite:
             process.kill()
             await process.wait()
             raise SuiteError(f"{name} did not start: {exc or 'timed out'}; see {self.log_dir / (name + '.log')}") from None
-        child = Child(name, process, line["grpc_port"], line.get("metrics_port"))
+        child = Child(name, process, line["grpc_port"], line.get("metrics_port"), line.get("http_port"))
         self.children[name] = child
         await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
         return child
@@ -161,6 +165,9 @@ class Suite:
     def endpoints(self) -> dict:
         host = self.config.host
         info: dict = {f"{n}_addr": c.addr(host) for n, c in self.children.items()}
+        http = self.children.get("scheduler")
+        if http is not None and http.http_port:
+            info["scheduler_http"] = f"http://{host}:{http.http_port}"
         info["metrics"] = {n: f"http://{host}:{c.metrics_port}/metrics" for n, c in self.children.items() if c.metrics_port}
         info["models"] = list(self.models)
         info["logs"] = str(self.log_dir)

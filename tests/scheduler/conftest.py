@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -31,3 +32,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoMo
 @pytest.fixture
 def stack_root(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="session")
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the KServe v2 REST server of the shared stack (same core, port 0)."""
+    from mlos_scheduler.rest import start_rest
+
+    port, close = await start_rest(stack.settings.model_copy(update={"http_port": 0}), stack.core)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        yield client
+    await close()

@@ -48,6 +48,7 @@ class ServerParts:
     health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     tracer_provider: TracerProvider | None = None
     metrics: GrpcMetrics | None = None
+    extra_ports: dict[str, int] = field(default_factory=dict)  # e.g. http_port, added to the announcement
 
 
 def channel_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -130,9 +131,10 @@ async def wait_for_serving(addr: str, timeout_s: float, service: str = "") -> No
             await asyncio.sleep(0.05)
 
 
-def announce(service: str, grpc_port: int, metrics_port: int | None) -> None:
+def announce(service: str, grpc_port: int, metrics_port: int | None, **extra_ports: int) -> None:
     """The one line on stdout that tells a launcher where this process listens."""
     line = {"event": "listening", "service": service, "grpc_port": grpc_port, "metrics_port": metrics_port}
+    line.update(extra_ports)
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
 

@@ -35,7 +35,7 @@ def run_service(service: str, settings: ServiceSettings, start: Starter) -> None
         if settings.metrics_port >= 0:
             http, metrics_port = start_metrics_server(registry, settings.host, settings.metrics_port)
         await server.start()
-        announce(service, port, metrics_port)
+        announce(service, port, metrics_port, **parts.extra_ports)
 
         async def shutdown_http() -> None:
             if http is not None:

@@ -13,6 +13,7 @@ class SchedulerSettings(ServiceSettings):
 
     grpc_port: int = 8001  # Triton's ports, so existing clients and dashboards just work
     metrics_port: int = 8002
+    http_port: int = Field(8080, description="KServe v2 REST port (MLServer's); 0 = any free, -1 = off.")
     registry_addr: str = Field("127.0.0.1:8101", description="Registry (model metadata).")
     executor_addrs: str = Field("127.0.0.1:8201", description="Comma-separated executors.")
     max_queue_size: int = Field(1024, description="Pending requests per model before RESOURCE_EXHAUSTED.")

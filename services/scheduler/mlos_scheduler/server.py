@@ -15,6 +15,7 @@ from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.executors import RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
+from mlos_scheduler.rest import start_rest
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
 from mlos_scheduler.stats import StatsBook
 
@@ -87,4 +88,9 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
         await core.close()
         await registry_client.close()
 
-    return server, port, [monitor.close, close_core]
+    closers = [monitor.close, close_core]
+    if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core
+        http_port, close_rest = await start_rest(settings, core, parts.tracer_provider)
+        parts.extra_ports["http_port"] = http_port
+        closers.insert(0, close_rest)
+    return server, port, closers

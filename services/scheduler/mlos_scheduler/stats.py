@@ -70,6 +70,13 @@ class StatsBook:
         self.pending = Gauge(
             "mlos_inference_pending_request_count", "Requests queued for a batch slot.", labels, registry=r
         )
+        self._http = Counter(
+            "mlos_http_server_handled", "REST requests answered, by route and HTTP status.", ["route", "code"], registry=r
+        )
+        self._http_s = Histogram(
+            "mlos_http_server_handling_seconds", "REST request time, by route.", ["route"],
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )
 
     def model(self, name: str, version: int) -> ModelStats:
         key = (name, version)
@@ -114,3 +121,8 @@ class StatsBook:
         b.compute_output.add(output_ns)
         self._exec.labels(name, str(version)).inc()
         self._compute_us.labels(name, str(version)).inc(compute_ns / 1000)
+
+    def http_request(self, route: str, status: int, seconds: float) -> None:
+        """One REST request (routes are templates such as /v2/models/{name}/infer: few series)."""
+        self._http.labels(route, str(status)).inc()
+        self._http_s.labels(route).observe(seconds)
