@@ -18,8 +18,9 @@ from test_e2e_tritonclient import assert_matches, reference
 
 @pytest.fixture(scope="session")
 def http_url(suite) -> str:
-    url = suite.info["scheduler_http"]
+    url = suite.info["scheduler_http"]  # in the --json ready event
     assert url.startswith("http://127.0.0.1:")
+    assert not url.endswith(":8080"), "--ephemeral-ports must make the REST port ephemeral too"
     return url
 
 

@@ -38,7 +38,7 @@ async def expect(resp: httpx.Response, status: int, *words: str) -> None:
         assert word in message, message
 
 
-def test_status_mapping_of_typed_errors() -> None:
+async def test_status_mapping_of_typed_errors() -> None:
     assert HTTP_STATUS[NotFound.code] == 404
     assert HTTP_STATUS[ResourceExhausted.code] == 429
     assert HTTP_STATUS[Unavailable.code] == 503
