@@ -3,6 +3,7 @@ says what to fix; the server answers the next request as usual."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import httpx
@@ -183,3 +184,21 @@ async def test_deadline_exceeded_is_504(http: httpx.AsyncClient, stack: Stack) -
     body = {"inputs": [{"name": n, "datatype": "FP32", "shape": list(a.shape), "data": a.reshape(-1).tolist()}
                        for n, a in feeds.items()], "parameters": {"timeout": 1}}
     await expect(await http.post("/v2/models/ocr_cls/infer", json=body), 504)
+
+
+async def test_compressed_bodies(stack: Stack) -> None:
+    """gzip bodies (tritonclient's request_compression_algorithm) are read; the limit applies to the
+    inflated size (no zip bomb); a body that is not what its Content-Encoding says is a 400."""
+    settings = stack.settings.model_copy(update={"http_port": 0, "max_message_bytes": 4096})
+    port, close = await start_rest(settings, stack.core)
+    gz = {"content-encoding": "gzip"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            ok = await client.post(IRIS, content=gzip.compress(json.dumps(iris_input()).encode()), headers=gz)
+            assert ok.status_code == 200, ok.text
+            bomb = gzip.compress(json.dumps({**iris_input(), "id": " " * (2 << 20)}).encode())
+            assert len(bomb) < 4096
+            await expect(await client.post(IRIS, content=bomb, headers=gz), 413, "Maximum request body size")
+            await expect(await client.post(IRIS, content=b"not gzip at all", headers=gz), 400, "content-encoding")
+    finally:
+        await close()

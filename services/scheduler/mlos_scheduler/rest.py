@@ -17,6 +17,7 @@ import time
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 
@@ -182,6 +183,8 @@ def _middleware(observe: Observe, tracer_provider: TracerProvider | None):
             return error_response(HTTP_STATUS.get(exc.code, 500), exc.message)
         except web.HTTPException as exc:  # unknown route, wrong method, body too large
             return error_response(exc.status, exc.text or exc.reason)
+        except RequestPayloadError as exc:  # e.g. a Content-Encoding: gzip body that is not gzip
+            return error_response(400, f"cannot read the request body: {str(exc).strip()}")
         except Exception as exc:  # noqa: BLE001 - a bug answers 500, the server goes on
             log.exception("REST %s %s failed", request.method, request.path)
             return error_response(500, f"internal error: {type(exc).__name__}")
