@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import InvalidArgument, Unimplemented
 from mlos_common.tensors import array_from_raw, array_to_raw, dtype, element_count, encode_bytes
+from mlos_scheduler.convert import SHM_PARAMS
 from mlos_scheduler.domain import InferResult
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -165,6 +166,8 @@ def infer_request(header: dict, binary: memoryview, model: str, version: str) ->
         datatype = _str(t.get("datatype"), f"input {name!r}: datatype")
         shape = [_size(d, f"input {name!r}: each shape dimension") for d in _list(t.get("shape"), f"input {name!r}: shape")]
         tparams = json_object(t.get("parameters"), f"input {name!r}: parameters")
+        if any(k in tparams for k in SHM_PARAMS):
+            raise Unimplemented(f"input {name!r}: shared memory is not supported over REST yet; send data")
         tensor = msg.inputs.add(name=name, datatype=datatype, shape=shape)
         _set_parameters(tensor.parameters, tparams, ("binary_data_size",))
         if "binary_data_size" in tparams:
