@@ -78,6 +78,16 @@ def test_infer_matches_onnxruntime(http_client, demo_models, ort_sessions, model
     assert_matches(result, expected, model)
 
 
+def test_compressed_request_and_response(http_client, demo_models, ort_sessions):
+    """tritonclient's compression options: the body is inflated by the server; the answer comes
+    back uncompressed, which the client accepts (it inflates only what says Content-Encoding)."""
+    arrays = demo_models["ocr_cls"].sample_inputs(batch=2, seed=8)
+    for algorithm in ("gzip", "deflate"):
+        result = http_client.infer("ocr_cls", _inputs(arrays, binary=True), request_compression_algorithm=algorithm,
+                                   response_compression_algorithm=algorithm)
+        assert_matches(result, reference(ort_sessions, "ocr_cls", arrays), "ocr_cls")
+
+
 def test_infer_without_requested_outputs_gets_them_all_binary(http_client, demo_models, ort_sessions):
     arrays = demo_models["iris"].sample_inputs(batch=2, seed=5)
     result = http_client.infer("iris", _inputs(arrays, binary=False))

@@ -268,11 +268,19 @@ async def start_rest(
         observe=core.stats.http_request,
         tracer_provider=tracer_provider if settings.otlp_endpoint else None,
     )
-    port = await server.start(settings.host, settings.http_port, settings.shutdown_grace_s)
+
+    async def close_clients() -> None:
+        for client in clients:
+            await client.close()
+
+    try:
+        port = await server.start(settings.host, settings.http_port, settings.shutdown_grace_s)
+    except BaseException:
+        await close_clients()
+        raise
 
     async def close() -> None:
         await server.close()
-        for client in clients:
-            await client.close()
+        await close_clients()
 
     return port, close
