@@ -260,13 +260,14 @@ async def start_rest(
     settings: SchedulerSettings, core: Scheduler, tracer_provider: TracerProvider | None = None
 ) -> tuple[int, Callable[[], Awaitable[None]]]:
     """Serves REST on settings.http_port; returns the bound port and the closer (stop serving, then
-    close the status channels). Spans are made only when traces are exported (otlp_endpoint)."""
+    close the status channels). Spans are made only with a tracer provider (there is one only
+    when traces are exported)."""
     clients = [ExecutorClient(addr, settings=settings) for addr in settings.executor_list()]
     server = RestServer(
         RestApp(core, executor_modes(clients)),
         max_body_bytes=settings.max_message_bytes,
         observe=core.stats.http_request,
-        tracer_provider=tracer_provider if settings.otlp_endpoint else None,
+        tracer_provider=tracer_provider,
     )
 
     async def close_clients() -> None:
