@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", default=",".join(map(str, FULL_LEVELS)),
                    help="comma-separated levels (ocr_det: those <= 8 only)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 3 x 0.7 s perf_analyzer windows, floor 0.5 s + 2 s")
+                   help="smoke run: 3 x 0.7 s perf_analyzer windows after max(10, 2 x C) "
+                        "warm-up requests (else 3 x 5 s after max(50, 10 x C)); floor 0.5 + 2 s")
     p.add_argument("--idle-min", type=float, default=0.85, help="idle fraction to wait for")
     p.add_argument("--idle-timeout", type=float, help="seconds (default 120, --quick 6)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds per server")
@@ -69,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.levels or min(args.levels) < 1:
         p.error("concurrency levels must be >= 1")
     args.windows, args.interval_ms = (3, 700) if args.quick else (3, 5000)
+    args.warmup_per_caller, args.warmup_min = (2, 10) if args.quick else (10, 50)
     args.floor_warmup_s, args.floor_duration_s = (0.5, 2.0) if args.quick else (2.0, 15.0)
     if args.idle_timeout is None:
         args.idle_timeout = 6.0 if args.quick else 120.0
@@ -120,9 +122,44 @@ def max_batch_size(addr: str, name: str) -> int:
         return stub.ModelConfig(pb.ModelConfigRequest(name=name), timeout=30).config.max_batch_size
 
 
+def server_metadata(addr: str) -> dict:
+    with grpc.insecure_channel(addr) as channel:
+        meta = pbg.GRPCInferenceServiceStub(channel).ServerMetadata(pb.ServerMetadataRequest(),
+                                                                    timeout=30)  # fmt: skip
+    return {"name": meta.name, "version": meta.version, "extensions": list(meta.extensions)}
+
+
 def _row(server: str, model: PeerModel, conc: int, idle, measured: dict) -> dict:
     return {"server": server, "model": model.name, "concurrency": conc, "idle": idle.to_json(),
             **measured}  # fmt: skip
+
+
+def measure_server(name: str, args: argparse.Namespace, home: Path, models: list[PeerModel],
+                   expected: dict, out: dict) -> None:  # fmt: skip
+    """Start server ``name``, check and measure every model at every level, stop it. Fills
+    ``out['servers'|'checks'|'rows']``; a failed level becomes a row with ``error``."""
+    with servers.start(name, home, models, args.startup_timeout) as server:
+        out["servers"][name] = {"addr": server.addr, "procs": server.procs,
+                                "metadata": server_metadata(server.addr), **server.info}  # fmt: skip
+        checks = out["checks"].setdefault(name, {})
+        for model in models:
+            checks[model.name] = check_outputs(server.addr, model, expected[model.name])
+            mbs = max_batch_size(server.addr, model.name)
+            data = write_pa_input(model, mbs, home / f"{name}-{model.name}-input.json")
+            for conc in model.levels(args.levels):
+                idle = wait_for_idle(args.idle_min, args.idle_timeout)
+                logger.info("%s %s c=%d (max_batch_size %d)", name, model.name, conc, mbs)
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+                csv_path = RESULTS_DIR / f"bench_peers-{name}-{model.name}-c{conc}-{stamp}.csv"
+                warmup = max(args.warmup_min, args.warmup_per_caller * conc)
+                try:
+                    level = pa_client.run_level(server.addr, model.name, data, conc, args.windows,
+                                                args.interval_ms, server.procs, csv_path, warmup)  # fmt: skip
+                    measured = {**level.to_json(), "max_batch_size": mbs}
+                except pa_client.PerfAnalyzerError as exc:  # the other rows still count
+                    logger.error("%s %s c=%d: %s", name, model.name, conc, exc)
+                    measured = {"error": str(exc)[-2000:], "cpu_ms_per_request": {}}
+                out["rows"].append(_row(name, model, conc, idle, measured))
 
 
 def run(args: argparse.Namespace, home: Path) -> dict:
@@ -130,58 +167,42 @@ def run(args: argparse.Namespace, home: Path) -> dict:
     sessions = {m.name: open_floor_session(str(m.path())) for m in models}
     expected = {m.name: {k: v for k, v in floor_outputs(sessions[m.name], m.inputs()).items()
                          if isinstance(v, np.ndarray)} for m in models}  # fmt: skip
-    rows: list[dict] = []
-    checks: dict[str, dict] = {}
+    out: dict = {"models": {m.name: m.describe() for m in models}, "servers": {}, "checks": {},
+                 "rows": []}  # fmt: skip
     if "floor" in args.server_list:
         for model in models:
             for conc in model.levels(args.levels):
                 idle = wait_for_idle(args.idle_min, args.idle_timeout)
                 logger.info("floor %s c=%d", model.name, conc)
-                rows.append(_row("floor", model, conc, idle,
-                                 floor_row(model, sessions[model.name], conc, args)))  # fmt: skip
-    info: dict[str, dict] = {}
+                out["rows"].append(_row("floor", model, conc, idle,
+                                        floor_row(model, sessions[model.name], conc, args)))  # fmt: skip
     for name in (s for s in args.server_list if s != "floor"):
-        with servers.start(name, home, models, args.startup_timeout) as server:
-            info[name] = {"addr": server.addr, "procs": server.procs, **server.info}
-            checks[name] = {}
-            for model in models:
-                checks[name][model.name] = check_outputs(server.addr, model, expected[model.name])
-                mbs = max_batch_size(server.addr, model.name)
-                data = write_pa_input(model, mbs, home / f"{name}-{model.name}-input.json")
-                for conc in model.levels(args.levels):
-                    idle = wait_for_idle(args.idle_min, args.idle_timeout)
-                    logger.info("%s %s c=%d (max_batch_size %d)", name, model.name, conc, mbs)
-                    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-                    csv_path = RESULTS_DIR / f"bench_peers-{name}-{model.name}-c{conc}-{stamp}.csv"
-                    level = pa_client.run_level(server.addr, model.name, data, conc, args.windows,
-                                                args.interval_ms, server.procs, csv_path)  # fmt: skip
-                    rows.append(_row(name, model, conc, idle,
-                                     {**level.to_json(), "max_batch_size": mbs}))  # fmt: skip
-    ratios(rows)
-    return {"models": {m.name: m.describe() for m in models}, "servers": info,
-            "checks": checks, "rows": rows}  # fmt: skip
+        try:
+            measure_server(name, args, home, models, expected, out)
+        except SuiteStartError as exc:  # the other servers still run
+            logger.error("%s: %s", name, exc)
+            out["servers"][name] = {"error": str(exc)[-4000:]}
+    ratios(out["rows"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    if set(args.server_list) - {"floor"} and not pa_client.available():
+    pa_version = pa_client.version()
+    if set(args.server_list) - {"floor"} and pa_version is None:
         logger.error("perf_analyzer is not set up: run bench/peers/setup.sh (or make bench-peers)")
         return 3
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC).isoformat()
-    machine = machine_info()
-    try:
-        if args.home is not None:
-            args.home.mkdir(parents=True, exist_ok=True)
-            result = run(args, args.home)
-        else:
-            with tempfile.TemporaryDirectory(prefix="mlos-peers-") as tmp:
-                result = run(args, Path(tmp))
-    except (SuiteStartError, pa_client.PerfAnalyzerError) as exc:
-        logger.error("%s", exc)
-        return 2
+    machine = {**machine_info(), "perf_analyzer": pa_version}
+    if args.home is not None:
+        args.home.mkdir(parents=True, exist_ok=True)
+        result = run(args, args.home)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mlos-peers-") as tmp:
+            result = run(args, Path(tmp))
     payload = {"benchmark": "bench_peers", "started_utc": started,
                "finished_utc": dt.datetime.now(dt.UTC).isoformat(), "machine": machine,
                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -189,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = write_json(args.json or RESULTS_DIR / f"bench_peers-{stamp}.json", payload)
     print(format_table(payload["rows"], payload["checks"]))
+    for name, info in result["servers"].items():
+        if "error" in info:
+            print(f"{name}: NOT MEASURED: {info['error'].splitlines()[0]}")
     print(f"results: {path}")
+    if any("error" in r for r in [*result["rows"], *result["servers"].values()]):
+        return 2
     ok = all(c.get("ok") for per in result["checks"].values() for c in per.values())
     return 0 if ok else 1
 

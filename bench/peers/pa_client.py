@@ -3,7 +3,7 @@
 perf_analyzer runs unmodified through ``bench/perf_analyzer.sh exec`` (Debian 13's loader; the
 script execs, so the pid we start is perf_analyzer's). Stabilisation is off
 (``--stability-percentage 999``): a level is always exactly ``windows`` windows of
-``interval_ms`` after ``max(50, 10 x C)`` warm-up requests, in sync mode.
+``interval_ms`` after a fixed number of warm-up requests, in sync mode.
 
 CPU per request: with ``-v`` perf_analyzer prints ``Pass [k] throughput: X infer/sec`` as each
 window ends; we read /proc CPU times of every process at each such line. Requests in windows
@@ -61,10 +61,11 @@ class LevelResult:
         return dict(self.__dict__)
 
 
-def available() -> bool:
-    """Whether perf_analyzer is set up (``bench/perf_analyzer.sh setup``) and starts."""
+def version() -> str | None:
+    """perf_analyzer's version line; None when it is not set up (bench/perf_analyzer.sh setup)."""
     done = subprocess.run([str(SCRIPT), "exec", "--version"], capture_output=True, timeout=60)
-    return done.returncode == 0 and b"Perf Analyzer" in done.stdout + done.stderr
+    text = (done.stdout + done.stderr).decode(errors="replace").strip()
+    return text if done.returncode == 0 and "Perf Analyzer" in text else None
 
 
 def run_level(
@@ -76,12 +77,13 @@ def run_level(
     interval_ms: int,
     procs: dict[str, list[int]],
     csv_path: Path,
+    warmup_requests: int,
 ) -> LevelResult:
     """Run one level; ``procs`` are the server's processes by label (perf_analyzer is added)."""
     cmd = [str(SCRIPT), "exec", "-m", model, "-u", addr, "-i", "grpc", "-v",
            "--input-data", str(input_json), "--concurrency-range", f"{concurrency}:{concurrency}",
            "--measurement-interval", str(interval_ms), "--stability-percentage", "999",
-           "--max-trials", str(windows), "--warmup-request-count", str(max(50, 10 * concurrency)),
+           "--max-trials", str(windows), "--warmup-request-count", str(warmup_requests),
            "-f", str(csv_path)]  # fmt: skip
     logger.debug("running %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

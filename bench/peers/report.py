@@ -23,7 +23,7 @@ def ratios(rows: list[dict]) -> None:
             continue
         for other, key in (("floor", "vs_floor"), ("mlserver-inproc", "vs_mlserver_inproc")):
             peer = by_key.get((other, row["model"], row["concurrency"]))
-            if peer and peer["throughput_rps"]:
+            if peer and peer.get("throughput_rps") and row.get("throughput_rps") is not None:
                 row[key] = row["throughput_rps"] / peer["throughput_rps"]
 
 
@@ -35,10 +35,10 @@ def format_table(rows: list[dict], checks: dict) -> str:
         bad = checks.get(r["server"], {}).get(r["model"], {}).get("ok") is False
         lines.append((
             r["model"], str(r["concurrency"]), r["server"] + (" (MISMATCH)" if bad else ""),
-            _num(r["throughput_rps"], 1), _num(r["p50_ms"], 3), _num(r["p90_ms"], 3),
-            _num(r["p99_ms"], 3), _num(r.get("vs_floor"), 3), _num(r.get("vs_mlserver_inproc"), 3),
+            _num(r.get("throughput_rps"), 1), _num(r.get("p50_ms"), 3), _num(r.get("p90_ms"), 3),
+            _num(r.get("p99_ms"), 3), _num(r.get("vs_floor"), 3), _num(r.get("vs_mlserver_inproc"), 3),
             _num(r["idle"]["loadavg"][0], 2) + ("" if r["idle"]["reached"] else "!"),
-            _cpu(r["cpu_ms_per_request"]),
+            "ERROR (see JSON)" if "error" in r else _cpu(r["cpu_ms_per_request"]),
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [" | ".join(c.ljust(w) if i in (0, 2, 10) else c.rjust(w)
