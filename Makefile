@@ -44,7 +44,7 @@ bench-peers: install
 	bench/peers/setup.sh
 	$(PY) bench/bench_peers.py $(PEERS_ARGS)
 
-# The harness's MLServer smoke test (needs bench-peers' set-up; ~30 s).
+# The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install
 	bench/peers/setup.sh
 	MLOS_TEST_PEERS=1 $(PY) -m pytest tests/bench -q
