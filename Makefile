@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install up test test-unit test-e2e protos bench clean
+.PHONY: install up test test-unit test-e2e test-peers protos bench bench-peers clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ protos: install
 
 bench: install
 	$(PY) bench/bench_infer.py --model ocr_cls --concurrency 1,8,32 --warmup 2 --duration 10
+
+# perf_analyzer against MLOS, MLServer (its own venv, bench/.peers/) and the in-process floor.
+# Options: make bench-peers PEERS_ARGS='--quick --models iris --servers floor,mlos'
+bench-peers: install
+	bench/peers/setup.sh
+	$(PY) bench/bench_peers.py $(PEERS_ARGS)
+
+# The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
+test-peers: install
+	bench/peers/setup.sh
+	MLOS_TEST_PEERS=1 $(PY) -m pytest tests/bench -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,6 +3,7 @@
 #
 #   bench/perf_analyzer.sh setup                       # once: ~20 s, everything under bench/.perf_analyzer
 #   bench/perf_analyzer.sh ADDR MODEL SHAPE [CONC...]  # e.g. 127.0.0.1:8001 ocr_cls x:3,48,192 1 8 32
+#   bench/perf_analyzer.sh exec [PERF_ANALYZER ARGS...] # the binary itself, same pid (bench_peers.py)
 #
 # The PyPI wheel's binary needs glibc 2.38 (Debian 12 has 2.36), so it runs through Debian 13's
 # loader and libraries, unpacked into a private folder: nothing is installed system-wide.
@@ -28,13 +29,18 @@ setup() {
   run --version
 }
 
-run() {
-  "$pa/glibc/ld-linux-x86-64.so.2" --library-path "$pa/glibc:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" \
+run() {  # exec_=exec replaces this shell with the binary (same pid)
+  ${exec_:-} "$pa/glibc/ld-linux-x86-64.so.2" --library-path "$pa/glibc:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" \
     "$pa/whl/perf_analyzer/bin/perf_analyzer" "$@"
 }
 
 if [[ "${1:-}" == "setup" ]]; then setup; exit; fi
-[[ $# -ge 3 ]] || { sed -n '2,9p' "$0"; exit 2; }
+if [[ "${1:-}" == "exec" ]]; then
+  [[ -x "$pa/whl/perf_analyzer/bin/perf_analyzer" ]] ||
+    { echo "perf_analyzer is not set up: run bench/perf_analyzer.sh setup" >&2; exit 3; }
+  shift; exec_=exec run "$@"
+fi
+[[ $# -ge 3 ]] || { sed -n '2,10p' "$0"; exit 2; }
 [[ -x "$pa/whl/perf_analyzer/bin/perf_analyzer" ]] || setup
 addr=$1 model=$2 shape=$3; shift 3
 mkdir -p "$here/results"

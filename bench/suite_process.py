@@ -35,6 +35,7 @@ class Suite:
     scheduler_addr: str
     models: tuple[str, ...]
     ready_event: dict[str, Any] = field(default_factory=dict)
+    pid: int = 0  # the `mlos up` process; the services are its children
 
 
 class SuiteStartError(RuntimeError):
@@ -42,11 +43,14 @@ class SuiteStartError(RuntimeError):
 
 
 @contextlib.contextmanager
-def running_suite(home: Path, startup_timeout_s: float) -> Iterator[Suite]:
-    """Start `mlos up` in its own process group, yield once ready, always stop it."""
+def running_suite(
+    home: Path, startup_timeout_s: float, extra_args: tuple[str, ...] = ()
+) -> Iterator[Suite]:
+    """Start `mlos up` (plus ``extra_args``, e.g. ``--no-demo``) in its own process group,
+    yield once ready, always stop it."""
     log_path = home / "mlos-up.stderr.log"
     cmd = [sys.executable, "-m", "mlos_cli", "up", "--json", "--ephemeral-ports",
-           "--home", str(home)]  # fmt: skip
+           "--home", str(home), *extra_args]  # fmt: skip
     logger.info("starting the suite: %s", " ".join(cmd))
     with log_path.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -60,9 +64,10 @@ def running_suite(home: Path, startup_timeout_s: float) -> Iterator[Suite]:
                 scheduler_addr=ready["scheduler_addr"],
                 models=tuple(ready.get("models", ())),
                 ready_event=ready,
+                pid=proc.pid,
             )
         finally:
-            _stop(proc)
+            stop_process_group(proc, "the suite")
 
 
 def _pump_lines(stream: IO[bytes] | None) -> queue.Queue[str | None]:
@@ -97,7 +102,7 @@ def _wait_ready(
             proc.wait()
             raise SuiteStartError(
                 f"`mlos up` exited with {proc.returncode} before it was ready; "
-                f"stderr tail:\n{_tail(log_path)}"
+                f"stderr tail:\n{log_tail(log_path)}"
             )
         event = _parse_event(line)
         if event and event.get("event") == "ready":
@@ -105,7 +110,7 @@ def _wait_ready(
                 raise SuiteStartError(f"ready event has no scheduler_addr: {line}")
             return event
     raise SuiteStartError(
-        f"`mlos up` not ready within {timeout_s:.0f} s; stderr tail:\n{_tail(log_path)}"
+        f"`mlos up` not ready within {timeout_s:.0f} s; stderr tail:\n{log_tail(log_path)}"
     )
 
 
@@ -117,24 +122,25 @@ def _parse_event(line: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the CLI and wait; after the grace period kill its whole process group."""
+def stop_process_group(proc: subprocess.Popen[bytes], what: str) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and wait; after the grace
+    period kill its whole process group."""
     if proc.poll() is None:
-        logger.info("stopping the suite (SIGTERM to pid %d)", proc.pid)
+        logger.info("stopping %s (SIGTERM to pid %d)", what, proc.pid)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
-            logger.warning("suite still up after %.0f s: killing its group", STOP_GRACE_S)
+            logger.warning("%s still up after %.0f s: killing its group", what, STOP_GRACE_S)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, 0)  # raises when nothing of the group is left
-        logger.warning("killing what is left of the suite's process group %d", proc.pid)
+        logger.warning("killing what is left of %s's process group %d", what, proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    logger.info("suite stopped (exit code %s)", proc.returncode)
+    logger.info("%s stopped (exit code %s)", what, proc.returncode)
 
 
-def _tail(path: Path) -> str:
+def log_tail(path: Path) -> str:
     try:
         return path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     except OSError:
