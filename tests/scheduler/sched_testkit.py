@@ -17,6 +17,7 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_cli.demo import DemoModel, prepare_demo_models
 from mlos_common.bootstrap import ServerParts, set_serving
+from mlos_common.shm import ShmRegistry
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
@@ -29,7 +30,7 @@ from mlos_registry.server import create_server as create_registry_server
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.peers import PeerMonitor
-from mlos_scheduler.server import build_core, peer_monitor, services
+from mlos_scheduler.server import build_core, peer_monitor, services, shm_registry
 from mlos_scheduler.server import create_server as create_scheduler_server
 
 NP_TO_OIP = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64"}
@@ -47,6 +48,8 @@ class Stack:
     settings: SchedulerSettings
     executor_server: aio.Server
     executor_core: ExecutorCore
+    shm: ShmRegistry
+    metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
 
     async def stop_executor(self) -> None:
@@ -84,11 +87,14 @@ async def running_stack(
             registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides
         )
         parts = ServerParts()
-        core, reg_client_for_core = build_core(settings, parts, CollectorRegistry())
+        metrics = CollectorRegistry()
+        core, reg_client_for_core = build_core(settings, parts, metrics)
         stack.push_async_callback(reg_client_for_core.close)
         stack.push_async_callback(core.close)
-        svcs = services(core)
-        server, port = create_scheduler_server(settings, core, parts)
+        shm = shm_registry(metrics)
+        stack.callback(shm.close)
+        svcs = services(core, shm)
+        server, port = create_scheduler_server(settings, core, parts, shm)
         await server.start()
         stack.push_async_callback(server.stop, None)
         await set_serving(parts, svcs, False)
@@ -114,7 +120,7 @@ async def running_stack(
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
             monitor=monitor, registry=registry, settings=settings, executor_server=ex_server,
-            executor_core=ex_core, models=dict(demo),
+            executor_core=ex_core, shm=shm, metrics=metrics, models=dict(demo),
         )
 
 

@@ -185,12 +185,12 @@ async def test_unknown_requested_output_is_invalid(stack: Stack) -> None:
     await still_serves(stack)
 
 
-async def test_shared_memory_input_is_unimplemented(stack: Stack) -> None:
+async def test_shared_memory_input_of_unknown_region_is_not_found(stack: Stack) -> None:
     req = pb.ModelInferRequest(model_name="iris")
     t = req.inputs.add(name="X", datatype="FP32", shape=[1, 4])
     t.parameters["shared_memory_region"].string_param = "region0"
     t.parameters["shared_memory_byte_size"].int64_param = 16
-    await expect_error(stack, req, grpc.StatusCode.UNIMPLEMENTED)
+    await expect_error(stack, req, grpc.StatusCode.NOT_FOUND)
     await still_serves(stack)
 
 
