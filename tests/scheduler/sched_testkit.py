@@ -9,6 +9,8 @@ from typing import AsyncIterator
 
 import numpy as np
 import onnxruntime as ort
+import grpc
+import pytest
 from grpc import aio
 from prometheus_client import CollectorRegistry
 
@@ -171,3 +173,17 @@ def assert_matches(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> N
             assert np.allclose(got[name], ref, atol=1e-5), name
         else:
             assert np.array_equal(got[name], ref), name
+
+
+async def expect_error(stack: Stack, request: pb.ModelInferRequest, code: grpc.StatusCode, *, timeout=30) -> str:
+    with pytest.raises(aio.AioRpcError) as err:
+        await stack.stub.ModelInfer(request, timeout=timeout)
+    assert err.value.code() == code, err.value.details()
+    return err.value.details()
+
+
+async def still_serves(stack: Stack) -> None:
+    iris = stack.models["iris"]
+    feeds = iris.sample_inputs(batch=2, seed=11)
+    resp = await stack.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
+    assert_matches(response_arrays(resp), ort_run(iris, feeds))

@@ -12,23 +12,11 @@ import pytest
 from grpc import aio
 
 from mlos.inference import grpc_service_pb2 as pb
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
+from sched_testkit import (
+    Stack, assert_matches, expect_error, infer_request, ort_run, response_arrays, still_serves,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def expect_error(stack: Stack, request: pb.ModelInferRequest, code: grpc.StatusCode, *, timeout=30) -> str:
-    with pytest.raises(aio.AioRpcError) as err:
-        await stack.stub.ModelInfer(request, timeout=timeout)
-    assert err.value.code() == code, err.value.details()
-    return err.value.details()
-
-
-async def still_serves(stack: Stack) -> None:
-    iris = stack.models["iris"]
-    feeds = iris.sample_inputs(batch=2, seed=11)
-    resp = await stack.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
-    assert_matches(response_arrays(resp), ort_run(iris, feeds))
 
 
 def iris_req(batch: int = 1) -> pb.ModelInferRequest:

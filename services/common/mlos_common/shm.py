@@ -64,14 +64,15 @@ def _check_span(what: str, offset: int, byte_size: int, limit: int, limit_what: 
 class Window:
     """A mapped window of a POSIX shared memory object; offsets in read/write are window-relative."""
 
-    def __init__(self, key: str, offset: int, byte_size: int, fd: int, mm: mmap.mmap, start: int) -> None:
+    def __init__(self, key: str, offset: int, byte_size: int, mm: mmap.mmap, start: int) -> None:
         self.key, self.offset, self.byte_size = key, offset, byte_size
-        self._fd, self._mm, self._start = fd, mm, start  # window starts at self._start inside self._mm
+        self._mm, self._start = mm, start  # the window starts at self._start inside self._mm
+        self.closed = False
 
     def _check_object(self) -> None:
-        if self._fd < 0:
+        if self.closed:
             raise FailedPrecondition(f"shared memory {self.key!r} is no longer mapped")
-        size = os.fstat(self._fd).st_size
+        size = self._mm.size()  # fstat of the mapping's own descriptor: the object's size now
         if size < self.offset + self.byte_size:
             raise FailedPrecondition(
                 f"shared memory object {self.key!r} shrank to {size} bytes after it was registered "
@@ -94,10 +95,9 @@ class Window:
 
     def close(self) -> None:
         """Unmaps now, or (if a caller still holds a view) when the last view is dropped."""
-        if self._fd < 0:
+        if self.closed:
             return
-        os.close(self._fd)
-        self._fd = -1
+        self.closed = True
         try:
             self._mm.close()
         except BufferError:
@@ -133,11 +133,10 @@ def map_window(key: str, offset: int, byte_size: int) -> Window:
             raise InvalidArgument(f"shared memory {key!r} is not a regular shared memory object")
         _check_span(f"shared memory {key!r}", offset, byte_size, st.st_size, "the object's size")
         aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
-        mm = mmap.mmap(fd, byte_size + offset - aligned, offset=aligned)
-    except BaseException:
+        mm = mmap.mmap(fd, byte_size + offset - aligned, offset=aligned)  # keeps its own dup of fd
+    finally:
         os.close(fd)
-        raise
-    return Window(key, offset, byte_size, fd, mm, offset - aligned)
+    return Window(key, offset, byte_size, mm, offset - aligned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +193,11 @@ class ShmRegistry:
 
     def __len__(self) -> int:
         return len(self._regions)
+
+    def leases_held(self) -> int:
+        """Leases not yet released on registered regions (0 when no request is running)."""
+        with self._lock:
+            return sum(r.users for r in self._regions.values())
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> RegionInfo:
         """Maps the window now, so every later error is about the request, not the region."""
