@@ -172,6 +172,8 @@ def test_unregister_while_in_use_keeps_the_mapping_until_the_last_lease(shm_obje
     first.write(0, b"still mapped", "output 'y'")
     first.release()
     first.release()  # idempotent
+    with pytest.raises(FailedPrecondition, match="was released"):
+        first.read(0, 4, "input 'x'")
     assert bytes(second.read(0, 12, "input 'x'")) == b"still mapped"
     assert _open_fds_to(key) == baseline + 2  # the old mapping (in use) and the new registration
     second.release()

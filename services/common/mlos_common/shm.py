@@ -161,13 +161,18 @@ class Lease:
         self._owner, self._region = owner, region
         self.info = region.info
 
+    def _window(self) -> Window:
+        if self._region is None:
+            raise FailedPrecondition(f"the lease on shared memory region {self.info.name!r} was released")
+        return self._region.window
+
     def read(self, offset: int, byte_size: int, what: str) -> memoryview:
-        view = self._region.window.read(offset, byte_size, f"{what} in shared memory region {self.info.name!r}")
+        view = self._window().read(offset, byte_size, f"{what} in shared memory region {self.info.name!r}")
         self._owner.bytes_read += byte_size
         return view
 
     def write(self, offset: int, data: bytes | memoryview, what: str) -> None:
-        self._region.window.write(offset, data, f"{what} in shared memory region {self.info.name!r}")
+        self._window().write(offset, data, f"{what} in shared memory region {self.info.name!r}")
         self._owner.bytes_written += len(data)
 
     def release(self) -> None:
