@@ -2,11 +2,16 @@
 tritonclient.grpc clients and perf_analyzer interoperate.
 
 The expected numbers are written out here from Triton's grpc_service.proto and
-model_config.proto rather than read from tritonclient: tritonclient registers its own
-`inference.*` messages in the default descriptor pool, which collides with ours in one process.
+model_config.proto, and every message we declare is also compared with tritonclient's generated
+classes, read in a child process: tritonclient registers its own `inference.*` messages in the
+default descriptor pool, which collides with ours in one process.
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor as F
@@ -117,6 +122,35 @@ WIRE: dict[str, dict[str, tuple[int, int, str]]] = {
         "model_name": (2, STR, ONE),
         "parameters": (3, MSG, MAP),
     },
+    "SystemSharedMemoryStatusRequest": {"name": (1, STR, ONE)},
+    "SystemSharedMemoryStatusResponse": {"regions": (1, MSG, MAP)},
+    "SystemSharedMemoryStatusResponse.RegionStatus": {
+        "name": (1, STR, ONE),
+        "key": (2, STR, ONE),
+        "offset": (3, U64, ONE),
+        "byte_size": (4, U64, ONE),
+    },
+    "SystemSharedMemoryRegisterRequest": {
+        "name": (1, STR, ONE),
+        "key": (2, STR, ONE),
+        "offset": (3, U64, ONE),
+        "byte_size": (4, U64, ONE),
+    },
+    "SystemSharedMemoryUnregisterRequest": {"name": (1, STR, ONE)},
+    "CudaSharedMemoryStatusRequest": {"name": (1, STR, ONE)},
+    "CudaSharedMemoryStatusResponse": {"regions": (1, MSG, MAP)},
+    "CudaSharedMemoryStatusResponse.RegionStatus": {
+        "name": (1, STR, ONE),
+        "device_id": (2, U64, ONE),
+        "byte_size": (3, U64, ONE),
+    },
+    "CudaSharedMemoryRegisterRequest": {
+        "name": (1, STR, ONE),
+        "raw_handle": (2, BYT, ONE),
+        "device_id": (3, I64, ONE),
+        "byte_size": (4, U64, ONE),
+    },
+    "CudaSharedMemoryUnregisterRequest": {"name": (1, STR, ONE)},
 }
 
 CASES = [(msg, field, *spec) for msg, fields in WIRE.items() for field, spec in fields.items()]
@@ -135,6 +169,12 @@ RPCS = {
     "RepositoryIndex": (False, False),
     "RepositoryModelLoad": (False, False),
     "RepositoryModelUnload": (False, False),
+    "SystemSharedMemoryStatus": (False, False),
+    "SystemSharedMemoryRegister": (False, False),
+    "SystemSharedMemoryUnregister": (False, False),
+    "CudaSharedMemoryStatus": (False, False),
+    "CudaSharedMemoryRegister": (False, False),
+    "CudaSharedMemoryUnregister": (False, False),
 }
 
 
@@ -206,3 +246,84 @@ def test_encoded_bytes_match_triton_layout() -> None:
     assert req.model_name == "m"
     assert list(req.raw_input_contents) == [b"\x01\x02"]
     assert req.SerializeToString() == wire
+
+
+# Dumps every `inference.*` message of a generated module: full name -> {field: [number, type, card]},
+# and the service's methods: name -> [input, output, client_streaming, server_streaming].
+_DUMP = """
+import json, sys
+from tritonclient.grpc import model_config_pb2, service_pb2
+
+def card(f):
+    if not f.is_repeated:
+        return "singular"
+    mt = f.message_type
+    return "map" if mt is not None and mt.GetOptions().map_entry else "repeated"
+
+def walk(desc, out):
+    out[desc.full_name] = {f.name: [f.number, f.type, card(f)] for f in desc.fields}
+    for nested in desc.nested_types:
+        walk(nested, out)
+
+messages = {}
+for module in (service_pb2, model_config_pb2):
+    for desc in module.DESCRIPTOR.message_types_by_name.values():
+        walk(desc, messages)
+svc = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+methods = {m.name: [m.input_type.full_name, m.output_type.full_name, m.client_streaming, m.server_streaming]
+           for m in svc.methods}
+json.dump({"messages": messages, "methods": methods}, sys.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def triton() -> dict:
+    """tritonclient's generated descriptors, read in a child process (its pool collides with ours)."""
+    done = subprocess.run([sys.executable, "-c", _DUMP], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"could not read tritonclient's descriptors: {done.stderr[-2000:]}"
+    return json.loads(done.stdout)
+
+
+def _ours() -> list:
+    found = []
+
+    def walk(desc) -> None:
+        if not desc.GetOptions().map_entry:
+            found.append(desc)
+        for nested in desc.nested_types:
+            walk(nested)
+
+    for desc in pb.DESCRIPTOR.message_types_by_name.values():
+        walk(desc)
+    return found
+
+
+def test_every_message_matches_tritonclient(triton: dict) -> None:
+    """Each field we declare exists in tritonclient's class with the same number, type and cardinality."""
+    theirs = triton["messages"]
+    problems = []
+    for desc in _ours():
+        fields = theirs.get(desc.full_name)
+        if fields is None:
+            problems.append(f"{desc.full_name}: not a Triton message")
+            continue
+        for fd in desc.fields:
+            want = fields.get(fd.name)
+            got = [fd.number, fd.type, _cardinality(fd)]
+            if want != got:
+                problems.append(f"{desc.full_name}.{fd.name}: ours {got}, tritonclient {want}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_rpc_matches_tritonclient(triton: dict) -> None:
+    svc = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    for m in svc.methods:
+        want = triton["methods"].get(m.name)
+        got = [m.input_type.full_name, m.output_type.full_name, m.client_streaming, m.server_streaming]
+        assert want == got, f"rpc {m.name}: ours {got}, tritonclient {want}"
+
+
+def test_shared_memory_rpcs_are_all_declared(triton: dict) -> None:
+    theirs = {n for n in triton["methods"] if "SharedMemory" in n}
+    ours = {m.name for m in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods}
+    assert theirs and theirs <= ours, f"missing shared memory RPCs: {sorted(theirs - ours)}"

@@ -203,3 +203,19 @@ def client(suite):
     c = grpcclient.InferenceServerClient(url=suite.scheduler_addr)
     yield c
     c.close()
+
+
+@pytest.fixture
+def good_infer(client, demo_models, ort_sessions):
+    """One known-good iris request, checked against ONNX Runtime."""
+    import numpy as np
+
+    from e2e_testkit import make_inputs
+
+    def run() -> None:
+        arrays = demo_models["iris"].sample_inputs(batch=2, seed=75)
+        result = client.infer("iris", make_inputs(arrays))
+        want = ort_sessions["iris"].run(["label"], arrays)[0]
+        np.testing.assert_array_equal(result.as_numpy("label"), want)
+
+    return run

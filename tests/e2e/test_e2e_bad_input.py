@@ -6,33 +6,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from tritonclient.utils import InferenceServerException
-
-from e2e_testkit import make_inputs
+from e2e_testkit import expect_status, make_inputs
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the services' default gRPC message limit
 OCR_ITEM_BYTES = 3 * 48 * 192 * 4
-
-
-@pytest.fixture
-def good_infer(client, demo_models, ort_sessions):
-    """One known-good iris request, checked against ONNX Runtime."""
-
-    def run() -> None:
-        arrays = demo_models["iris"].sample_inputs(batch=2, seed=75)
-        result = client.infer("iris", make_inputs(arrays))
-        want = ort_sessions["iris"].run(["label"], arrays)[0]
-        np.testing.assert_array_equal(result.as_numpy("label"), want)
-
-    return run
-
-
-def expect_status(status: str, call, *args, **kwargs) -> InferenceServerException:
-    with pytest.raises(InferenceServerException) as info:
-        call(*args, **kwargs)
-    assert info.value.status() == status, f"got {info.value.status()}: {info.value.message()}"
-    assert info.value.message(), "the error says why"
-    return info.value
 
 
 def iris_input(array: np.ndarray, datatype: str = "FP32") -> grpcclient.InferInput:

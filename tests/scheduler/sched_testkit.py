@@ -9,6 +9,8 @@ from typing import AsyncIterator
 
 import numpy as np
 import onnxruntime as ort
+import grpc
+import pytest
 from grpc import aio
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +19,7 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_cli.demo import DemoModel, prepare_demo_models
 from mlos_common.bootstrap import ServerParts, set_serving
+from mlos_common.shm import ShmRegistry
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
@@ -29,7 +32,7 @@ from mlos_registry.server import create_server as create_registry_server
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.peers import PeerMonitor
-from mlos_scheduler.server import build_core, peer_monitor, services
+from mlos_scheduler.server import build_core, peer_monitor, services, shm_registry
 from mlos_scheduler.server import create_server as create_scheduler_server
 
 NP_TO_OIP = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64"}
@@ -47,6 +50,8 @@ class Stack:
     settings: SchedulerSettings
     executor_server: aio.Server
     executor_core: ExecutorCore
+    shm: ShmRegistry
+    metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
 
     async def stop_executor(self) -> None:
@@ -84,11 +89,14 @@ async def running_stack(
             registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides
         )
         parts = ServerParts()
-        core, reg_client_for_core = build_core(settings, parts, CollectorRegistry())
+        metrics = CollectorRegistry()
+        core, reg_client_for_core = build_core(settings, parts, metrics)
         stack.push_async_callback(reg_client_for_core.close)
         stack.push_async_callback(core.close)
-        svcs = services(core)
-        server, port = create_scheduler_server(settings, core, parts)
+        shm = shm_registry(metrics)
+        stack.callback(shm.close)
+        svcs = services(core, shm)
+        server, port = create_scheduler_server(settings, core, parts, shm)
         await server.start()
         stack.push_async_callback(server.stop, None)
         await set_serving(parts, svcs, False)
@@ -114,7 +122,7 @@ async def running_stack(
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
             monitor=monitor, registry=registry, settings=settings, executor_server=ex_server,
-            executor_core=ex_core, models=dict(demo),
+            executor_core=ex_core, shm=shm, metrics=metrics, models=dict(demo),
         )
 
 
@@ -165,3 +173,17 @@ def assert_matches(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> N
             assert np.allclose(got[name], ref, atol=1e-5), name
         else:
             assert np.array_equal(got[name], ref), name
+
+
+async def expect_error(stack: Stack, request: pb.ModelInferRequest, code: grpc.StatusCode, *, timeout=30) -> str:
+    with pytest.raises(aio.AioRpcError) as err:
+        await stack.stub.ModelInfer(request, timeout=timeout)
+    assert err.value.code() == code, err.value.details()
+    return err.value.details()
+
+
+async def still_serves(stack: Stack) -> None:
+    iris = stack.models["iris"]
+    feeds = iris.sample_inputs(batch=2, seed=11)
+    resp = await stack.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
+    assert_matches(response_arrays(resp), ort_run(iris, feeds))

@@ -12,23 +12,11 @@ import pytest
 from grpc import aio
 
 from mlos.inference import grpc_service_pb2 as pb
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
+from sched_testkit import (
+    Stack, assert_matches, expect_error, infer_request, ort_run, response_arrays, still_serves,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def expect_error(stack: Stack, request: pb.ModelInferRequest, code: grpc.StatusCode, *, timeout=30) -> str:
-    with pytest.raises(aio.AioRpcError) as err:
-        await stack.stub.ModelInfer(request, timeout=timeout)
-    assert err.value.code() == code, err.value.details()
-    return err.value.details()
-
-
-async def still_serves(stack: Stack) -> None:
-    iris = stack.models["iris"]
-    feeds = iris.sample_inputs(batch=2, seed=11)
-    resp = await stack.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
-    assert_matches(response_arrays(resp), ort_run(iris, feeds))
 
 
 def iris_req(batch: int = 1) -> pb.ModelInferRequest:
@@ -185,12 +173,12 @@ async def test_unknown_requested_output_is_invalid(stack: Stack) -> None:
     await still_serves(stack)
 
 
-async def test_shared_memory_input_is_unimplemented(stack: Stack) -> None:
+async def test_shared_memory_input_of_unknown_region_is_not_found(stack: Stack) -> None:
     req = pb.ModelInferRequest(model_name="iris")
     t = req.inputs.add(name="X", datatype="FP32", shape=[1, 4])
     t.parameters["shared_memory_region"].string_param = "region0"
     t.parameters["shared_memory_byte_size"].int64_param = 16
-    await expect_error(stack, req, grpc.StatusCode.UNIMPLEMENTED)
+    await expect_error(stack, req, grpc.StatusCode.NOT_FOUND)
     await still_serves(stack)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import Unimplemented
 from mlos_common.tensors import array_from_values, array_to_raw, dtype
@@ -24,21 +26,38 @@ def _int_param(p: pb.InferParameter, name: str) -> int:
     raise BadRequest(f"parameter {name!r} must be an integer, got {kind or 'nothing'}")
 
 
-def infer_request(msg: pb.ModelInferRequest, time_remaining: float | None, now: float) -> InferRequest:
+def _in_shm(t: pb.ModelInferRequest.InferInputTensor) -> bool:
+    return bool(t.parameters) and any(k in t.parameters for k in SHM_PARAMS)
+
+
+def infer_request(
+    msg: pb.ModelInferRequest,
+    time_remaining: float | None,
+    now: float,
+    shm_input: Callable[[pb.ModelInferRequest.InferInputTensor], Tensor] | None = None,
+) -> InferRequest:
+    """`shm_input` reads an input placed in shared memory (see shm_convert.ShmRequest); inputs in
+    shared memory take no raw_input_contents entry, as in Triton."""
     if not msg.model_name:
         raise BadRequest("model_name is empty")
     raw = msg.raw_input_contents
-    if raw and len(raw) != len(msg.inputs):
-        raise BadRequest(f"raw_input_contents has {len(raw)} entries for {len(msg.inputs)} inputs")
+    in_message = sum(1 for t in msg.inputs if not _in_shm(t))
+    if raw and len(raw) != in_message:
+        raise BadRequest(f"raw_input_contents has {len(raw)} entries for {in_message} inputs not in shared memory")
     inputs = []
-    for i, t in enumerate(msg.inputs):
-        if any(k in t.parameters for k in SHM_PARAMS):
-            raise Unimplemented("system shared memory inputs are not supported yet; send raw_input_contents")
+    raw_index = 0
+    for t in msg.inputs:
+        if _in_shm(t):
+            if shm_input is None:
+                raise Unimplemented("shared memory inputs are not served on this endpoint; send the tensor bytes")
+            inputs.append(shm_input(t))
+            continue
         shape = tuple(t.shape)
         if raw:
             if t.HasField("contents"):
                 raise BadRequest(f"input {t.name!r} sets contents while raw_input_contents is used")
-            inputs.append(Tensor(t.name, t.datatype, shape, raw[i]))
+            inputs.append(Tensor(t.name, t.datatype, shape, raw[raw_index]))
+            raw_index += 1
             continue
         dt = dtype(t.datatype)
         if not dt.contents_field:

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
+from mlos_common.shm import ShmCollector, ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_registry.client import RegistryClient
 from mlos_scheduler.catalog import registry_catalog
@@ -23,8 +24,8 @@ INFERENCE_SERVICE = "inference.GRPCInferenceService"
 ADMIN_SERVICE = "mlos.scheduler.v1.SchedulerAdmin"
 
 
-def services(core: Scheduler) -> list[GrpcService]:
-    inference = InferenceServicer(core)
+def services(core: Scheduler, shm: ShmRegistry | None = None) -> list[GrpcService]:
+    inference = InferenceServicer(core, shm)
     admin = AdminServicer(core)
     return [
         GrpcService(INFERENCE_SERVICE, lambda s: pbg.add_GRPCInferenceServiceServicer_to_server(inference, s)),
@@ -33,9 +34,17 @@ def services(core: Scheduler) -> list[GrpcService]:
 
 
 def create_server(
-    settings: SchedulerSettings, core: Scheduler, parts: ServerParts | None = None
+    settings: SchedulerSettings, core: Scheduler, parts: ServerParts | None = None, shm: ShmRegistry | None = None
 ) -> tuple[aio.Server, int]:
-    return build_server(settings, services(core), parts or ServerParts())
+    return build_server(settings, services(core, shm), parts or ServerParts())
+
+
+def shm_registry(registry: CollectorRegistry | None) -> ShmRegistry:
+    """The front door's shared memory regions, with their metrics in `registry`."""
+    shm = ShmRegistry()
+    if registry is not None:
+        registry.register(ShmCollector(shm))
+    return shm
 
 
 def build_core(
@@ -77,7 +86,8 @@ def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerPart
 
 async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
     core, registry_client = build_core(settings, parts, registry)
-    svcs = services(core)
+    shm = shm_registry(registry)
+    svcs = services(core, shm)
     server, port = build_server(settings, svcs, parts)
     await set_serving(parts, svcs, False)
     monitor = peer_monitor(settings, core, parts, svcs)
@@ -87,6 +97,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     async def close_core() -> None:
         await core.close()
         await registry_client.close()
+        shm.close()
 
     closers = [monitor.close, close_core]
     if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core

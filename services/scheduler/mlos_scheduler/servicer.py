@@ -9,13 +9,14 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2 as spb
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.errors import MlosError
-from mlos_scheduler import convert
+from mlos_common.shm import ShmRegistry
+from mlos_scheduler import convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
 from mlos_scheduler.stats import Duration
 
 SERVER_NAME = "mlos"
 SERVER_VERSION = "0.1.0"
-EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
+EXTENSIONS = ["model_repository", "model_configuration", "statistics", "system_shared_memory"]
 
 
 def _dur(d: Duration) -> pb.StatisticDuration:
@@ -23,8 +24,9 @@ def _dur(d: Duration) -> pb.StatisticDuration:
 
 
 class InferenceServicer(pbg.GRPCInferenceServiceServicer):
-    def __init__(self, core: Scheduler) -> None:
+    def __init__(self, core: Scheduler, shm: ShmRegistry | None = None) -> None:
         self._core = core
+        self._shm = shm if shm is not None else ShmRegistry()
 
     async def ServerLive(self, request, context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
@@ -45,8 +47,10 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=convert.model_config(await self._core.describe(request.name, request.version)))
 
     async def ModelInfer(self, request, context) -> pb.ModelInferResponse:
-        req = convert.infer_request(request, context.time_remaining(), asyncio.get_running_loop().time())
-        return convert.infer_response(await self._core.infer(req))
+        with shm_convert.ShmRequest(self._shm, request) as shm:
+            now = asyncio.get_running_loop().time()
+            req = convert.infer_request(request, context.time_remaining(), now, shm.input_tensor)
+            return shm.respond(await self._core.infer(req))
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Requests are served concurrently; responses (with their ids) come as each finishes.
@@ -56,8 +60,9 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
 
         async def one(msg: pb.ModelInferRequest) -> None:
             try:
-                req = convert.infer_request(msg, None, loop.time())
-                reply = pb.ModelStreamInferResponse(infer_response=convert.infer_response(await self._core.infer(req)))
+                with shm_convert.ShmRequest(self._shm, msg) as shm:
+                    req = convert.infer_request(msg, None, loop.time(), shm.input_tensor)
+                    reply = pb.ModelStreamInferResponse(infer_response=shm.respond(await self._core.infer(req)))
             except MlosError as exc:
                 reply = pb.ModelStreamInferResponse(
                     error_message=f"{exc.code}: {exc.message}",
@@ -125,6 +130,26 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
     async def RepositoryModelUnload(self, request, context) -> pb.RepositoryModelUnloadResponse:
         await self._core.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
+
+    async def SystemSharedMemoryStatus(self, request, context) -> pb.SystemSharedMemoryStatusResponse:
+        return shm_convert.system_status(self._shm.status(request.name))
+
+    async def SystemSharedMemoryRegister(self, request, context) -> pb.SystemSharedMemoryRegisterResponse:
+        self._shm.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    async def SystemSharedMemoryUnregister(self, request, context) -> pb.SystemSharedMemoryUnregisterResponse:
+        self._shm.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
+    async def CudaSharedMemoryStatus(self, request, context) -> pb.CudaSharedMemoryStatusResponse:
+        raise shm_convert.cuda_unsupported()
+
+    async def CudaSharedMemoryRegister(self, request, context) -> pb.CudaSharedMemoryRegisterResponse:
+        raise shm_convert.cuda_unsupported()
+
+    async def CudaSharedMemoryUnregister(self, request, context) -> pb.CudaSharedMemoryUnregisterResponse:
+        raise shm_convert.cuda_unsupported()
 
 
 class AdminServicer(spbg.SchedulerAdminServicer):
