@@ -114,6 +114,29 @@ async def test_concurrent_requests_are_batched_without_cross_talk(stack: Stack) 
     assert after.pending == 0 and after.in_flight_batches == 0
 
 
+async def test_requests_of_a_model_without_batching_share_executor_hops(stack: Stack) -> None:
+    """silero_vad has no batch dimension: concurrent requests never merge, but those that queue
+    together leave in one stream message, each run alone, each answered with its own result."""
+    model = stack.models["silero_vad"]
+    link = stack.core.executors[0].client.link
+    rtt = "mlos_scheduler_executor_roundtrip_seconds_count"
+    labels = {"executor": stack.core.executors[0].addr}
+    messages_before, works_before = link.messages_sent, link.works_sent
+    rtt_before = stack.metrics.get_sample_value(rtt, labels) or 0
+    n = 24
+    feeds = [model.sample_inputs(seed=3000 + i) for i in range(n)]
+    responses = await asyncio.gather(
+        *(stack.stub.ModelInfer(infer_request("silero_vad", f, id=str(i)), timeout=30) for i, f in enumerate(feeds))
+    )
+    for i, (f, resp) in enumerate(zip(feeds, responses)):
+        assert resp.id == str(i)
+        assert_matches(response_arrays(resp), ort_run(model, f))
+    assert link.works_sent - works_before == n  # one piece of work per request: nothing merged
+    messages = link.messages_sent - messages_before
+    assert messages < n, f"{n} requests took {messages} stream messages"
+    assert (stack.metrics.get_sample_value(rtt, labels) or 0) - rtt_before == messages
+
+
 async def test_mixed_batch_sizes_split_correctly(stack: Stack) -> None:
     model = stack.models["ocr_cls"]
     sizes = [1, 3, 1, 1, 3, 1, 2, 1, 1, 3, 1, 1]

@@ -186,12 +186,14 @@ class Scheduler:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            sent_ns = time.perf_counter_ns()
             try:
                 answers = await executor.execute(model, work, requests[0].outputs, remaining)
             except Unavailable as exc:
                 executor.healthy = False
                 last = exc
                 continue
+            self.stats.executor_roundtrip(executor.addr, time.perf_counter_ns() - sent_ns)
             if batched:
                 return self._split(model, requests, answers[0], input_ns)
             return [self._one(model, r, a, input_ns) for r, a in zip(requests, answers, strict=True)]

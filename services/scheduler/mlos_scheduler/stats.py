@@ -63,6 +63,11 @@ class StatsBook:
         self._compute_us = Counter(
             "mlos_inference_compute_infer_duration_us", "Cumulative executor compute time.", labels, registry=r
         )
+        self._roundtrip = Histogram(
+            "mlos_scheduler_executor_roundtrip_seconds",
+            "Time from handing work to an executor to its answer (stream hop both ways + executor), by executor.",
+            ["executor"], buckets=LATENCY_BUCKETS_S, registry=r,
+        )
         self._request = Histogram(
             "mlos_inference_request_duration_seconds", "End-to-end request time in the scheduler.",
             labels, buckets=LATENCY_BUCKETS_S, registry=r,
@@ -98,6 +103,9 @@ class StatsBook:
     def failed(self, name: str, version: int, reason: str, duration_ns: int) -> None:
         self.model(name, version).fail.add(duration_ns)
         self._failure.labels(name, str(version), reason).inc()
+
+    def executor_roundtrip(self, executor: str, duration_ns: int) -> None:
+        self._roundtrip.labels(executor).observe(duration_ns / 1e9)
 
     def dispatched(self, name: str, version: int, queue_waits_s: list[float]) -> None:
         total_ns = int(sum(queue_waits_s) * 1e9)
