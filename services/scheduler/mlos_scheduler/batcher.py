@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
-from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_common.errors import DeadlineExceeded, InvalidArgument, MlosError, Unavailable
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import QueueFull
 
@@ -183,6 +183,12 @@ class DynamicBatcher:
             self._stats.rows += sum(r.rows for r in requests)
             try:
                 results = await self.run_batch(self.model, requests, timeout)
+            except InvalidArgument as exc:
+                if len(live) > 1:
+                    await self._isolate(live)  # one request's bad data must not fail its neighbours
+                elif not live[0].future.done():
+                    live[0].future.set_exception(exc)
+                return
             except MlosError as exc:
                 for p in live:
                     if not p.future.done():
@@ -205,6 +211,22 @@ class DynamicBatcher:
             self._stats.in_flight -= 1
             if not self._closed:
                 self._pump()
+
+    async def _isolate(self, live: list[_Pending]) -> None:
+        """Runs each request of a batch that the runtime refused alone, so only the culprit fails."""
+        loop = asyncio.get_running_loop()
+        for p in live:
+            if p.future.done():
+                continue
+            deadline = p.request.deadline
+            try:
+                (result,) = await self.run_batch(self.model, [p.request], None if deadline is None else deadline - loop.time())
+            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+                if not p.future.done():
+                    p.future.set_exception(exc)
+                continue
+            if not p.future.done():
+                p.future.set_result(result)
 
     def stats(self) -> BatcherStats:
         self._stats.pending = sum(1 for p in self._queue if not p.future.done())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from mlos.inference import grpc_service_pb2 as pb
-from mlos_common.errors import Unimplemented
+from mlos_common.errors import MlosError, Unimplemented
 from mlos_common.tensors import array_from_values, array_to_raw, dtype
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
 from mlos_scheduler.errors import BadRequest
@@ -81,6 +81,13 @@ def infer_request(
         timeout_us=timeout_us,
         deadline=now + min(limits) if limits else None,
     )
+
+
+def stream_error(exc: Exception) -> str:
+    """A stream reply's error_message: "CODE: message" (unexpected errors as INTERNAL, no details)."""
+    if isinstance(exc, MlosError):
+        return f"{exc.code}: {exc.message}"
+    return f"INTERNAL: internal error in ModelStreamInfer: {type(exc).__name__}"
 
 
 def infer_response(result: InferResult) -> pb.ModelInferResponse:
