@@ -59,6 +59,12 @@ class Scheduler:
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
     latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
     peers_ready: bool = False
+    startup_ready: bool = True        # False while start-up models are still loading
+
+    @property
+    def server_ready(self) -> bool:
+        """ServerReady: the peers answer and every start-up model is loaded."""
+        return self.peers_ready and self.startup_ready
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}

@@ -35,7 +35,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self._core.peers_ready)
+        return pb.ServerReadyResponse(ready=self._core.server_ready)
 
     async def ModelReady(self, request, context) -> pb.ModelReadyResponse:
         return pb.ModelReadyResponse(ready=self._core.model_ready(request.name, request.version))
