@@ -75,14 +75,28 @@ class Scheduler:
         v = parse_version(version) or self.latest.get(name, 0)
         return self.served.get((name, v)) if v else None
 
-    async def load(self, name: str, version: int = 0, timeout_s: float | None = None) -> ModelInfo:
-        """Loads a version (0 = latest) on an executor; answers for "" from then on."""
+    async def load(
+        self,
+        name: str,
+        version: int = 0,
+        timeout_s: float | None = None,
+        override: Callable[[ModelInfo], ModelInfo] | None = None,
+    ) -> ModelInfo:
+        """Loads a version (0 = latest) on an executor; answers for "" from then on.
+
+        `override` adjusts the registered config (RepositoryModelLoad's `config`). A loaded
+        version whose config changes gets a new queue at once; requests still queued under the
+        old config fail UNAVAILABLE with a message saying it was reloaded.
+        """
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             model = await self.lookup(name, version)
+            if override is not None:
+                model = override(model)
             key = (name, model.version)
-            if key not in self.served:
-                placed = await self._place(model, timeout_s)
+            current = self.served.get(key)
+            if current is None or current.model != model:
+                placed = current.executors if current is not None else await self._place(model, timeout_s)
                 batcher = DynamicBatcher(
                     model=model,
                     run_batch=self._run_batch,
@@ -94,6 +108,8 @@ class Scheduler:
                 self.stats.pending.labels(name, str(model.version)).set_function(
                     lambda b=batcher: b.stats().pending
                 )
+                if current is not None:
+                    await current.batcher.close(f"model {name!r} v{model.version} was reloaded with a new config")
             if model.version >= self.latest.get(name, 0):
                 self.latest[name] = model.version
             return model

@@ -132,7 +132,8 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         )
 
     async def RepositoryModelLoad(self, request, context) -> pb.RepositoryModelLoadResponse:
-        await self._core.load(request.model_name, 0, context.time_remaining())
+        override = convert.load_override(request)
+        await self._core.load(request.model_name, 0, context.time_remaining(), override.apply if override else None)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context) -> pb.RepositoryModelUnloadResponse:
