@@ -183,12 +183,6 @@ class DynamicBatcher:
             self._stats.rows += sum(r.rows for r in requests)
             try:
                 results = await self.run_batch(self.model, requests, timeout)
-            except InvalidArgument as exc:
-                if len(live) > 1:
-                    await self._isolate(live)  # one request's bad data must not fail its neighbours
-                elif not live[0].future.done():
-                    live[0].future.set_exception(exc)
-                return
             except MlosError as exc:
                 for p in live:
                     if not p.future.done():
@@ -200,33 +194,32 @@ class DynamicBatcher:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 return
+            if len(live) > 1 and _refused_together(results):
+                await self._isolate(live)  # one request's bad data must not fail its neighbours
+                return
             for p, result in zip(live, results, strict=True):
-                if p.future.done():
-                    continue
-                if isinstance(result, MlosError):
-                    p.future.set_exception(result)
-                else:
-                    p.future.set_result(result)
+                _settle(p, result)
         finally:
             self._stats.in_flight -= 1
             if not self._closed:
                 self._pump()
 
     async def _isolate(self, live: list[_Pending]) -> None:
-        """Runs each request of a batch that the runtime refused alone, so only the culprit fails."""
+        """Runs each request of a merged batch that the runtime refused on its own (concurrently),
+        so only the culprit fails."""
         loop = asyncio.get_running_loop()
-        for p in live:
-            if p.future.done():
-                continue
+
+        async def alone(p: _Pending) -> None:
             deadline = p.request.deadline
             try:
-                (result,) = await self.run_batch(self.model, [p.request], None if deadline is None else deadline - loop.time())
+                (result,) = await self.run_batch(
+                    self.model, [p.request], None if deadline is None else deadline - loop.time()
+                )
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
-                if not p.future.done():
-                    p.future.set_exception(exc)
-                continue
-            if not p.future.done():
-                p.future.set_result(result)
+                result = exc
+            _settle(p, result)
+
+        await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
 
     def stats(self) -> BatcherStats:
         self._stats.pending = sum(1 for p in self._queue if not p.future.done())
@@ -242,6 +235,21 @@ class DynamicBatcher:
                 item.timer.cancel()
             if not item.future.done():
                 item.future.set_exception(Unavailable(reason))
+
+
+def _refused_together(results: list) -> bool:
+    """True when a merged batch failed as a whole on its data (one InvalidArgument for all)."""
+    first = results[0]
+    return isinstance(first, InvalidArgument) and all(r is first for r in results)
+
+
+def _settle(p: _Pending, result: object) -> None:
+    if p.future.done():
+        return
+    if isinstance(result, BaseException):
+        p.future.set_exception(result)
+    else:
+        p.future.set_result(result)
 
 
 def _signature(request: InferRequest) -> tuple:
