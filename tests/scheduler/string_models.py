@@ -3,6 +3,8 @@
 - ``str_identity``: Identity on a string tensor [N] (batchable: the first dim is variable).
 - ``str_concat``: StringConcat (opset 20) of two string tensors [N]: the "string add".
 - ``str_to_float``: Cast string -> float [N]; onnxruntime fails at run time on text like "abc".
+- ``build_unloadable_model``: Add on strings, a valid ONNX file that onnxruntime cannot load
+  (it has no string Add kernel).
 
 Also imported by file path from tests/e2e (which must not import our protobufs).
 """
@@ -42,3 +44,9 @@ def build_string_models(folder: Path) -> dict[str, Path]:
                               helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT),
                               ["x"], TensorProto.FLOAT),
     }
+
+
+def build_unloadable_model(folder: Path) -> Path:
+    """A valid ONNX file (the registry accepts it) that onnxruntime refuses to load."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return _save(folder / "str_add.onnx", helper.make_node("Add", ["a", "b"], ["y"]), ["a", "b"], TensorProto.STRING)

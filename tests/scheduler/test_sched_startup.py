@@ -19,6 +19,7 @@ from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.server import start
 from mlos_scheduler.startup import parse_names
 from sched_testkit import Stack
+from string_models import build_unloadable_model
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -78,3 +79,21 @@ async def test_no_startup_models_means_ready_with_peers(stack: Stack) -> None:
     async with scheduler(stack, "") as (addr, stub):
         await wait_for_serving(addr, 30)
         assert (await stub.ServerReady(pb.ServerReadyRequest())).ready
+
+
+async def test_startup_model_that_fails_to_load_keeps_it_not_ready(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="mlos_scheduler.startup")
+    await stack.registry.register("unloadable", build_unloadable_model(tmp_path))
+    async with scheduler(stack, "iris,unloadable") as (addr, stub):
+        with pytest.raises(TimeoutError, match="NOT_SERVING"):
+            await wait_for_serving(addr, 1.0)
+        assert not (await stub.ServerReady(pb.ServerReadyRequest())).ready
+        assert (await stub.ModelReady(pb.ModelReadyRequest(name="iris"))).ready  # the others do load
+        messages = [r.getMessage() for r in caplog.records if "'unloadable'" in r.getMessage()]
+        assert messages and "onnxruntime" in messages[0], messages
+        assert len(messages) == 1, "a repeated failure is logged once"
+        index = await stub.RepositoryIndex(pb.RepositoryIndexRequest())
+        (entry,) = [m for m in index.models if m.name == "unloadable"]
+        assert entry.state == "UNAVAILABLE" and "onnxruntime" in entry.reason, entry.reason

@@ -60,6 +60,7 @@ class Scheduler:
     latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
     peers_ready: bool = False
     startup_ready: bool = True        # False while start-up models are still loading
+    load_errors: dict[str, str] = field(default_factory=dict)  # name -> why its start-up load failed
 
     @property
     def server_ready(self) -> bool:
@@ -158,9 +159,8 @@ class Scheduler:
         for m in await self.lister():
             ready = (m.name, m.version) in self.served
             if ready or not ready_only:
-                entries.append(
-                    IndexEntry(m.name, m.version, "READY" if ready else "UNAVAILABLE", "" if ready else "unloaded")
-                )
+                reason = "" if ready else self.load_errors.get(m.name, "unloaded")
+                entries.append(IndexEntry(m.name, m.version, "READY" if ready else "UNAVAILABLE", reason))
         return entries
 
     # ---- inference ----

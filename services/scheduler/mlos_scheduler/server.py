@@ -97,7 +97,9 @@ def load_startup_models(
     """Loads settings.startup_models in the background (retrying each round until all are
     loaded); health and ServerReady turn true only then. None when there are none."""
     startup = StartupModels(
-        parse_names(settings.startup_models), lambda name: core.load(name, 0, settings.execute_timeout_s)
+        parse_names(settings.startup_models),
+        lambda name: core.load(name, 0, settings.execute_timeout_s),
+        errors=core.load_errors,  # RepositoryIndex shows why a start-up model is not loaded
     )
     if not startup.names:
         return None
