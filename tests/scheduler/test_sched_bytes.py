@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlos.inference import grpc_service_pb2 as pb
+from mlos_scheduler.convert import stream_error
 from sched_testkit import Stack, infer_request, response_arrays
 from test_sched_errors import expect_error, still_serves
 
@@ -120,3 +121,7 @@ async def test_stream_answers_every_request_around_bad_ones(stack: Stack) -> Non
         r = replies[f"g{i}"]
         assert not r.error_message and list(response_arrays(r.infer_response)["y"]) == [f"g{i}".encode()]
     assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_stream_error_text_for_unexpected_exceptions() -> None:
+    assert stream_error(OverflowError("secret detail")) == "INTERNAL: internal error in ModelStreamInfer: OverflowError"
