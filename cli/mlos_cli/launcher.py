@@ -58,6 +58,16 @@ class SuiteError(RuntimeError):
     pass
 
 
+def _last_error(log_path: Path) -> str:
+    """The last ERROR line a service logged (e.g. "cannot start: ... already in use"), or ""."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()[-200:]
+    except OSError:
+        return ""
+    errors = [line for line in lines if " ERROR " in line]
+    return errors[-1].split(": ", 1)[-1] if errors else ""
+
+
 class Suite:
     def __init__(self, config: SuiteConfig) -> None:
         self.config = config
@@ -84,6 +94,7 @@ class Suite:
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
             env[f"{prefix}EXECUTOR_ADDRS"] = self.addr("executor")
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
+            env[f"{prefix}STARTUP_MODELS"] = ",".join(self.models)
         return env
 
     async def _spawn(self, name: str) -> Child:
@@ -97,13 +108,23 @@ class Suite:
         try:
             line = await asyncio.wait_for(self._listening_line(process), self.config.startup_timeout_s)
         except (asyncio.TimeoutError, SuiteError) as exc:
-            process.kill()
+            if process.returncode is None:  # still running (timed out); an exited child cannot be killed
+                process.kill()
             await process.wait()
-            raise SuiteError(f"{name} did not start: {exc or 'timed out'}; see {self.log_dir / (name + '.log')}") from None
+            raise self._failure(name, f"did not start: {exc or 'timed out'}") from None
         child = Child(name, process, line["grpc_port"], line.get("metrics_port"), line.get("http_port"))
         self.children[name] = child
-        await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
+        try:
+            await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
+        except TimeoutError as exc:
+            raise self._failure(name, f"not ready: {exc}") from None
         return child
+
+    def _failure(self, name: str, what: str) -> SuiteError:
+        """A start-up failure with the service's last logged error (its reason) and log path."""
+        log_path = self.log_dir / f"{name}.log"
+        reason = _last_error(log_path)
+        return SuiteError(f"{name} {what}{': ' + reason if reason else ''}; see {log_path}")
 
     @staticmethod
     async def _listening_line(process: asyncio.subprocess.Process) -> dict:
@@ -120,25 +141,25 @@ class Suite:
                 return line
 
     async def start(self) -> None:
+        """Starts every service; the demo models are registered before the scheduler starts and
+        are its start-up models, so the scheduler turns SERVING only once they are loaded."""
         try:
             for name in ORDER:
+                if name == "scheduler" and self.config.demo:
+                    await self._register_demo_models()
                 await self._spawn(name)
-            if self.config.demo:
-                await self._load_demo_models()
         except BaseException:
             await self.stop()
             raise
 
-    async def _load_demo_models(self) -> None:
+    async def _register_demo_models(self) -> None:
         from mlos_cli.demo import prepare_demo_models
-        from mlos_cli.frontdoor import FrontDoor
         from mlos_registry.client import RegistryClient
 
         demos = await asyncio.to_thread(prepare_demo_models, self.config.home / "demo")
-        async with RegistryClient(self.addr("registry")) as registry, FrontDoor(self.addr("scheduler")) as front:
+        async with RegistryClient(self.addr("registry")) as registry:
             for demo in demos:
                 await registry.register(demo.name, str(demo.path), labels={"source": demo.source})
-                await front.load(demo.name)
                 self.models.append(demo.name)
 
     async def wait(self) -> str:

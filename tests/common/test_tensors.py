@@ -130,11 +130,12 @@ def test_bytes_all_empty() -> None:
     ("raw", "count", "message"),
     [
         (b"\x05\x00\x00\x00abc", 1, "element 0 claims 5 bytes, only 3 left"),
-        (b"\x01\x00\x00\x00a\x02\x00", 2, "ends inside element 1"),
-        (b"", 1, "ends inside element 0"),
+        (b"\x03\x00\x00\x00abc\x02", 2, "ends inside element 1"),
+        (b"\x01\x00\x00\x00a\x02\x00", 2, "needs at least 8 bytes"),
+        (b"", 1, "needs at least 4 bytes"),
         (b"\x01\x00\x00\x00ab", 1, "1 trailing bytes after 1 elements"),
     ],
-    ids=["length-past-end", "truncated-prefix", "empty-buffer", "trailing"],
+    ids=["length-past-end", "truncated-prefix", "short-for-count", "empty-buffer", "trailing"],
 )
 def test_bytes_malformed(raw: bytes, count: int, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
@@ -153,6 +154,37 @@ def test_bytes_huge_length_prefix_does_not_allocate() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000
+
+
+def _peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("decode", [
+    lambda: array_from_raw("text", "BYTES", [2**31], b"\x00" * 4),
+    lambda: decode_bytes("text", b"\x00" * 4, 2**31),
+    lambda: check_raw_size("text", "BYTES", [2**30, 2], 4),
+])
+def test_bytes_huge_shape_with_tiny_body_is_refused_before_allocating(decode) -> None:
+    def run() -> None:
+        with pytest.raises(InvalidArgument, match="'text'.*at least 8589934592 bytes"):
+            decode()
+
+    assert _peak_bytes(run) < 1_000_000
+
+
+@pytest.mark.parametrize("datatype,field,value", [
+    ("UINT8", "uint_contents", 300), ("INT8", "int_contents", -200), ("UINT16", "uint_contents", 70000),
+    ("INT16", "int_contents", 40000),
+])
+def test_typed_value_out_of_range_names_input(datatype: str, field: str, value: int) -> None:
+    with pytest.raises(InvalidArgument, match=f"'IN'.*{datatype}"):
+        array_from_values("IN", datatype, [2], [1, value])
 
 
 # ---- size checks ----

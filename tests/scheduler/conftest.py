@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from mlos_cli.demo import DemoModel
 from sched_testkit import Stack, demo_models, running_stack
+from string_models import build_string_models
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +24,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoModel]:
     return demo_models(tmp_path_factory.mktemp("demo-home"))
 
 
+@pytest.fixture(scope="session")
+def string_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real ONNX string models (identity, concat, string->float), registered in `stack` too."""
+    return build_string_models(tmp_path_factory.mktemp("string-models"))
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("stack"), demo) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel], string_models: dict[str, Path]
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("stack"), demo, extra=string_models) as s:
         yield s
 
 

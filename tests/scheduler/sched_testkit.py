@@ -35,7 +35,9 @@ from mlos_scheduler.peers import PeerMonitor
 from mlos_scheduler.server import build_core, peer_monitor, services, shm_registry
 from mlos_scheduler.server import create_server as create_scheduler_server
 
-NP_TO_OIP = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64"}
+NP_TO_OIP = {
+    np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(np.float64): "FP64", np.dtype(object): "BYTES",
+}
 
 
 @dataclass
@@ -60,9 +62,14 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    root: Path, demo: dict[str, DemoModel], load: tuple[str, ...] = ("iris", "ocr_cls", "silero_vad"), **overrides
+    root: Path,
+    demo: dict[str, DemoModel],
+    load: tuple[str, ...] = ("iris", "ocr_cls", "silero_vad"),
+    extra: dict[str, Path] | None = None,
+    **overrides,
 ) -> AsyncIterator[Stack]:
-    """Registers every demo model, loads `load` through the front door, yields a Stack."""
+    """Registers every demo model and the `extra` model files (name -> path), loads `load`
+    through the front door, yields a Stack."""
     async with contextlib.AsyncExitStack() as stack:
         reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
         reg_core = await Registry.open(reg_settings)
@@ -109,6 +116,8 @@ async def running_stack(
         stack.push_async_callback(registry.close)
         for m in demo.values():
             await registry.register(m.name, m.path)
+        for name, path in (extra or {}).items():
+            await registry.register(name, path)
 
         addr = f"127.0.0.1:{port}"
         channel = aio.insecure_channel(

@@ -134,8 +134,12 @@ async def test_unknown_things(http: httpx.AsyncClient, method: str, path: str, s
 async def test_repository_bodies(http: httpx.AsyncClient) -> None:
     await expect(await http.post("/v2/repository/index", content=b"{bad"), 400, "not valid JSON")
     await expect(await http.post("/v2/repository/index", json={"ready": "yes"}), 400, "'ready'")
-    config = {"parameters": {"config": json.dumps({"max_batch_size": 4})}}
-    await expect(await http.post("/v2/repository/models/iris/load", json=config), 501, "config")
+    bad_config = {"parameters": {"config": json.dumps({"instance_group": [{"count": 2}]})}}
+    await expect(await http.post("/v2/repository/models/iris/load", json=bad_config), 400, "'instance_group'")
+    files = {"parameters": {"config": "{}", "file:1/model.onnx": "AAAA"}}
+    await expect(await http.post("/v2/repository/models/iris/load", json=files), 501, "'file:1/model.onnx'")
+    await expect(await http.post("/v2/repository/models/iris/load", json={"parameters": {"config": ["x"]}}), 400,
+                 "'config'")
     await expect(await http.post("/v2/repository/models/iris/load", json={"parameters": 3}), 400, "JSON object")
 
 
@@ -202,3 +206,10 @@ async def test_compressed_bodies(stack: Stack) -> None:
             await expect(await client.post(IRIS, content=b"not gzip at all", headers=gz), 400, "content-encoding")
     finally:
         await close()
+
+
+async def test_load_with_config_over_rest(http: httpx.AsyncClient, stack: Stack) -> None:
+    await stack.registry.register("iris_rest_cfg", stack.models["iris"].path)
+    config = {"parameters": {"config": json.dumps({"max_batch_size": 3})}}
+    assert (await http.post("/v2/repository/models/iris_rest_cfg/load", json=config)).status_code == 200
+    assert (await http.get("/v2/models/iris_rest_cfg/config")).json()["max_batch_size"] == 3

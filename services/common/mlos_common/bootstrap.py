@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import errno
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
@@ -51,6 +53,30 @@ class ServerParts:
     extra_ports: dict[str, int] = field(default_factory=dict)  # e.g. http_port, added to the announcement
 
 
+class StartupError(RuntimeError):
+    """A service cannot start (e.g. its port is taken); the message says what to change."""
+
+
+def bind_error(host: str, port: int) -> StartupError:
+    """Why grpc could not bind host:port, in words: probed with a plain socket for the OS reason."""
+    reason = "grpc could not bind it"
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = "the address is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return StartupError(
+        f"cannot listen on {host}:{port}: {reason}; stop the process holding it or choose another port"
+    )
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    """Channel options of a server: message limits, and no SO_REUSEPORT (gRPC's default), so a
+    second server on a port in use fails at start-up instead of silently sharing it."""
+    return [*channel_options(settings), ("grpc.so_reuseport", 0)]
+
+
 def channel_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -74,7 +100,7 @@ def build_server(
     interceptors.append(ErrorInterceptor())
     server = aio.server(
         interceptors=interceptors,
-        options=channel_options(settings),
+        options=server_options(settings),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
     for svc in services:
@@ -82,9 +108,12 @@ def build_server(
     health_pb2_grpc.add_HealthServicer_to_server(parts.health, server)
     names = [s.full_name for s in services] + [HEALTH_SERVICE, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    try:
+        port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    except RuntimeError:  # grpcio raises "Failed to bind to address ..."
+        port = 0
     if port == 0:
-        raise RuntimeError(f"could not bind {settings.host}:{settings.grpc_port}")
+        raise bind_error(settings.host, settings.grpc_port)
     return server, port
 
 

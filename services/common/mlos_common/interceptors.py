@@ -2,6 +2,11 @@
 
 Wrapped handlers are built once per method and cached, so the per-call cost is one extra
 coroutine frame per interceptor.
+
+The error interceptor (innermost) also owns request parsing: it gives grpc a handler without a
+request deserializer, so requests arrive as bytes, and parses them itself (once, as grpc would)
+inside its error mapping. A body that is not a valid protobuf gets INVALID_ARGUMENT naming the
+method and message type, where grpc.aio would answer UNKNOWN on its own.
 """
 
 from __future__ import annotations
@@ -9,12 +14,12 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 from grpc import aio
 
-from mlos_common.errors import MlosError
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.metrics import GrpcMetrics
 
 log = logging.getLogger(__name__)
@@ -22,8 +27,11 @@ log = logging.getLogger(__name__)
 Wrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
 
 
-def _rewrap(handler: grpc.RpcMethodHandler, method: str, unary: Wrapper, stream: Wrapper) -> grpc.RpcMethodHandler:
-    kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+def _rewrap(
+    handler: grpc.RpcMethodHandler, method: str, unary: Wrapper, stream: Wrapper, *, keep_deserializer: bool = True
+) -> grpc.RpcMethodHandler:
+    deserializer = handler.request_deserializer if keep_deserializer else None
+    kw = dict(request_deserializer=deserializer, response_serializer=handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, method), **kw)
     if handler.stream_unary:
@@ -52,9 +60,12 @@ class _CachingInterceptor(aio.ServerInterceptor):
         cached = self._cache.get(details.method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _rewrap(handler, details.method, self.wrap_unary, self.wrap_stream)
+        wrapped = self.rewrap(handler, details.method)
         self._cache[details.method] = (handler, wrapped)
         return wrapped
+
+    def rewrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return _rewrap(handler, method, self.wrap_unary, self.wrap_stream)
 
     def wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         raise NotImplementedError
@@ -111,8 +122,53 @@ class MetricsInterceptor(_CachingInterceptor):
         return wrapped
 
 
+Parse = Callable[[bytes], Any]
+
+
+def _parser(parse: Parse, method: str) -> Parse:
+    """`parse` raising InvalidArgument (naming the method and type) on a body that is not valid."""
+    kind = getattr(getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None), "full_name", "protobuf message")
+
+    def parsed(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, or anything a deserializer raises
+            raise InvalidArgument(
+                f"{method}: the request is not a valid {kind} ({len(raw)} bytes): {exc or type(exc).__name__}"
+            ) from None
+
+    return parsed
+
+
+async def _parsed_stream(requests: AsyncIterator[bytes], parse: Parse) -> AsyncIterator[Any]:
+    async for raw in requests:
+        yield parse(raw)
+
+
+def _parsing(behavior: Callable[..., Any], parse: Parse, streaming_request: bool) -> Callable[..., Any]:
+    """The behavior, fed parsed requests. A bad unary body raises before the behavior starts."""
+    if streaming_request:
+        return lambda requests, context: behavior(_parsed_stream(requests, parse), context)
+    return lambda raw, context: behavior(parse(raw), context)
+
+
 class ErrorInterceptor(_CachingInterceptor):
-    """Maps MlosError to its status; anything unexpected becomes INTERNAL and is logged."""
+    """Maps MlosError to its status; anything unexpected becomes INTERNAL and is logged.
+    Parses requests itself, so a body that is not valid protobuf is INVALID_ARGUMENT."""
+
+    def rewrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if handler.request_deserializer is None:
+            return super().rewrap(handler, method)
+        parse = _parser(handler.request_deserializer, method)
+        streaming_request = bool(handler.stream_unary or handler.stream_stream)
+
+        def unary(behavior, method):
+            return self.wrap_unary(_parsing(behavior, parse, streaming_request), method)
+
+        def stream(behavior, method):
+            return self.wrap_stream(_parsing(behavior, parse, streaming_request), method)
+
+        return _rewrap(handler, method, unary, stream, keep_deserializer=False)
 
     async def _abort(self, context: aio.ServicerContext, exc: Exception, method: str) -> None:
         if isinstance(exc, MlosError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from typing import Awaitable, Callable, Sequence
 
 from grpc import aio
 from prometheus_client import CollectorRegistry
 
-from mlos_common.bootstrap import ServerParts, announce, run_until_signalled
+from mlos_common.bootstrap import ServerParts, StartupError, announce, run_until_signalled
 from mlos_common.config import ServiceSettings
 from mlos_common.logs import setup_logging
 from mlos_common.metrics import GrpcMetrics, start_metrics_server
@@ -51,4 +53,8 @@ def run_service(service: str, settings: ServiceSettings, start: Starter) -> None
             on_close=[*closers, shutdown_http],
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupError as exc:  # a clear reason, not a traceback; the launcher shows this line
+        logging.getLogger(service).error("cannot start: %s", exc)
+        sys.exit(1)

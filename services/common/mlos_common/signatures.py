@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 from mlos_common.errors import InvalidArgument
 
@@ -24,6 +24,17 @@ class TensorHeader:
     name: str
     datatype: str
     shape: tuple[int, ...]
+
+
+class HasSignature(Protocol):
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+
+
+def batchable(signature: HasSignature) -> bool:
+    """True when every input and output has a variable first dimension (the model can batch)."""
+    specs = (*signature.inputs, *signature.outputs)
+    return bool(specs) and all(len(s.shape) >= 1 and s.shape[0] == -1 for s in specs)
 
 
 def shape_matches(declared: Sequence[int], given: Sequence[int]) -> bool:

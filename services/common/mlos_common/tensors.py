@@ -16,6 +16,7 @@ import numpy as np
 from mlos_common.errors import InvalidArgument
 
 MAX_TENSOR_ELEMENTS = 1 << 31  # no single tensor may claim more elements than this
+BYTES_PREFIX = 4  # raw BYTES: each element is a 4-byte little-endian length, then its bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,11 @@ def check_raw_size(name: str, datatype: str, shape: Sequence[int], nbytes: int) 
             f"input {name!r}: shape {list(shape)} of {datatype} needs {count * dt.itemsize} bytes, "
             f"got {nbytes}"
         )
+    if dt.name == "BYTES" and count * BYTES_PREFIX > nbytes:
+        raise InvalidArgument(
+            f"input {name!r}: shape {list(shape)} of BYTES needs at least {count * BYTES_PREFIX} bytes "
+            f"({BYTES_PREFIX}-byte length prefix per element), got {nbytes}"
+        )
     return count
 
 
@@ -134,11 +140,23 @@ def array_from_values(name: str, datatype: str, shape: Sequence[int], values: Se
         return out.reshape(tuple(shape))
     if dt.numpy is None:
         raise InvalidArgument(f"input {name!r}: {datatype} must be sent in raw_input_contents")
-    return np.fromiter(values, dtype=dt.numpy, count=count).reshape(tuple(shape))
+    try:
+        array = np.fromiter(values, dtype=dt.numpy, count=count)
+    except (OverflowError, ValueError) as exc:  # e.g. 300 in uint_contents of a UINT8 input
+        raise InvalidArgument(f"input {name!r}: a value does not fit {datatype}: {exc}") from None
+    return array.reshape(tuple(shape))
 
 
 def decode_bytes(name: str, buf: bytes, count: int) -> np.ndarray:
-    """Triton raw BYTES layout: each element is a 4-byte little-endian length, then the bytes."""
+    """Triton raw BYTES layout: each element is a 4-byte little-endian length, then the bytes.
+
+    The buffer must hold at least the length prefixes of `count` elements before anything of
+    `count` elements is allocated, so a shape claiming 2**31 strings in a 4-byte body costs nothing.
+    """
+    if count * BYTES_PREFIX > len(buf):
+        raise InvalidArgument(
+            f"input {name!r}: BYTES needs at least {count * BYTES_PREFIX} bytes for {count} elements, got {len(buf)}"
+        )
     out = np.empty(count, dtype=object)
     view = memoryview(buf)
     pos = 0
@@ -159,6 +177,7 @@ def decode_bytes(name: str, buf: bytes, count: int) -> np.ndarray:
 
 
 def encode_bytes(array: np.ndarray) -> bytes:
+    """The raw BYTES layout of an array of bytes or str (str as UTF-8)."""
     parts = []
     for item in array.reshape(-1):
         data = item.encode() if isinstance(item, str) else bytes(item)

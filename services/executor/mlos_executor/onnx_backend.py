@@ -3,18 +3,31 @@
 Sessions are always created from a file path (never from bytes), so ONNX Runtime applies its
 external-data path checks. CUDA is used when the device setting allows it and the installed
 onnxruntime has the provider; otherwise CPU.
+
+String tensors: onnxruntime's Python binding takes and returns `str` (UTF-8 in the runtime's
+std::string); an element that is `bytes` would be passed as its printed form (b"abc" -> "b'abc'").
+So BYTES inputs are decoded as UTF-8 here, strictly: bytes that are not UTF-8 cannot cross the
+binding unchanged, and are refused with INVALID_ARGUMENT naming the input and element (send
+binary data as a UINT8 tensor). Outputs come back as `str` and are encoded as UTF-8 again, so
+text round-trips byte for byte (embedded NULs included).
+
+Runtime failures keep onnxruntime's own message (first line, without source paths):
+INVALID_ARGUMENT when the runtime blames the input (its INVALID_ARGUMENT, or a node that failed
+on this data: "Non-zero status code returned while running ... node"), INTERNAL otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from mlos_common.errors import Internal, InvalidArgument, MlosError
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import ONNX_TYPES
 from mlos_executor.errors import ModelLoadFailed
@@ -84,10 +97,57 @@ class OnnxModel:
         )
 
     def run(self, feeds: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray]:
-        return self.session.run(output_names, feeds)
+        """Runs the session; raises InvalidArgument or Internal carrying the runtime's message."""
+        feeds = {name: _as_text(name, a) if a.dtype == object else a for name, a in feeds.items()}
+        try:
+            return self.session.run(output_names, feeds)
+        except UnicodeDecodeError as exc:
+            raise Internal(f"the model produced a string output that is not UTF-8 text ({exc.reason})") from None
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise runtime_error(exc) from None
+
+
+def _as_text(name: str, array: np.ndarray) -> np.ndarray:
+    """An object array of bytes (BYTES) as an object array of str, decoded as strict UTF-8."""
+    flat = array.reshape(-1)
+    out = np.empty(flat.shape[0], dtype=object)
+    for i, item in enumerate(flat):
+        if isinstance(item, str):
+            out[i] = item
+            continue
+        try:
+            out[i] = bytes(item).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument(
+                f"input {name!r}: BYTES element {i} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "onnxruntime string tensors hold UTF-8 only, send binary data as UINT8"
+            ) from None
+    return out.reshape(array.shape)
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*(\w+)\s*:\s*")
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.+\-]+){2,}(?::\d+)?")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_INPUT_FAULT = "Non-zero status code returned while running"
+
+
+def runtime_error(exc: Exception) -> MlosError:
+    """onnxruntime's exception as a typed error whose message is the runtime's own first line."""
+    kind = type(exc).__name__
+    text = runtime_message(exc)
+    match = _ORT_PREFIX.match(text)
+    if match:
+        kind, text = match.group(1), text[match.end():]
+    message = f"onnxruntime {kind}: {text}"
+    if kind in ("INVALID_ARGUMENT", "InvalidArgument") or _INPUT_FAULT in text:
+        return InvalidArgument(message)
+    return Internal(message)
 
 
 def runtime_message(exc: Exception) -> str:
-    """The first line of a runtime error, without a stack trace, cut to 300 characters."""
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    """The first line of a runtime error, without colour codes, source file paths or a stack
+    trace, cut to 400 characters."""
+    text = _ANSI.sub("", str(exc)).strip().splitlines()
+    if not text:
+        return type(exc).__name__
+    return _PATH.sub("<path>", text[0])[:400]

@@ -16,6 +16,7 @@ from typing import Iterator
 import onnx
 from google.protobuf.message import DecodeError
 
+from mlos_common.signatures import batchable
 from mlos_common.tensors import ONNX_TYPES
 from mlos_registry.domain import ServingConfig, TensorSpec
 from mlos_registry.errors import InvalidModelFile, UnsupportedFormat
@@ -163,12 +164,6 @@ def inspect_onnx(staged: Path, model_dir: Path, shown_as: str) -> Signature:
     check_external_data(model, model_dir, shown_as)
     check_domains(model, shown_as)
     return extract_signature(model, shown_as)
-
-
-def batchable(signature: Signature) -> bool:
-    """True when every input and output has a variable first dimension."""
-    specs = (*signature.inputs, *signature.outputs)
-    return bool(specs) and all(len(s.shape) >= 1 and s.shape[0] == -1 for s in specs)
 
 
 def default_config(signature: Signature, default_max_batch_size: int) -> ServingConfig:

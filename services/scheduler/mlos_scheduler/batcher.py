@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
-from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_common.errors import DeadlineExceeded, InvalidArgument, MlosError, Unavailable
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import QueueFull
 
@@ -194,17 +194,32 @@ class DynamicBatcher:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 return
+            if len(live) > 1 and _refused_together(results):
+                await self._isolate(live)  # one request's bad data must not fail its neighbours
+                return
             for p, result in zip(live, results, strict=True):
-                if p.future.done():
-                    continue
-                if isinstance(result, MlosError):
-                    p.future.set_exception(result)
-                else:
-                    p.future.set_result(result)
+                _settle(p, result)
         finally:
             self._stats.in_flight -= 1
             if not self._closed:
                 self._pump()
+
+    async def _isolate(self, live: list[_Pending]) -> None:
+        """Runs each request of a merged batch that the runtime refused on its own (concurrently),
+        so only the culprit fails."""
+        loop = asyncio.get_running_loop()
+
+        async def alone(p: _Pending) -> None:
+            deadline = p.request.deadline
+            try:
+                (result,) = await self.run_batch(
+                    self.model, [p.request], None if deadline is None else deadline - loop.time()
+                )
+            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+                result = exc
+            _settle(p, result)
+
+        await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
 
     def stats(self) -> BatcherStats:
         self._stats.pending = sum(1 for p in self._queue if not p.future.done())
@@ -220,6 +235,21 @@ class DynamicBatcher:
                 item.timer.cancel()
             if not item.future.done():
                 item.future.set_exception(Unavailable(reason))
+
+
+def _refused_together(results: list) -> bool:
+    """True when a merged batch failed as a whole on its data (one InvalidArgument for all)."""
+    first = results[0]
+    return isinstance(first, InvalidArgument) and all(r is first for r in results)
+
+
+def _settle(p: _Pending, result: object) -> None:
+    if p.future.done():
+        return
+    if isinstance(result, BaseException):
+        p.future.set_exception(result)
+    else:
+        p.future.set_result(result)
 
 
 def _signature(request: InferRequest) -> tuple:

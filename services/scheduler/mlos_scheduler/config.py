@@ -25,5 +25,11 @@ class SchedulerSettings(ServiceSettings):
         "bigger batches while the runtime is busy; raise it for executors with several devices.",
     )
 
+    startup_models: str = Field(
+        "",
+        description="Comma-separated models the scheduler loads at start; ServerReady and health stay "
+        "false until every one is loaded (Triton's strict readiness).",
+    )
+
     def executor_list(self) -> list[str]:
         return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Callable
 
 from mlos.inference import grpc_service_pb2 as pb
-from mlos_common.errors import Unimplemented
+from mlos_common.errors import MlosError, Unimplemented
 from mlos_common.tensors import array_from_values, array_to_raw, dtype
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
 from mlos_scheduler.errors import BadRequest
+from mlos_scheduler.overrides import ConfigOverride, parse_override
 
 DATA_TYPES = {
     "BOOL": pb.TYPE_BOOL, "UINT8": pb.TYPE_UINT8, "UINT16": pb.TYPE_UINT16, "UINT32": pb.TYPE_UINT32,
@@ -81,6 +82,30 @@ def infer_request(
         timeout_us=timeout_us,
         deadline=now + min(limits) if limits else None,
     )
+
+
+def load_override(msg: pb.RepositoryModelLoadRequest) -> ConfigOverride | None:
+    """The validated `config` parameter of a load request; other parameters are refused."""
+    override = None
+    for key, param in sorted(msg.parameters.items()):
+        if key.startswith("file:"):
+            raise Unimplemented(
+                f"parameter {key!r}: model files sent with the load request are not supported; "
+                "register the file with the registry (mlos models register), then load it"
+            )
+        if key != "config":
+            raise BadRequest(f"parameter {key!r} is not supported by RepositoryModelLoad; supported: config")
+        if param.WhichOneof("parameter_choice") != "string_param":
+            raise BadRequest("parameter 'config' must be a string holding the model configuration JSON")
+        override = parse_override(msg.model_name, param.string_param)
+    return override
+
+
+def stream_error(exc: Exception) -> str:
+    """A stream reply's error_message: "CODE: message" (unexpected errors as INTERNAL, no details)."""
+    if isinstance(exc, MlosError):
+        return f"{exc.code}: {exc.message}"
+    return f"INTERNAL: internal error in ModelStreamInfer: {type(exc).__name__}"
 
 
 def infer_response(result: InferResult) -> pb.ModelInferResponse:

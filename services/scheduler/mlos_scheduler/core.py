@@ -59,6 +59,13 @@ class Scheduler:
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
     latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
     peers_ready: bool = False
+    startup_ready: bool = True        # False while start-up models are still loading
+    load_errors: dict[str, str] = field(default_factory=dict)  # name -> why its start-up load failed
+
+    @property
+    def server_ready(self) -> bool:
+        """ServerReady: the peers answer and every start-up model is loaded."""
+        return self.peers_ready and self.startup_ready
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
@@ -69,14 +76,28 @@ class Scheduler:
         v = parse_version(version) or self.latest.get(name, 0)
         return self.served.get((name, v)) if v else None
 
-    async def load(self, name: str, version: int = 0, timeout_s: float | None = None) -> ModelInfo:
-        """Loads a version (0 = latest) on an executor; answers for "" from then on."""
+    async def load(
+        self,
+        name: str,
+        version: int = 0,
+        timeout_s: float | None = None,
+        override: Callable[[ModelInfo], ModelInfo] | None = None,
+    ) -> ModelInfo:
+        """Loads a version (0 = latest) on an executor; answers for "" from then on.
+
+        `override` adjusts the registered config (RepositoryModelLoad's `config`). A loaded
+        version whose config changes gets a new queue at once; requests still queued under the
+        old config fail UNAVAILABLE with a message saying it was reloaded.
+        """
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             model = await self.lookup(name, version)
+            if override is not None:
+                model = override(model)
             key = (name, model.version)
-            if key not in self.served:
-                placed = await self._place(model, timeout_s)
+            current = self.served.get(key)
+            if current is None or current.model != model:
+                placed = current.executors if current is not None else await self._place(model, timeout_s)
                 batcher = DynamicBatcher(
                     model=model,
                     run_batch=self._run_batch,
@@ -88,6 +109,8 @@ class Scheduler:
                 self.stats.pending.labels(name, str(model.version)).set_function(
                     lambda b=batcher: b.stats().pending
                 )
+                if current is not None:
+                    await current.batcher.close(f"model {name!r} v{model.version} was reloaded with a new config")
             if model.version >= self.latest.get(name, 0):
                 self.latest[name] = model.version
             return model
@@ -136,9 +159,8 @@ class Scheduler:
         for m in await self.lister():
             ready = (m.name, m.version) in self.served
             if ready or not ready_only:
-                entries.append(
-                    IndexEntry(m.name, m.version, "READY" if ready else "UNAVAILABLE", "" if ready else "unloaded")
-                )
+                reason = "" if ready else self.load_errors.get(m.name, "unloaded")
+                entries.append(IndexEntry(m.name, m.version, "READY" if ready else "UNAVAILABLE", reason))
         return entries
 
     # ---- inference ----

@@ -22,7 +22,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from mlos.inference import grpc_service_pb2 as pb
-from mlos_common.errors import InvalidArgument, MlosError, Unimplemented
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, rest_convert
 from mlos_scheduler.config import SchedulerSettings
@@ -137,11 +137,9 @@ class RestApp:
     async def load(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         params = rest_convert.json_object(body.get("parameters"), "parameters")
-        if params:
-            raise Unimplemented(
-                f"load parameters {sorted(params)} are not supported over REST; load without parameters"
-            )
-        await self._core.load(request.match_info["name"])
+        name = request.match_info["name"]
+        override = convert.load_override(rest_convert.load_request(name, params))
+        await self._core.load(name, 0, None, override.apply if override else None)
         return web.Response(status=200)
 
     async def unload(self, request: web.Request) -> web.Response:

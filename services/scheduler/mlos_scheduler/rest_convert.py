@@ -85,6 +85,23 @@ def _set_parameters(target, params: dict, skip: tuple[str, ...]) -> None:
             target[key].CopyFrom(infer_parameter(key, value))
 
 
+def load_request(name: str, params: dict) -> pb.RepositoryModelLoadRequest:
+    """A REST load's JSON `parameters` as the gRPC request (Triton: "config" holds the model
+    config as a JSON string; "file:..." values are base64 strings, refused by the load)."""
+    msg = pb.RepositoryModelLoadRequest(model_name=name)
+    for key, value in params.items():
+        param = msg.parameters[key]
+        if isinstance(value, bool):
+            param.bool_param = value
+        elif isinstance(value, int):
+            param.int64_param = value
+        elif isinstance(value, str):
+            param.string_param = value
+        else:
+            raise InvalidArgument(f"load parameter {key!r} must be a string, integer or boolean, got {type(value).__name__}")
+    return msg
+
+
 def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview]:
     """The JSON header as a dict and the binary tail (empty without the header-length header)."""
     if header_length is None:

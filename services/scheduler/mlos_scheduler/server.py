@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from grpc import aio
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +21,10 @@ from mlos_scheduler.executors import RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
 from mlos_scheduler.rest import start_rest
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
+from mlos_scheduler.startup import StartupModels, parse_names
 from mlos_scheduler.stats import StatsBook
+
+log = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = "inference.GRPCInferenceService"
 ADMIN_SERVICE = "mlos.scheduler.v1.SchedulerAdmin"
@@ -71,7 +77,8 @@ def build_core(
 
 
 def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]) -> PeerMonitor:
-    """Ready = the registry and at least one executor answer SERVING."""
+    """Peers ready = the registry and at least one executor answer SERVING; health follows
+    core.server_ready (peers ready and every start-up model loaded)."""
     registry_peer = Peer("registry", settings.registry_addr)
     executor_peers = [Peer("executor", e.addr) for e in core.executors]
 
@@ -79,9 +86,38 @@ def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerPart
         for executor, peer in zip(core.executors, executor_peers):
             executor.healthy = peer.serving
         core.peers_ready = registry_peer.serving and any(p.serving for p in executor_peers)
-        await set_serving(parts, svcs, core.peers_ready)
+        await set_serving(parts, svcs, core.server_ready)
 
     return PeerMonitor([registry_peer, *executor_peers], settings.peer_check_interval_s, on_change)
+
+
+def load_startup_models(
+    settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]
+) -> asyncio.Task | None:
+    """Loads settings.startup_models in the background (retrying each round until all are
+    loaded); health and ServerReady turn true only then. None when there are none."""
+    startup = StartupModels(
+        parse_names(settings.startup_models),
+        lambda name: core.load(name, 0, settings.execute_timeout_s),
+        errors=core.load_errors,  # RepositoryIndex shows why a start-up model is not loaded
+    )
+    if not startup.names:
+        return None
+    core.startup_ready = False
+
+    async def bring_up() -> None:
+        while True:
+            try:
+                if core.peers_ready and await startup.load_pending():
+                    break
+            except Exception:  # noqa: BLE001 - keep trying; readiness stays false meanwhile
+                log.exception("loading start-up models failed")
+            await asyncio.sleep(settings.peer_check_interval_s)
+        core.startup_ready = True
+        log.info("all %d start-up models loaded", len(startup.names))
+        await set_serving(parts, svcs, core.server_ready)
+
+    return asyncio.get_running_loop().create_task(bring_up())
 
 
 async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
@@ -91,10 +127,13 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     server, port = build_server(settings, svcs, parts)
     await set_serving(parts, svcs, False)
     monitor = peer_monitor(settings, core, parts, svcs)
+    bring_up = load_startup_models(settings, core, parts, svcs)
     await monitor.check_all()
     monitor.start()
 
     async def close_core() -> None:
+        if bring_up is not None:
+            bring_up.cancel()
         await core.close()
         await registry_client.close()
         shm.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
@@ -13,6 +14,8 @@ from mlos_common.shm import ShmRegistry
 from mlos_scheduler import convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
 from mlos_scheduler.stats import Duration
+
+log = logging.getLogger(__name__)
 
 SERVER_NAME = "mlos"
 SERVER_VERSION = "0.1.0"
@@ -32,7 +35,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self._core.peers_ready)
+        return pb.ServerReadyResponse(ready=self._core.server_ready)
 
     async def ModelReady(self, request, context) -> pb.ModelReadyResponse:
         return pb.ModelReadyResponse(ready=self._core.model_ready(request.name, request.version))
@@ -54,7 +57,8 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Requests are served concurrently; responses (with their ids) come as each finishes.
-        A failed request yields an error_message and the stream goes on."""
+        Any failure of one request (typed or not) becomes that request's error_message and the
+        stream goes on; a broken request stream ends the call with its status."""
         out: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
@@ -63,22 +67,26 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                 with shm_convert.ShmRequest(self._shm, msg) as shm:
                     req = convert.infer_request(msg, None, loop.time(), shm.input_tensor)
                     reply = pb.ModelStreamInferResponse(infer_response=shm.respond(await self._core.infer(req)))
-            except MlosError as exc:
+            except Exception as exc:  # noqa: BLE001 - one request's failure must not end the stream
                 reply = pb.ModelStreamInferResponse(
-                    error_message=f"{exc.code}: {exc.message}",
+                    error_message=convert.stream_error(exc),
                     infer_response=pb.ModelInferResponse(model_name=msg.model_name, id=msg.id),
                 )
+                if not isinstance(exc, MlosError):
+                    log.exception("unhandled error in ModelStreamInfer request %r", msg.id, exc_info=exc)
             await out.put(reply)
 
         async def read() -> None:
             tasks = set()
-            async for msg in request_iterator:
-                task = loop.create_task(one(msg))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks)
-            await out.put(None)
+            try:
+                async for msg in request_iterator:
+                    task = loop.create_task(one(msg))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                await out.put(None)  # the writer stops even when the request stream breaks
 
         reader = loop.create_task(read())
         try:
@@ -124,7 +132,8 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         )
 
     async def RepositoryModelLoad(self, request, context) -> pb.RepositoryModelLoadResponse:
-        await self._core.load(request.model_name, 0, context.time_remaining())
+        override = convert.load_override(request)
+        await self._core.load(request.model_name, 0, context.time_remaining(), override.apply if override else None)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context) -> pb.RepositoryModelUnloadResponse:
