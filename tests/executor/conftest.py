@@ -17,7 +17,8 @@ from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore, Fetcher, Sink
 from mlos_executor.server import create_server as create_executor_server
-from mlos_executor.server import registry_fetcher
+from mlos_executor.server import make_servicer, registry_fetcher
+from mlos_executor.unix_link import socket_name
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
@@ -81,18 +82,22 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             settings.executor_id, cache_dir=settings.cache_dir, fetch=counting_fetch, device=settings.device,
             intra_op_threads=settings.intra_op_threads, execution_slots=settings.execution_slots, sink=sink,
         )
-        server, port = create_executor_server(settings, core, parts)
+        servicer = make_servicer(core, parts)
+        server, port = create_executor_server(settings, core, parts, servicer)
         await server.start()
+        if settings.unix_link:
+            await servicer.open_unix_link(socket_name(settings.executor_id), settings.max_message_bytes)
         addr = f"127.0.0.1:{port}"
         client = ExecutorClient(addr)
 
         async def stop() -> None:
+            await servicer.close_unix_link()
             await client.close()
             await server.stop(None)
             await core.close()
 
         cleanups.append(stop)
-        return ExecutorServed(settings, core, client, addr, settings.cache_dir, fetches, server)
+        return ExecutorServed(settings, core, client, addr, settings.cache_dir, fetches, server, servicer)
 
     yield start
     for stop in reversed(cleanups):

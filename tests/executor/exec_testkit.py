@@ -17,6 +17,7 @@ from mlos_common.tensors import array_to_raw, datatype_of
 from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
+from mlos_executor.servicer import ExecutorServicer
 from mlos_registry.client import RegistryClient
 
 OPSET = [helper.make_opsetid("", 17)]
@@ -100,6 +101,7 @@ class ExecutorServed:
     cache_dir: Path
     fetches: list[tuple[str, int]] = field(default_factory=list)
     server: aio.Server | None = None
+    servicer: ExecutorServicer | None = None
 
 
 StartExecutor = Callable[..., Awaitable[ExecutorServed]]

@@ -1,4 +1,5 @@
-"""The Execute stream through WorkLink: many pieces of work per message, each failing alone."""
+"""The Execute stream through WorkLink, over gRPC and over the Unix link: many pieces of work
+per message, each failing alone."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ def work(name: str, version: int, inputs: list[tensor_pb2.Tensor], outputs: list
 def arrays(result: pb.WorkResult) -> dict[str, np.ndarray]:
     assert not result.error_code, result.error_message
     return {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in result.outputs}
+
+
+@pytest.fixture(params=["grpc", "unix"])
+async def executor(request, start_executor: StartExecutor) -> ExecutorServed:
+    """An executor whose client's WorkLink uses the gRPC stream, or the co-located Unix link."""
+    ex = await start_executor()
+    if request.param == "unix":
+        assert await ex.client.link.prefer_unix(ex.servicer.link_socket)
+        assert ex.client.link.unix_name == ex.servicer.link_socket
+    return ex
 
 
 async def loaded(registry: RegistryServed, executor: ExecutorServed, name: str, path) -> int:
@@ -84,15 +95,13 @@ async def test_work_past_its_deadline_fails_and_the_next_runs(registry, executor
     np.testing.assert_array_equal(arrays(await link.submit(work("plus", plus, [tensor("X", x)]), 5.0))["Y"], x + 1)
 
 
-async def test_executor_gone_fails_unfinished_work_as_unavailable(
-    registry, start_executor: StartExecutor, model_files
-):
-    ex = await start_executor()
+async def test_executor_gone_fails_unfinished_work_as_unavailable(registry, executor, model_files):
+    ex = executor
     plus = await loaded(registry, ex, "plus", model_files.plus_one)
     x = np.zeros((1, 3), np.float32)
     arrays(await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0))
-    server = ex.server
-    await server.stop(None)
+    await ex.servicer.close_unix_link()  # the process going away closes both
+    await ex.server.stop(None)
     with pytest.raises(Unavailable, match=ex.addr):
         await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0)
     assert ex.client.link.in_flight == 0
@@ -126,3 +135,31 @@ async def test_trace_context_rides_in_the_work_when_recorded(registry, start_exe
     assert span.context.trace_id == parent.get_span_context().trace_id
     assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
     assert span.attributes["mlos.model"] == "plus"
+
+
+async def test_unix_link_is_unreachable_by_a_wrong_name_and_grpc_stays(registry, start_executor, model_files):
+    ex = await start_executor()
+    assert ex.servicer.link_socket and (await ex.client.status()).link_socket == ex.servicer.link_socket
+    assert not await ex.client.link.prefer_unix("mlos-executor-nobody-0-00000000")
+    assert ex.client.link.unix_name == ""
+    plus = await loaded(registry, ex, "plus", model_files.plus_one)
+    x = np.zeros((1, 3), np.float32)
+    np.testing.assert_array_equal(arrays(await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0))["Y"], x + 1)
+
+
+async def test_hostile_frames_close_only_their_connection(registry, start_executor, model_files):
+    import struct
+
+    ex = await start_executor(max_message_bytes=1 << 20)
+    plus = await loaded(registry, ex, "plus", model_files.plus_one)
+    address = "\0" + ex.servicer.link_socket
+    for frame in (struct.pack("<I", 2 << 20), struct.pack("<I", 5) + b"\xff\xff\xff\xff\xff", b"\x01\x00"):
+        reader, writer = await asyncio.open_unix_connection(address)
+        writer.write(frame)
+        if frame == b"\x01\x00":
+            writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the executor hung up
+        writer.close()
+    assert await ex.client.link.prefer_unix(ex.servicer.link_socket)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(arrays(await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0))["Y"], x + 1)

@@ -24,6 +24,9 @@ from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
 from mlos_executor.server import create_server as create_executor_server
+from mlos_executor.server import make_servicer
+from mlos_executor.servicer import ExecutorServicer
+from mlos_executor.unix_link import socket_name
 from mlos_executor.server import registry_fetcher
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
@@ -51,12 +54,14 @@ class Stack:
     registry: RegistryClient
     settings: SchedulerSettings
     executor_server: aio.Server
+    executor_servicer: ExecutorServicer
     executor_core: ExecutorCore
     shm: ShmRegistry
     metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
 
     async def stop_executor(self) -> None:
+        await self.executor_servicer.close_unix_link()
         await self.executor_server.stop(None)
 
 
@@ -87,9 +92,12 @@ async def running_stack(
             executor_id="executor-test", cache_dir=ex_settings.cache_dir, fetch=registry_fetcher(ex_settings, ex_parts)
         )
         stack.push_async_callback(ex_core.close)
-        ex_server, ex_port = create_executor_server(ex_settings, ex_core, ex_parts)
+        ex_servicer = make_servicer(ex_core, ex_parts)
+        ex_server, ex_port = create_executor_server(ex_settings, ex_core, ex_parts, ex_servicer)
         await ex_server.start()
         stack.push_async_callback(ex_server.stop, None)
+        await ex_servicer.open_unix_link(socket_name("executor-test"), ex_settings.max_message_bytes)
+        stack.push_async_callback(ex_servicer.close_unix_link)
         ex_addr = f"127.0.0.1:{ex_port}"
 
         settings = SchedulerSettings(
@@ -130,7 +138,7 @@ async def running_stack(
             await stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=name), timeout=60)
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
-            monitor=monitor, registry=registry, settings=settings, executor_server=ex_server,
+            monitor=monitor, registry=registry, settings=settings, executor_server=ex_server, executor_servicer=ex_servicer,
             executor_core=ex_core, shm=shm, metrics=metrics, models=dict(demo),
         )
 

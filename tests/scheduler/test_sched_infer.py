@@ -30,6 +30,17 @@ async def test_infer_raw_matches_onnxruntime(stack: Stack, name: str, batch: int
     assert_matches(got, ort_run(model, feeds))
 
 
+async def test_co_located_executor_is_reached_over_its_unix_link(stack: Stack) -> None:
+    link = stack.core.executors[0].client.link
+    assert stack.executor_servicer.link_socket and link.unix_name == stack.executor_servicer.link_socket
+    works = link.works_sent
+    model = stack.models["ocr_cls"]
+    feeds = model.sample_inputs(batch=2, seed=7)
+    assert_matches(response_arrays(await stack.stub.ModelInfer(infer_request("ocr_cls", feeds), timeout=30)),
+                   ort_run(model, feeds))
+    assert link.works_sent == works + 1
+
+
 async def test_silero_state_round_trip(stack: Stack) -> None:
     """Feeding stateN back in (a non-zero state) still matches onnxruntime step by step."""
     model = stack.models["silero_vad"]

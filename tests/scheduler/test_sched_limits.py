@@ -22,12 +22,22 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def small(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> AsyncIterator[Stack]:
-    """A scheduler with a tiny queue, one batch slot and a 1 MiB message limit."""
+    """A scheduler with a tiny queue, one batch slot, a 1 MiB message limit, and the executor
+    reached over its gRPC stream even though it is co-located (executor_link="grpc")."""
     async with running_stack(
         tmp_path_factory.mktemp("small"), demo, load=("iris", "ocr_cls"),
-        max_queue_size=2, batch_slots=1, max_message_bytes=1 << 20,
+        max_queue_size=2, batch_slots=1, max_message_bytes=1 << 20, executor_link="grpc",
     ) as s:
         yield s
+
+
+async def test_executor_link_grpc_keeps_the_grpc_stream(small: Stack) -> None:
+    link = small.core.executors[0].client.link
+    assert small.executor_servicer.link_socket and link.unix_name == ""
+    feeds = small.models["iris"].sample_inputs(batch=2)
+    resp = await small.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
+    assert_matches(response_arrays(resp), ort_run(small.models["iris"], feeds))
+    assert link.streams_opened == 1
 
 
 async def test_queue_full_is_resource_exhausted_naming_the_limit(small: Stack) -> None:

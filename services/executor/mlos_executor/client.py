@@ -28,7 +28,7 @@ class ExecutorClient:
         self.addr = addr
         self._channel = client_channel(addr, settings, tracer_provider)
         self._stub = pbg.ExecutorStub(self._channel)
-        self.link = WorkLink(self._stub, addr)
+        self.link = WorkLink(self._stub, addr, (settings or ServiceSettings()).max_message_bytes)
 
     async def __aenter__(self) -> "ExecutorClient":
         return self

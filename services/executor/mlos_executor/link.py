@@ -5,7 +5,8 @@ synchronous and returns a future: work submitted in the same event-loop turn lea
 message (so a batch, or a group of requests of a model without a batch dimension, costs one
 hop), and results that finish together come back in one reply.
 
-The stream opens on first use. When it breaks, every unfinished piece of work fails with
+The stream is a gRPC Execute call, or the same messages over the executor's Unix link when
+`unix_name` is set (a co-located executor; see unix_link.py). It opens on first use. When it breaks, every unfinished piece of work fails with
 Unavailable naming the executor, and the next submit opens a new stream. A piece of work whose
 time runs out fails with DeadlineExceeded by its own timer; its late result is dropped.
 """
@@ -19,15 +20,18 @@ from grpc import aio
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable, error_for_code
+from mlos_executor.unix_link import UnixCall, probe
 
 log = logging.getLogger(__name__)
 
 
 class WorkLink:
-    def __init__(self, stub: pbg.ExecutorStub, addr: str) -> None:
+    def __init__(self, stub: pbg.ExecutorStub, addr: str, max_message_bytes: int = 64 << 20) -> None:
         self._stub = stub
         self.addr = addr
-        self._call: aio.StreamStreamCall | None = None
+        self.unix_name = ""  # the executor's Unix link, once known to be reachable from here
+        self._max_bytes = max_message_bytes
+        self._call: aio.StreamStreamCall | UnixCall | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._outbox: list[pb.Work] = []
         self._sending: asyncio.Queue[pb.ExecuteRequest] | None = None
@@ -36,6 +40,17 @@ class WorkLink:
         self.streams_opened = 0
         self.messages_sent = 0
         self.works_sent = 0
+
+    async def prefer_unix(self, name: str) -> bool:
+        """Uses the executor's Unix link `name` from the next stream on, if it is reachable here."""
+        if not name or name == self.unix_name:
+            return bool(name)
+        if not await probe(name):
+            log.info("executor %s: Unix link not reachable from here; keeping the gRPC stream", self.addr)
+            return False
+        log.info("executor %s: co-located, work goes over its Unix link", self.addr)
+        self.unix_name = name
+        return True
 
     @property
     def in_flight(self) -> int:
@@ -75,19 +90,19 @@ class WorkLink:
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         sending: asyncio.Queue[pb.ExecuteRequest] = asyncio.Queue()
-        call = self._stub.Execute()
+        call = UnixCall(self.unix_name, self._max_bytes) if self.unix_name else self._stub.Execute()
         self.streams_opened += 1
         self._call, self._sending = call, sending
         self._tasks = [loop.create_task(self._write(call, sending)), loop.create_task(self._read(call))]
 
-    async def _write(self, call: aio.StreamStreamCall, sending: asyncio.Queue) -> None:
+    async def _write(self, call: aio.StreamStreamCall | UnixCall, sending: asyncio.Queue) -> None:
         try:
             while True:
                 await call.write(await sending.get())
-        except (aio.AioRpcError, asyncio.InvalidStateError) as exc:
+        except (aio.AioRpcError, asyncio.InvalidStateError, OSError) as exc:
             log.debug("stream to %s stopped accepting work: %s", self.addr, exc)
 
-    async def _read(self, call: aio.StreamStreamCall) -> None:
+    async def _read(self, call: aio.StreamStreamCall | UnixCall) -> None:
         error: MlosError = Unavailable(f"executor {self.addr} closed the work stream")
         try:
             while True:
@@ -102,13 +117,15 @@ class WorkLink:
             # Failures of single pieces of work travel inside replies; a failing stream is the
             # transport's (e.g. GOAWAY surfaces as INTERNAL): nothing is known of its work.
             error = Unavailable(f"executor {self.addr} unavailable: work stream broke ({exc.code().name}: {exc.details()})")
+        except OSError as exc:  # the Unix link (LinkBroken is a ConnectionError)
+            error = Unavailable(f"executor {self.addr} unavailable: Unix link broke ({exc})")
         except asyncio.CancelledError:
             error = Unavailable(f"the work stream to executor {self.addr} was closed")
             raise
         finally:
             self._broken(call, error)
 
-    def _broken(self, call: aio.StreamStreamCall, error: MlosError) -> None:
+    def _broken(self, call: aio.StreamStreamCall | UnixCall, error: MlosError) -> None:
         if self._call is not call:
             return
         self._call = self._sending = None

@@ -12,21 +12,26 @@ from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore, Fetcher
 from mlos_executor.servicer import ExecutorServicer
+from mlos_executor.unix_link import socket_name
 
 SERVICE = "mlos.executor.v1.Executor"
 
 
-def services(core: ExecutorCore, parts: ServerParts | None = None) -> list[GrpcService]:
+def make_servicer(core: ExecutorCore, parts: ServerParts | None = None) -> ExecutorServicer:
     provider = parts.tracer_provider if parts is not None else None
-    servicer = ExecutorServicer(core, provider.get_tracer("mlos.executor") if provider is not None else None)
+    return ExecutorServicer(core, provider.get_tracer("mlos.executor") if provider is not None else None)
+
+
+def services(servicer: ExecutorServicer) -> list[GrpcService]:
     return [GrpcService(SERVICE, lambda s: pbg.add_ExecutorServicer_to_server(servicer, s))]
 
 
 def create_server(
-    settings: ExecutorSettings, core: ExecutorCore, parts: ServerParts | None = None
+    settings: ExecutorSettings, core: ExecutorCore, parts: ServerParts | None = None,
+    servicer: ExecutorServicer | None = None,
 ) -> tuple[aio.Server, int]:
     parts = parts or ServerParts()
-    return build_server(settings, services(core, parts), parts)
+    return build_server(settings, services(servicer or make_servicer(core, parts)), parts)
 
 
 def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
@@ -58,10 +63,14 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         execution_slots=settings.execution_slots,
         sink=sink,
     )
-    svcs = services(core, parts)
+    servicer = make_servicer(core, parts)
+    svcs = services(servicer)
     server, port = build_server(settings, svcs, parts)
-    await set_serving(parts, svcs, True)
     closers = [core.close]
+    if settings.unix_link:
+        await servicer.open_unix_link(socket_name(settings.executor_id), settings.max_message_bytes)
+        closers.insert(0, servicer.close_unix_link)
+    await set_serving(parts, svcs, True)
     if streamer is not None:
         closers.insert(0, streamer.close)
     return server, port, closers

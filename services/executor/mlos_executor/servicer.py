@@ -12,7 +12,7 @@ from opentelemetry.trace import Tracer
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.errors import Internal, MlosError
-from mlos_executor import convert
+from mlos_executor import convert, unix_link
 from mlos_executor.core import ExecutorCore
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,18 @@ class ExecutorServicer(pbg.ExecutorServicer):
     def __init__(self, core: ExecutorCore, tracer: Tracer | None = None) -> None:
         self._core = core
         self._tracer = tracer  # None when nothing exports traces
+        self.link_socket = ""  # set when the Unix link serves Execute too
+        self._unix_server: unix_link.LinkServer | None = None
+
+    async def open_unix_link(self, name: str, max_message_bytes: int) -> None:
+        """Serves Execute on the abstract Unix socket `name` as well (see unix_link.py)."""
+        self._unix_server = await unix_link.serve(name, self.Execute, max_message_bytes)
+        self.link_socket = name
+
+    async def close_unix_link(self) -> None:
+        if self._unix_server is not None:
+            self._unix_server.close()
+            self.link_socket = ""
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
         loaded = await self._core.load(request.model.name, request.model.version, request.sha256)
@@ -57,14 +69,16 @@ class ExecutorServicer(pbg.ExecutorServicer):
             emit(await self._run_group(key, works))
 
         async def read() -> None:
-            async for message in request_iterator:
-                for key, works in convert.group_work(message.work).items():
-                    task = loop.create_task(run(key, works))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-            while running:
-                await asyncio.gather(*running)
-            loop.call_soon(replies.put_nowait, None)  # after the last flush
+            try:
+                async for message in request_iterator:
+                    for key, works in convert.group_work(message.work).items():
+                        task = loop.create_task(run(key, works))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                while running:
+                    await asyncio.gather(*running)
+            finally:  # also when the request stream breaks: the replies end, then `await reader` raises
+                loop.call_soon(replies.put_nowait, None)  # after the last flush
 
         reader = loop.create_task(read())
         try:
@@ -121,4 +135,5 @@ class ExecutorServicer(pbg.ExecutorServicer):
             in_flight=core.in_flight,
             intra_op_threads=core.intra_op_threads,
             execution_slots=core.execution_slots,
+            link_socket=self.link_socket,
         )

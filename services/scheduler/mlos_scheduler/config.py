@@ -31,5 +31,12 @@ class SchedulerSettings(ServiceSettings):
         "false until every one is loaded (Triton's strict readiness).",
     )
 
+    executor_link: str = Field(
+        "auto",
+        pattern="^(auto|grpc)$",
+        description="auto: work goes over a co-located executor's Unix link (~5x cheaper per hop), else "
+        "its gRPC Execute stream; grpc: always the gRPC stream.",
+    )
+
     def executor_list(self) -> list[str]:
         return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]

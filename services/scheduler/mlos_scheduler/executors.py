@@ -43,6 +43,7 @@ class RemoteExecutor:
     client: ExecutorClient
     healthy: bool = True
     in_flight: int = 0
+    link_mode: str = "auto"  # "auto": the executor's Unix link when co-located; "grpc": always gRPC
     addr: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +51,9 @@ class RemoteExecutor:
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None:
         await self.client.load(model.name, model.version, model.sha256, timeout_s=timeout_s)
+        if self.link_mode == "auto" and not self.client.link.unix_name:
+            status = await self.client.status()
+            await self.client.link.prefer_unix(status.link_socket)
 
     async def unload(self, model: ModelInfo) -> None:
         await self.client.unload(model.name, model.version)

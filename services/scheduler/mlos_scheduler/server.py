@@ -61,7 +61,10 @@ def build_core(
     )
     lookup, lister = registry_catalog(registry_client)
     executors = [
-        RemoteExecutor(ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider))
+        RemoteExecutor(
+            ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider),
+            link_mode=settings.executor_link,
+        )
         for addr in settings.executor_list()
     ]
     core = Scheduler(

@@ -130,7 +130,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots")
+    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_MODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +138,7 @@ class StatusResponse(_message.Message):
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    LINK_SOCKET_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     runtime_mode: str
     available_providers: _containers.RepeatedScalarFieldContainer[str]
@@ -145,4 +146,5 @@ class StatusResponse(_message.Message):
     in_flight: int
     intra_op_threads: int
     execution_slots: int
-    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ...) -> None: ...
+    link_socket: str
+    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ...) -> None: ...
