@@ -26,9 +26,9 @@ from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.shm import ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, rest_convert
-from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
+from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.servicer import SERVER_NAME, SERVER_VERSION, InferenceServicer
 from mlos_scheduler.shm_convert import ShmRequest
 
