@@ -12,7 +12,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
 
-from e2e_testkit import expect_status
+from e2e_testkit import expect_status, shm_regions
 
 OCR_OUT = "save_infer_model/scale_0.tmp_1"
 CASES = {"iris": ("X", ["label", "probabilities"]), "ocr_cls": ("x", [OCR_OUT])}
@@ -20,22 +20,9 @@ CASES = {"iris": ("X", ["label", "probabilities"]), "ocr_cls": ("x", [OCR_OUT])}
 
 @pytest.fixture
 def regions(client) -> Iterator:
-    """make(name, byte_size) -> handle: a client-side region, registered; all removed afterwards."""
-    made = []
-
-    def make(name: str, byte_size: int, register: bool = True):
-        key = f"/mlos_e2e_{os.getpid()}_{name}"
-        handle = shm.create_shared_memory_region(name, key, byte_size)
-        made.append(handle)
-        if register:
-            client.register_system_shared_memory(name, key, byte_size)
-        return handle
-
-    client.unregister_system_shared_memory()
-    yield make
-    client.unregister_system_shared_memory()
-    for handle in made:
-        shm.destroy_shared_memory_region(handle)
+    """make(name, byte_size, register=True) -> handle: a client-side region, registered; all removed afterwards."""
+    with shm_regions(client, "mlos_e2e") as make:
+        yield make
 
 
 @pytest.mark.parametrize("model", list(CASES))

@@ -45,10 +45,11 @@ def stack_root(tmp_path: Path) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the KServe v2 REST server of the shared stack (same core, port 0)."""
+    """An httpx client on the KServe v2 REST server of the shared stack (same core and shared memory
+    registry as the gRPC front door, port 0)."""
     from mlos_scheduler.rest import start_rest
 
-    port, close = await start_rest(stack.settings.model_copy(update={"http_port": 0}), stack.core)
+    port, close = await start_rest(stack.settings.model_copy(update={"http_port": 0}), stack.core, shm=stack.shm)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         yield client
     await close()

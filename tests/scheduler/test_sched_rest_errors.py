@@ -77,7 +77,8 @@ async def test_status_mapping_of_typed_errors() -> None:
         (json.dumps({**iris_input(), "outputs": [{"name": "label", "parameters": {"classification": 2}}]}).encode(),
          501, ["classification"]),
         (json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "parameters": {
-            "shared_memory_region": "r", "shared_memory_byte_size": 16}}]}).encode(), 501, ["shared memory"]),
+            "shared_memory_region": "r", "shared_memory_byte_size": 16}}]}).encode(), 404, ["no shared memory region",
+                                                                                      "'r'"]),
     ],
 )
 async def test_bad_json_requests(http: httpx.AsyncClient, body: bytes, status: int, words: list[str]) -> None:

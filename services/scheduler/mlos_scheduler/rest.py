@@ -23,11 +23,14 @@ from opentelemetry.trace import SpanKind, TracerProvider
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import InvalidArgument, MlosError
+from mlos_common.shm import ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, rest_convert
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
+from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.servicer import SERVER_NAME, SERVER_VERSION, InferenceServicer
+from mlos_scheduler.shm_convert import ShmRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +54,13 @@ def _ok_or_400(ready: bool) -> web.Response:
 
 
 class RestApp:
-    """The routes. `modes` asks the executors for their runtime mode (for GET /health)."""
+    """The routes. `modes` asks the executors for their runtime mode (for GET /health); `shm` is
+    the process's shared memory registry, the gRPC front door's (a new one when not given)."""
 
-    def __init__(self, core: Scheduler, modes: RuntimeModes) -> None:
+    def __init__(self, core: Scheduler, modes: RuntimeModes, shm: ShmRegistry | None = None) -> None:
         self._core = core
-        self._servicer = InferenceServicer(core)
+        self._shm = shm if shm is not None else ShmRegistry()
+        self._servicer = InferenceServicer(core, self._shm)
         self._modes = modes
 
     def routes(self) -> list[web.RouteDef]:
@@ -78,7 +83,7 @@ class RestApp:
                 get(f"{base}/stats", self.stats),
                 post(f"{base}/infer", self.infer),
             ]
-        return table
+        return table + ShmRoutes(self._shm).routes()
 
     async def health(self, request: web.Request) -> web.Response:
         """Suite summary: 200 when ready (503 otherwise), the executors' runtime mode, the models served."""
@@ -152,8 +157,11 @@ class RestApp:
         body = await request.read()
         header, binary = rest_convert.split_body(body, request.headers.get(rest_convert.HEADER_LENGTH))
         msg, plan = rest_convert.infer_request(header, binary, name, version)
-        req = convert.infer_request(msg, None, asyncio.get_running_loop().time())
-        out, header_length = rest_convert.infer_response(await self._core.infer(req), plan)
+        with ShmRequest(self._shm, msg) as shm:  # leases the regions the request names until it ends
+            req = convert.infer_request(msg, None, asyncio.get_running_loop().time(), shm.input_tensor)
+            result = await self._core.infer(req)
+            placed = shm.write_outputs(result)
+        out, header_length = rest_convert.infer_response(result, plan, placed)
         if header_length is None:
             return web.Response(body=out, content_type="application/json")
         return web.Response(
@@ -167,8 +175,7 @@ def _model(request: web.Request) -> tuple[str, str]:
 
 
 async def _json_body(request: web.Request) -> dict:
-    body = await request.read()
-    return rest_convert.split_body(body, None)[0] if body.strip() else {}
+    return rest_convert.body_object(await request.read())
 
 
 def _middleware(observe: Observe, tracer_provider: TracerProvider | None):
@@ -255,14 +262,18 @@ def executor_modes(clients: list[ExecutorClient], timeout_s: float = 1.0) -> Run
 
 
 async def start_rest(
-    settings: SchedulerSettings, core: Scheduler, tracer_provider: TracerProvider | None = None
+    settings: SchedulerSettings,
+    core: Scheduler,
+    tracer_provider: TracerProvider | None = None,
+    shm: ShmRegistry | None = None,
 ) -> tuple[int, Callable[[], Awaitable[None]]]:
     """Serves REST on settings.http_port; returns the bound port and the closer (stop serving, then
     close the status channels). Spans are made only with a tracer provider (there is one only
-    when traces are exported)."""
+    when traces are exported). Pass the gRPC front door's `shm` registry so regions registered
+    over one protocol serve the other; the caller closes it."""
     clients = [ExecutorClient(addr, settings=settings) for addr in settings.executor_list()]
     server = RestServer(
-        RestApp(core, executor_modes(clients)),
+        RestApp(core, executor_modes(clients), shm),
         max_body_bytes=settings.max_message_bytes,
         observe=core.stats.http_request,
         tracer_provider=tracer_provider,

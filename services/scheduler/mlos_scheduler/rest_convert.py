@@ -6,6 +6,8 @@ size in `parameters.binary_data_size` (in input order). JSON `data` is converted
 little-endian layout the gRPC path uses, and the request then goes through the same
 `convert.infer_request` validation. Every bad shape, size or value is an InvalidArgument with a
 message naming the input; nothing is allocated for a claimed size before it is checked.
+Tensors placed in system shared memory keep their `shared_memory_*` parameters (as typed protocol
+parameters) and carry no data; shm_convert.ShmRequest checks and reads or writes them, as for gRPC.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mlos_common.errors import InvalidArgument, Unimplemented
 from mlos_common.tensors import array_from_raw, array_to_raw, dtype, element_count, encode_bytes
 from mlos_scheduler.convert import SHM_PARAMS
 from mlos_scheduler.domain import InferResult
+from mlos_scheduler.shm_convert import BYTE_SIZE, OFFSET, REGION, ShmRef
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 _NUMBER_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}  # numpy kind of the target -> JSON kinds accepted
@@ -52,13 +55,13 @@ def _list(value: Any, what: str) -> list:
     return value
 
 
-def _str(value: Any, what: str) -> str:
+def json_str(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{what} must be a non-empty string")
     return value
 
 
-def _size(value: Any, what: str) -> int:
+def json_size(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(f"{what} must be a non-negative integer, got {value!r}")
     return value
@@ -100,6 +103,11 @@ def load_request(name: str, params: dict) -> pb.RepositoryModelLoadRequest:
         else:
             raise InvalidArgument(f"load parameter {key!r} must be a string, integer or boolean, got {type(value).__name__}")
     return msg
+
+
+def body_object(body: bytes) -> dict:
+    """A JSON object body; an empty (or blank) body is an empty object."""
+    return split_body(body, None)[0] if body.strip() else {}
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview]:
@@ -179,16 +187,19 @@ def infer_request(header: dict, binary: memoryview, model: str, version: str) ->
     offset = 0
     for i, t in enumerate(_list(header.get("inputs"), "inputs")):
         t = json_object(t, f"inputs[{i}]")
-        name = _str(t.get("name"), f"inputs[{i}].name")
-        datatype = _str(t.get("datatype"), f"input {name!r}: datatype")
-        shape = [_size(d, f"input {name!r}: each shape dimension") for d in _list(t.get("shape"), f"input {name!r}: shape")]
+        name = json_str(t.get("name"), f"inputs[{i}].name")
+        datatype = json_str(t.get("datatype"), f"input {name!r}: datatype")
+        shape = [json_size(d, f"input {name!r}: each shape dimension") for d in _list(t.get("shape"), f"input {name!r}: shape")]
         tparams = json_object(t.get("parameters"), f"input {name!r}: parameters")
-        if any(k in tparams for k in SHM_PARAMS):
-            raise Unimplemented(f"input {name!r}: shared memory is not supported over REST yet; send data")
         tensor = msg.inputs.add(name=name, datatype=datatype, shape=shape)
         _set_parameters(tensor.parameters, tparams, ("binary_data_size",))
-        if "binary_data_size" in tparams:
-            size = _size(tparams["binary_data_size"], f"input {name!r}: binary_data_size")
+        if any(k in tparams for k in SHM_PARAMS):  # read from its region by shm_convert.ShmRequest
+            if "data" in t or "binary_data_size" in tparams:
+                raise InvalidArgument(
+                    f"input {name!r} is placed in shared memory and also carries data; send one or the other"
+                )
+        elif "binary_data_size" in tparams:
+            size = json_size(tparams["binary_data_size"], f"input {name!r}: binary_data_size")
             if "data" in t:
                 raise InvalidArgument(f"input {name!r} has both data and binary_data_size")
             if offset + size > len(binary):
@@ -207,7 +218,7 @@ def infer_request(header: dict, binary: memoryview, model: str, version: str) ->
     wanted: dict[str, bool] = {}
     for i, o in enumerate(_list(header.get("outputs"), "outputs")):
         o = json_object(o, f"outputs[{i}]")
-        name = _str(o.get("name"), f"outputs[{i}].name")
+        name = json_str(o.get("name"), f"outputs[{i}].name")
         oparams = json_object(o.get("parameters"), f"output {name!r}: parameters")
         if oparams.get("classification"):
             raise Unimplemented(f"output {name!r}: the classification extension is not supported")
@@ -232,12 +243,27 @@ def _json_data(t) -> list:
     return array.tolist()
 
 
-def infer_response(result: InferResult, plan: OutputPlan) -> tuple[bytes, int | None]:
-    """The response body and, when outputs travel as binary data, the JSON header's length."""
+def _shm_parameters(ref: ShmRef) -> dict[str, Any]:
+    params: dict[str, Any] = {REGION: ref.region, BYTE_SIZE: ref.byte_size}
+    if ref.offset:
+        params[OFFSET] = ref.offset
+    return params
+
+
+def infer_response(
+    result: InferResult, plan: OutputPlan, placed: dict[str, ShmRef] | None = None
+) -> tuple[bytes, int | None]:
+    """The response body and, when outputs travel as binary data, the JSON header's length.
+
+    Outputs in `placed` were written to shared memory: they carry their placement as parameters
+    and no data, as in Triton."""
     outputs, chunks = [], []
     for t in result.outputs:
         entry: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
-        if plan.binary.get(t.name, plan.binary_default) or t.datatype == "BF16":
+        ref = placed.get(t.name) if placed else None
+        if ref is not None:
+            entry["parameters"] = _shm_parameters(ref)
+        elif plan.binary.get(t.name, plan.binary_default) or t.datatype == "BF16":
             entry["parameters"] = {"binary_data_size": len(t.raw)}
             chunks.append(t.raw)
         else:

@@ -143,7 +143,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
 
     closers = [monitor.close, close_core]
     if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core
-        http_port, close_rest = await start_rest(settings, core, parts.tracer_provider)
+        http_port, close_rest = await start_rest(settings, core, parts.tracer_provider, shm)
         parts.extra_ports["http_port"] = http_port
         closers.insert(0, close_rest)
     return server, port, closers

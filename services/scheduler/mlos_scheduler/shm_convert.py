@@ -98,8 +98,9 @@ class ShmRequest:
         # The scheduler -> executor message still needs bytes: one copy here, none on the wire in.
         return Tensor(t.name, t.datatype, tuple(t.shape), bytes(view))
 
-    def respond(self, result: InferResult) -> pb.ModelInferResponse:
-        """Writes the outputs placed in shared memory, then builds the response without their bytes."""
+    def write_outputs(self, result: InferResult) -> dict[str, ShmRef]:
+        """Writes the outputs placed in shared memory and empties their `raw`; returns the
+        placements by output name (a protocol's response names them in the output's parameters)."""
         for t in result.outputs:
             ref = self._outputs.get(t.name)
             if ref is None:
@@ -111,6 +112,11 @@ class ShmRequest:
                 )
             self._leases[ref.region].write(ref.offset, t.raw, f"output {t.name!r}")
             t.raw = b""
+        return self._outputs
+
+    def respond(self, result: InferResult) -> pb.ModelInferResponse:
+        """Writes the outputs placed in shared memory, then builds the response without their bytes."""
+        self.write_outputs(result)
         response = convert.infer_response(result)
         if self._outputs:
             for out in response.outputs:
