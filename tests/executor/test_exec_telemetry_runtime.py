@@ -210,3 +210,32 @@ async def test_status_reports_the_thread_rule(start_executor) -> None:
     fixed = await start_executor(intra_op_threads=3, execution_slots=1)
     status = await fixed.client.status()
     assert (status.intra_op_threads, status.execution_slots) == (3, 1)
+
+
+async def test_tiny_runs_execute_inline_and_heavy_ones_on_a_worker_thread(registry, start_executor, model_files, demo_models):
+    import numpy as np
+
+    from exec_testkit import tensor
+
+    ex = await start_executor()
+    plus = await registry.client.register("plus", model_files.plus_one)
+    ocr = await registry.client.register("ocr", demo_models["ocr_cls"].path)
+    for name, mv in (("plus", plus), ("ocr", ocr)):
+        await ex.client.load(name, mv.version, mv.sha256)
+    x = np.ones((2, 3), np.float32)
+    for _ in range(5):
+        await ex.client.execute("plus", plus.version, [tensor("X", x)], [])
+    tiny = ex.core.get("plus", plus.version)
+    assert 0 < tiny.mean_run_ns < ex.core.inline_run_ns
+    assert tiny.inline_runs == 4  # the first run is measured on a worker thread, the rest inline
+    images = demo_models["ocr_cls"].sample_inputs(batch=8)
+    for _ in range(3):
+        await ex.client.execute("ocr", ocr.version, [tensor("x", images["x"])], [])
+    heavy = ex.core.get("ocr", ocr.version)
+    assert heavy.mean_run_ns > ex.core.inline_run_ns and heavy.inline_runs == 0
+
+    never = await start_executor(inline_run_us=0)
+    await never.client.load("plus", plus.version, plus.sha256)
+    for _ in range(3):
+        await never.client.execute("plus", plus.version, [tensor("X", x)], [])
+    assert never.core.get("plus", plus.version).inline_runs == 0

@@ -26,6 +26,11 @@ class ExecutorSettings(ServiceSettings):
         "(at least 1), so concurrent runs rather than threads within a run fill the cores.",
     )
     execution_slots: int = Field(2, description="Batches that may run at the same time.")
+    inline_run_us: int = Field(
+        300,
+        description="Work of a model whose runs average less than this (all of one message's share "
+        "together) runs on the event loop, not a worker thread: the hand-off costs more. 0 = never.",
+    )
     unix_link: bool = Field(
         True,
         description="Also serve the Execute stream on an abstract Unix socket, so a scheduler on the "

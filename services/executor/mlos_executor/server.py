@@ -61,6 +61,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         device=settings.device,
         intra_op_threads=settings.intra_op_threads,
         execution_slots=settings.execution_slots,
+        inline_run_ns=settings.inline_run_us * 1000,
         sink=sink,
     )
     servicer = make_servicer(core, parts)
