@@ -33,7 +33,7 @@ async def scheduler(stack: Stack, startup_models: str) -> AsyncIterator[tuple[st
     """A second scheduler, built by the production `start`, on the shared registry and executor."""
     settings = SchedulerSettings(
         registry_addr=stack.settings.registry_addr, executor_addrs=stack.settings.executor_addrs,
-        grpc_port=0, metrics_port=-1, peer_check_interval_s=0.05, startup_models=startup_models,
+        grpc_port=0, metrics_port=-1, http_port=0, peer_check_interval_s=0.05, startup_models=startup_models,
     )
     server, port, closers = await start(settings, ServerParts(), CollectorRegistry())
     await server.start()
