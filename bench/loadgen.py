@@ -186,9 +186,9 @@ def build_request(model_name: str, inputs: dict[str, np.ndarray]) -> pb.ModelInf
     """Raw bytes only (raw_input_contents), no typed contents; the same bytes as the floor."""
     request = pb.ModelInferRequest(model_name=model_name)
     for name, array in inputs.items():
-        array = np.ascontiguousarray(array)
+        # shape first: ascontiguousarray turns a 0-d scalar (silero_vad's `sr`) into shape [1]
         request.inputs.add(name=name, datatype=NUMPY_TO_V2[array.dtype], shape=list(array.shape))
-        request.raw_input_contents.append(array.tobytes())
+        request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
     return request
 
 
