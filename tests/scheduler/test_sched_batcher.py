@@ -278,3 +278,26 @@ def test_single_request_passes_through_and_mismatch_is_caught() -> None:
     wrong = np.zeros((5, 2), np.float32)  # 5 rows back for a batch of 3
     with pytest.raises(BatchMismatch):
         split_outputs([Tensor("y", "FP32", wrong.shape, array_to_raw(wrong))], [r1, r2])
+
+
+@pytest.mark.parametrize("heavy", [True, False])
+async def test_heavy_models_get_every_execution_slot(heavy: bool) -> None:
+    rec = Recorder()
+    # heavy_batch_s of 0 s: any measured batch counts as heavy; 1 h: none does
+    b = DynamicBatcher(model(), rec, max_queue_size=16, slots=1, heavy_slots=2,
+                       heavy_batch_s=0.0 if heavy else 3600.0)
+    assert b.slots_now == 1  # nothing measured yet
+    await b.submit(req("warm"))
+    assert b.batch_s_avg > 0
+    rec.gate = asyncio.Event()
+    rec.started.clear()
+    first = asyncio.create_task(b.submit(req("a")))
+    await rec.started.wait()
+    second = asyncio.create_task(b.submit(req("b", width=3)))  # cannot merge with a: its own batch
+    for _ in range(5):  # a few loop turns: submit, pump, the batch task starting
+        await asyncio.sleep(0)
+    running = [batch for batch in rec.batches[1:]]
+    assert running == ([["a"], ["b"]] if heavy else [["a"]]), running
+    assert b.slots_now == (2 if heavy else 1)
+    rec.gate.set()
+    await asyncio.gather(first, second)

@@ -108,3 +108,13 @@ async def test_readiness_is_truthful_when_the_executor_stops(tmp_path: Path, dem
             await s.stub.ModelInfer(infer_request("ocr_cls", s.models["ocr_cls"].sample_inputs()), timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
         assert executor_addr in err.value.details()
+
+
+async def test_heavy_batch_threshold_comes_from_settings_and_executor_slots(tmp_path: Path, demo: dict[str, DemoModel]) -> None:
+    async with running_stack(tmp_path, demo, load=("iris",), heavy_batch_ms=0.0) as s:
+        feeds = s.models["iris"].sample_inputs(batch=1)
+        await s.stub.ModelInfer(infer_request("iris", feeds), timeout=10)
+        served = s.core.served[("iris", 1)]
+        executor_slots = (await s.core.executors[0].client.status()).execution_slots
+        assert s.core.executors[0].execution_slots == executor_slots == 2
+        assert (served.batcher.slots, served.batcher.heavy_slots, served.batcher.slots_now) == (1, 2, 2)

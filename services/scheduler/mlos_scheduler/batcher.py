@@ -7,6 +7,12 @@ requests that arrive while every slot is busy accumulate and leave as one batch 
 frees. `max_queue_delay_us` > 0 additionally lets a partial batch wait that long for company
 while another batch is running.
 
+Slots adapt to the model's weight: `slots` batches may be in flight, or `heavy_slots` once a
+batch takes longer than `heavy_batch_s` on average (moving average of the measured batch time).
+One slot lets a light model's requests gather into bigger batches while the executor is busy;
+a heavy model gains more from keeping every execution slot of the executor busy, and its run
+time dwarfs what smaller batches cost.
+
 A queued request whose deadline passes is failed by its own timer, not when it reaches the
 front (the gap in Triton #7512), and is never sent to an executor.
 
@@ -70,6 +76,9 @@ class DynamicBatcher:
     max_queue_size: int
     slots: int = 2
     on_dispatch: Callable[[ModelInfo, list[InferRequest], list[float]], None] | None = None
+    heavy_slots: int = 0  # slots once batches average over heavy_batch_s; 0 = `slots` always
+    heavy_batch_s: float = 0.010
+    batch_s_avg: float = 0.0  # moving average of a batch's time from dispatch to answer
     _queue: deque = field(default_factory=deque)
     _stats: BatcherStats = field(default_factory=BatcherStats)
     _closed: str = ""
@@ -104,7 +113,7 @@ class DynamicBatcher:
 
     def _pump(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._stats.in_flight < self.slots:
+        while self._stats.in_flight < self.slots_now:
             self._drop_dead_head()
             if not self._queue:
                 return
@@ -164,6 +173,13 @@ class DynamicBatcher:
         self._queue.extendleft(reversed(kept))
         return batch
 
+    @property
+    def slots_now(self) -> int:
+        """Batches that may be in flight now (see the module docstring)."""
+        if self.heavy_slots and self.batch_s_avg > self.heavy_batch_s:
+            return self.heavy_slots
+        return self.slots
+
     async def _run(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -183,6 +199,8 @@ class DynamicBatcher:
             self._stats.rows += sum(r.rows for r in requests)
             try:
                 results = await self.run_batch(self.model, requests, timeout)
+                took = loop.time() - now
+                self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
             except MlosError as exc:
                 for p in live:
                     if not p.future.done():

@@ -31,6 +31,11 @@ class SchedulerSettings(ServiceSettings):
         "false until every one is loaded (Triton's strict readiness).",
     )
 
+    heavy_batch_ms: float = Field(
+        10.0,
+        description="A model whose batches take longer than this on average may have as many batches "
+        "in flight as its executors have execution slots (light models keep batch_slots).",
+    )
     executor_link: str = Field(
         "auto",
         pattern="^(auto|grpc)$",

@@ -54,6 +54,7 @@ class Scheduler:
     stats: StatsBook = field(default_factory=StatsBook)
     max_queue_size: int = 1024
     batch_slots: int = 1
+    heavy_batch_s: float = 0.010
     execute_timeout_s: float = 60.0
     auto_load: bool = True
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
@@ -103,6 +104,8 @@ class Scheduler:
                     run_batch=self._run_batch,
                     max_queue_size=self.max_queue_size,
                     slots=self.batch_slots * len(placed),
+                    heavy_slots=sum(max(self.batch_slots, e.execution_slots) for e in placed),
+                    heavy_batch_s=self.heavy_batch_s,
                     on_dispatch=self._on_dispatch,
                 )
                 self.served[key] = Served(model, batcher, placed)

@@ -22,6 +22,7 @@ class ExecutorPort(Protocol):
     addr: str
     healthy: bool
     in_flight: int
+    execution_slots: int  # runs the executor may execute at once (1 until known)
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
     async def unload(self, model: ModelInfo) -> None: ...
@@ -43,6 +44,7 @@ class RemoteExecutor:
     client: ExecutorClient
     healthy: bool = True
     in_flight: int = 0
+    execution_slots: int = 1
     link_mode: str = "auto"  # "auto": the executor's Unix link when co-located; "grpc": always gRPC
     addr: str = field(init=False)
 
@@ -51,9 +53,11 @@ class RemoteExecutor:
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None:
         await self.client.load(model.name, model.version, model.sha256, timeout_s=timeout_s)
-        if self.link_mode == "auto" and not self.client.link.unix_name:
+        if self.execution_slots == 1 or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
-            await self.client.link.prefer_unix(status.link_socket)
+            self.execution_slots = max(1, status.execution_slots)
+            if self.link_mode == "auto":
+                await self.client.link.prefer_unix(status.link_socket)
 
     async def unload(self, model: ModelInfo) -> None:
         await self.client.unload(model.name, model.version)

@@ -74,6 +74,7 @@ def build_core(
         stats=StatsBook(registry),
         max_queue_size=settings.max_queue_size,
         batch_slots=settings.batch_slots,
+        heavy_batch_s=settings.heavy_batch_ms / 1000,
         execute_timeout_s=settings.execute_timeout_s,
     )
     return core, registry_client
