@@ -12,6 +12,7 @@ from opentelemetry.trace import Tracer
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.errors import Internal, MlosError
+from mlos_common.streams import serve_concurrently
 from mlos_executor import convert, unix_link
 from mlos_executor.core import ExecutorCore
 
@@ -50,45 +51,24 @@ class ExecutorServicer(pbg.ExecutorServicer):
 
     async def Execute(self, request_iterator, context):
         """Work arrives in batches of messages; each model's share of a message runs in one
-        worker-thread hop; results that finish together leave in one reply."""
+        worker-thread hop (or inline); results that finish together leave in one reply."""
         loop = asyncio.get_running_loop()
-        replies: asyncio.Queue[pb.ExecuteReply | None] = asyncio.Queue()
+        replies: asyncio.Queue[pb.ExecuteReply] = asyncio.Queue()
         ready: list[pb.WorkResult] = []
-        running: set[asyncio.Task] = set()
 
         def flush() -> None:
             replies.put_nowait(pb.ExecuteReply(results=ready[:]))
             ready.clear()
 
-        def emit(results: list[pb.WorkResult]) -> None:
-            if not ready:
-                loop.call_soon(flush)
-            ready.extend(results)
+        async def run(message: pb.ExecuteRequest) -> None:
+            groups = convert.group_work(message.work).items()
+            for results in await asyncio.gather(*(self._run_group(key, works) for key, works in groups)):
+                if not ready:
+                    loop.call_soon(flush)
+                ready.extend(results)
 
-        async def run(key: tuple[str, int], works: list[pb.Work]) -> None:
-            emit(await self._run_group(key, works))
-
-        async def read() -> None:
-            try:
-                async for message in request_iterator:
-                    for key, works in convert.group_work(message.work).items():
-                        task = loop.create_task(run(key, works))
-                        running.add(task)
-                        task.add_done_callback(running.discard)
-                while running:
-                    await asyncio.gather(*running)
-            finally:  # also when the request stream breaks: the replies end, then `await reader` raises
-                loop.call_soon(replies.put_nowait, None)  # after the last flush
-
-        reader = loop.create_task(read())
-        try:
-            while (reply := await replies.get()) is not None:
-                yield reply
-            await reader  # surface a broken request stream
-        finally:
-            reader.cancel()
-            for task in running:
-                task.cancel()
+        async for reply in serve_concurrently(request_iterator, run, replies):
+            yield reply
 
     async def _run_group(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
         traceparent = works[0].traceparent

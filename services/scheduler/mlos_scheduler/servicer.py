@@ -10,6 +10,7 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2 as spb
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.errors import MlosError
+from mlos_common.streams import serve_concurrently
 from mlos_common.shm import ShmRegistry
 from mlos_scheduler import convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
@@ -76,25 +77,8 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                     log.exception("unhandled error in ModelStreamInfer request %r", msg.id, exc_info=exc)
             await out.put(reply)
 
-        async def read() -> None:
-            tasks = set()
-            try:
-                async for msg in request_iterator:
-                    task = loop.create_task(one(msg))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.gather(*tasks)
-            finally:
-                await out.put(None)  # the writer stops even when the request stream breaks
-
-        reader = loop.create_task(read())
-        try:
-            while (item := await out.get()) is not None:
-                yield item
-            await reader  # surface a broken request stream
-        finally:
-            reader.cancel()
+        async for reply in serve_concurrently(request_iterator, one, out):
+            yield reply
 
     async def ModelStatistics(self, request, context) -> pb.ModelStatisticsResponse:
         version = parse_version(request.version)
