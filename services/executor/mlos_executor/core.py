@@ -189,7 +189,8 @@ class ExecutorCore:
                 loaded.inline_runs += len(runnable)
             else:
                 await loop.run_in_executor(self._pool, _run_group, model, runnable)
-            for _, _, outcome in runnable:
+            first = loaded.executions == 0  # its cold run (lazy allocations) would skew the mean
+            for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
                 loaded.mean_run_ns = (loaded.mean_run_ns * 7 + ns) // 8 if loaded.mean_run_ns else ns
         finally:
