@@ -83,7 +83,7 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             intra_op_threads=settings.intra_op_threads, execution_slots=settings.execution_slots, sink=sink,
             inline_run_ns=settings.inline_run_us * 1000,
         )
-        servicer = make_servicer(core, parts)
+        servicer = make_servicer(core, parts, settings.shm_arena_bytes)
         server, port = create_executor_server(settings, core, parts, servicer)
         await server.start()
         if settings.unix_link:

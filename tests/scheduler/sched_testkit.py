@@ -92,7 +92,7 @@ async def running_stack(
             executor_id="executor-test", cache_dir=ex_settings.cache_dir, fetch=registry_fetcher(ex_settings, ex_parts)
         )
         stack.push_async_callback(ex_core.close)
-        ex_servicer = make_servicer(ex_core, ex_parts)
+        ex_servicer = make_servicer(ex_core, ex_parts, ex_settings.shm_arena_bytes)
         ex_server, ex_port = create_executor_server(ex_settings, ex_core, ex_parts, ex_servicer)
         await ex_server.start()
         stack.push_async_callback(ex_server.stop, None)

@@ -140,6 +140,15 @@ def map_window(key: str, offset: int, byte_size: int) -> Window:
 
 
 @dataclass(frozen=True, slots=True)
+class ShmSpan:
+    """Bytes [offset, offset + byte_size) of the object `key`: what a co-located peer maps."""
+
+    key: str
+    offset: int
+    byte_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class RegionInfo:
     name: str
     key: str
@@ -174,6 +183,10 @@ class Lease:
     def write(self, offset: int, data: bytes | memoryview, what: str) -> None:
         self._window().write(offset, data, f"{what} in shared memory region {self.info.name!r}")
         self._owner.bytes_written += len(data)
+
+    def count_written(self, byte_size: int) -> None:
+        """Counts bytes a co-located peer wrote into the region for this lease's request."""
+        self._owner.bytes_written += byte_size
 
     def release(self) -> None:
         if self._region is not None:

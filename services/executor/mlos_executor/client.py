@@ -12,6 +12,7 @@ from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, Unavailable
 from mlos_executor.link import WorkLink
+from mlos_executor.link_shm import LinkShmSettings
 
 
 def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
@@ -24,11 +25,12 @@ def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
 
 class ExecutorClient:
     def __init__(self, addr: str, *, settings: ServiceSettings | None = None,
-                 tracer_provider: TracerProvider | None = None) -> None:
+                 tracer_provider: TracerProvider | None = None, shm: LinkShmSettings | None = None) -> None:
+        """`shm`: offer shared memory on the work stream (used only if the executor proves co-located)."""
         self.addr = addr
         self._channel = client_channel(addr, settings, tracer_provider)
         self._stub = pbg.ExecutorStub(self._channel)
-        self.link = WorkLink(self._stub, addr, (settings or ServiceSettings()).max_message_bytes)
+        self.link = WorkLink(self._stub, addr, (settings or ServiceSettings()).max_message_bytes, shm)
 
     async def __aenter__(self) -> "ExecutorClient":
         return self

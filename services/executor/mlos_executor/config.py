@@ -36,3 +36,8 @@ class ExecutorSettings(ServiceSettings):
         description="Also serve the Execute stream on an abstract Unix socket, so a scheduler on the "
         "same host pays ~3x less CPU per hop than over gRPC; the name is in Status.link_socket.",
     )
+    shm_arena_bytes: int = Field(
+        256 << 20,
+        description="Size of the shared memory arena each co-located scheduler stream gets for outputs "
+        "(memory is reserved as it is used); 0 = refuse shared memory, every tensor travels in the message.",
+    )

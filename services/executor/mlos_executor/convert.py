@@ -10,9 +10,11 @@ import numpy as np
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.errors import MlosError
+from mlos_common.shm import Window
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.core import LoadedModel, WorkItem, WorkOutcome
+from mlos_executor.stream_shm import StreamShm
 
 
 def spec_pb(spec: TensorSpec) -> tensor_pb2.TensorSpec:
@@ -53,19 +55,34 @@ def group_work(works) -> dict[tuple[str, int], list[pb.Work]]:
     return groups
 
 
-def work_item(work: pb.Work) -> WorkItem:
+def work_item(work: pb.Work, shm: StreamShm | None = None, opened: list[Window] | None = None) -> WorkItem:
+    """Inputs with an shm ref are read in place through `shm`; windows it opens go into `opened`."""
     deadline_ns = time.perf_counter_ns() + work.timeout_us * 1000 if work.timeout_us else 0
-    return WorkItem(feeds(work.inputs), list(work.output_names), deadline_ns)
+    if shm is None or not any(t.HasField("shm") for t in work.inputs):
+        return WorkItem(feeds(work.inputs), list(work.output_names), deadline_ns)
+    arrays = {
+        t.name: shm.input_array(t, opened) if t.HasField("shm") else array_from_raw(t.name, t.datatype, t.shape, t.raw)
+        for t in work.inputs
+    }
+    return WorkItem(arrays, list(work.output_names), deadline_ns)
 
 
 def failed_result(work_id: int, error: MlosError) -> pb.WorkResult:
     return pb.WorkResult(id=work_id, error_code=error.code, error_message=error.message)
 
 
-def result_pb(work_id: int, outcome: WorkOutcome) -> pb.WorkResult:
-    if outcome.error is not None:
-        return pb.WorkResult(
-            id=work_id, compute_ns=outcome.compute_ns, error_code=outcome.error.code,
-            error_message=outcome.error.message,
-        )
-    return pb.WorkResult(id=work_id, outputs=outputs_pb(outcome.outputs), compute_ns=outcome.compute_ns)
+def result_pb(work: pb.Work, outcome: WorkOutcome, shm: StreamShm | None = None,
+              opened: list[Window] | None = None) -> pb.WorkResult:
+    """Outputs go where the work asks (see StreamShm.outputs_pb) when `shm` is given, else inline."""
+    error = outcome.error
+    if error is None:
+        try:
+            outputs = shm.outputs_pb(work, outcome.outputs, opened) if shm is not None else outputs_pb(outcome.outputs)
+            return pb.WorkResult(id=work.id, outputs=outputs, compute_ns=outcome.compute_ns)
+        except MlosError as exc:
+            if shm is not None:
+                shm.drop(work.id)
+            error = exc
+    return pb.WorkResult(
+        id=work.id, compute_ns=outcome.compute_ns, error_code=error.code, error_message=error.message,
+    )

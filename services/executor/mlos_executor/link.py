@@ -9,28 +9,53 @@ The stream is a gRPC Execute call, or the same messages over the executor's Unix
 `unix_name` is set (a co-located executor; see unix_link.py). It opens on first use. When it breaks, every unfinished piece of work fails with
 Unavailable naming the executor, and the next submit opens a new stream. A piece of work whose
 time runs out fails with DeadlineExceeded by its own timer; its late result is dropped.
+
+Shared memory (when constructed with LinkShmSettings; see link_shm for the set-up): each stream
+offers its own arena in its first message; until the executor's answer proves it shares this
+host's /dev/shm, and for good if it does not, tensors travel in the message. Lifetimes:
+- an input copied into the scheduler's arena is freed when the work's result arrives (also a
+  late result of expired work) or the stream ends, never when the caller stops waiting;
+- an input that is a client's window travels as a ref to it; the caller keeps its lease until
+  the result arrives (then the executor no longer reads it) - a caller that gave up early only
+  risks the executor reading or writing the client's bytes late, never memory that is gone;
+- an output in the executor's arena is copied into the result's raw when the result arrives,
+  then the work id goes back in `release` of the next message (sent at once if no work is
+  waiting); the executor frees everything of a stream when the stream ends;
+- both arenas' names leave /dev/shm as soon as both ends mapped them, and a closing link
+  unmaps its arena; counters says how many tensor bytes went by shared memory and inline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Sequence
+
 from grpc import aio
 
+from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable, error_for_code
+from mlos_common.shm import ShmSpan
+from mlos_executor.link_shm import LinkCounters, LinkShm, LinkShmSettings, LinkTensor, inline_pb
 from mlos_executor.unix_link import UnixCall, probe
 
 log = logging.getLogger(__name__)
 
 
 class WorkLink:
-    def __init__(self, stub: pbg.ExecutorStub, addr: str, max_message_bytes: int = 64 << 20) -> None:
+    def __init__(self, stub: pbg.ExecutorStub, addr: str, max_message_bytes: int = 64 << 20,
+                 shm: LinkShmSettings | None = None) -> None:
         self._stub = stub
         self.addr = addr
         self.unix_name = ""  # the executor's Unix link, once known to be reachable from here
         self._max_bytes = max_message_bytes
+        self._shm_settings = shm  # None = every tensor in the message
+        self.shm: LinkShm | None = None  # this stream's
+        self.counters = LinkCounters()
+        self._releases: list[int] = []
+        self._offer: pb.LinkOffer | None = None
         self._call: aio.StreamStreamCall | UnixCall | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._outbox: list[pb.Work] = []
@@ -56,13 +81,29 @@ class WorkLink:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    def submit(self, work: pb.Work, timeout_s: float | None) -> asyncio.Future:
-        """Queues `work` for the next message; the future resolves to its pb.WorkResult."""
+    def submit(
+        self, work: pb.Work, timeout_s: float | None, inputs: Sequence[LinkTensor] = (),
+        output_windows: dict[str, ShmSpan] | None = None,
+    ) -> asyncio.Future:
+        """Queues `work` for the next message; the future resolves to its pb.WorkResult.
+
+        `inputs` are added to work.inputs, by shared memory where the stream allows; outputs
+        named in `output_windows` are written by the executor into those client windows when it
+        can (their results then carry the ref, no raw), else they come back in raw.
+        """
         loop = asyncio.get_running_loop()
         if self._call is None:
             self._open(loop)
         self._next_id += 1
         work.id = work_id = self._next_id
+        shm = self.shm if self.shm is not None and self.shm.ready else None
+        if shm is not None:
+            work.inputs.extend([shm.input_pb(work_id, t) for t in inputs])
+            work.outputs_by_shm = True
+            for name, w in (output_windows or {}).items():
+                work.output_windows[name].CopyFrom(tensor_pb2.ShmRef(key=w.key, offset=w.offset, byte_size=w.byte_size))
+        elif inputs:
+            work.inputs.extend([inline_pb(t, self.counters) for t in inputs])
         if timeout_s is not None:
             work.timeout_us = max(1, int(timeout_s * 1e6))
         future = loop.create_future()
@@ -70,10 +111,13 @@ class WorkLink:
         if timeout_s is not None:
             timer = loop.call_later(timeout_s, self._expire, work_id)
             future.add_done_callback(lambda _f, t=timer: t.cancel())
-        if not self._outbox:
-            loop.call_soon(self._flush)
+        self._schedule_flush(loop)
         self._outbox.append(work)
         return future
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._outbox and not self._releases and self._offer is None:
+            loop.call_soon(self._flush)
 
     def _expire(self, work_id: int) -> None:
         future = self._pending.pop(work_id, None)
@@ -81,18 +125,27 @@ class WorkLink:
             future.set_exception(DeadlineExceeded(f"executor {self.addr} did not answer within the deadline"))
 
     def _flush(self) -> None:
-        if self._sending is None or not self._outbox:
+        if self._sending is None or not (self._outbox or self._releases or self._offer):
             return
-        self._sending.put_nowait(pb.ExecuteRequest(work=self._outbox))
+        message = pb.ExecuteRequest(work=self._outbox, release=self._releases, offer=self._offer)
+        self._sending.put_nowait(message)
         self.messages_sent += 1
         self.works_sent += len(self._outbox)
-        self._outbox = []
+        self._outbox, self._releases, self._offer = [], [], None
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         sending: asyncio.Queue[pb.ExecuteRequest] = asyncio.Queue()
         call = UnixCall(self.unix_name, self._max_bytes) if self.unix_name else self._stub.Execute()
         self.streams_opened += 1
         self._call, self._sending = call, sending
+        if self._shm_settings is not None:
+            try:
+                self.shm = LinkShm(self._shm_settings, self.counters)
+            except OSError as exc:
+                log.warning("no shared memory towards %s: cannot create an arena: %s", self.addr, exc)
+            else:
+                self._offer = self.shm.offer()  # leaves with the first message
+                loop.call_soon(self._flush)
         self._tasks = [loop.create_task(self._write(call, sending)), loop.create_task(self._read(call))]
 
     async def _write(self, call: aio.StreamStreamCall | UnixCall, sending: asyncio.Queue) -> None:
@@ -109,9 +162,14 @@ class WorkLink:
                 reply = await call.read()
                 if reply is aio.EOF:
                     break
+                if reply.HasField("answer") and self.shm is not None:
+                    self._accept(reply.answer)
                 for result in reply.results:
                     future = self._pending.pop(result.id, None)
-                    if future is not None and not future.done():
+                    wanted = future is not None and not future.done()
+                    if self.shm is not None:
+                        self._finished(result, wanted)
+                    if wanted:
                         future.set_result(result)
         except aio.AioRpcError as exc:
             # Failures of single pieces of work travel inside replies; a failing stream is the
@@ -125,10 +183,33 @@ class WorkLink:
         finally:
             self._broken(call, error)
 
+    def _accept(self, answer: pb.LinkAnswer) -> None:
+        self.shm.accept(answer)
+        if self.shm.ready:
+            log.info("tensors of at least %d bytes go to executor %s by shared memory",
+                     self.shm.settings.min_bytes, self.addr)
+        else:
+            log.info("tensors go to executor %s in the message: %s", self.addr, self.shm.error)
+
+    def _finished(self, result: pb.WorkResult, wanted: bool) -> None:
+        try:
+            release = self.shm.finished(result, wanted)
+        except MlosError as exc:  # the executor's arena shrank under us: this work fails alone
+            release, work_id = True, result.id
+            result.Clear()
+            result.id, result.error_code, result.error_message = work_id, exc.code, exc.message
+        if release:
+            self._schedule_flush(asyncio.get_running_loop())
+            self._releases.append(result.id)
+
     def _broken(self, call: aio.StreamStreamCall | UnixCall, error: MlosError) -> None:
         if self._call is not call:
             return
         self._call = self._sending = None
+        self._releases, self._offer = [], None
+        if self.shm is not None:
+            self.shm.close()
+            self.shm = None
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()

@@ -17,9 +17,10 @@ from mlos_executor.unix_link import socket_name
 SERVICE = "mlos.executor.v1.Executor"
 
 
-def make_servicer(core: ExecutorCore, parts: ServerParts | None = None) -> ExecutorServicer:
+def make_servicer(core: ExecutorCore, parts: ServerParts | None = None, shm_arena_bytes: int = 0) -> ExecutorServicer:
     provider = parts.tracer_provider if parts is not None else None
-    return ExecutorServicer(core, provider.get_tracer("mlos.executor") if provider is not None else None)
+    tracer = provider.get_tracer("mlos.executor") if provider is not None else None
+    return ExecutorServicer(core, tracer, shm_arena_bytes)
 
 
 def services(servicer: ExecutorServicer) -> list[GrpcService]:
@@ -31,7 +32,7 @@ def create_server(
     servicer: ExecutorServicer | None = None,
 ) -> tuple[aio.Server, int]:
     parts = parts or ServerParts()
-    return build_server(settings, services(servicer or make_servicer(core, parts)), parts)
+    return build_server(settings, services(servicer or make_servicer(core, parts, settings.shm_arena_bytes)), parts)
 
 
 def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
@@ -64,7 +65,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         inline_run_ns=settings.inline_run_us * 1000,
         sink=sink,
     )
-    servicer = make_servicer(core, parts)
+    servicer = make_servicer(core, parts, settings.shm_arena_bytes)
     svcs = services(servicer)
     server, port = build_server(settings, svcs, parts)
     closers = [core.close]

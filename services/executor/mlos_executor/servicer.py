@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import onnxruntime as ort
 from opentelemetry import propagate, trace
@@ -11,18 +12,23 @@ from opentelemetry.trace import Tracer
 
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
+from mlos_common.arena import host_id
 from mlos_common.errors import Internal, MlosError
+from mlos_common.shm import SHM_DIR, Window
 from mlos_common.streams import serve_concurrently
 from mlos_executor import convert, unix_link
 from mlos_executor.core import ExecutorCore
+from mlos_executor.stream_shm import StreamShm
 
 log = logging.getLogger(__name__)
 
 
 class ExecutorServicer(pbg.ExecutorServicer):
-    def __init__(self, core: ExecutorCore, tracer: Tracer | None = None) -> None:
+    def __init__(self, core: ExecutorCore, tracer: Tracer | None = None, shm_arena_bytes: int = 0) -> None:
         self._core = core
         self._tracer = tracer  # None when nothing exports traces
+        self._shm_arena_bytes = shm_arena_bytes  # 0 = refuse shared memory offers
+        self._host_id = host_id()
         self.link_socket = ""  # set when the Unix link serves Execute too
         self._unix_server: unix_link.LinkServer | None = None
 
@@ -51,8 +57,11 @@ class ExecutorServicer(pbg.ExecutorServicer):
 
     async def Execute(self, request_iterator, context):
         """Work arrives in batches of messages; each model's share of a message runs in one
-        worker-thread hop (or inline); results that finish together leave in one reply."""
+        worker-thread hop (or inline); results that finish together leave in one reply. Shared
+        memory offered by the scheduler lives as long as the stream (see stream_shm); the offer,
+        in the first message, is answered before any of that message's results."""
         loop = asyncio.get_running_loop()
+        shm = StreamShm(self._shm_arena_bytes, self._host_id)
         replies: asyncio.Queue[pb.ExecuteReply] = asyncio.Queue()
         ready: list[pb.WorkResult] = []
 
@@ -61,42 +70,59 @@ class ExecutorServicer(pbg.ExecutorServicer):
             ready.clear()
 
         async def run(message: pb.ExecuteRequest) -> None:
+            if message.HasField("offer"):
+                replies.put_nowait(pb.ExecuteReply(answer=shm.answer(message.offer)))
+            shm.release(message.release)
             groups = convert.group_work(message.work).items()
-            for results in await asyncio.gather(*(self._run_group(key, works) for key, works in groups)):
+            for results in await asyncio.gather(*(self._run_group(key, works, shm) for key, works in groups)):
                 if not ready:
                     loop.call_soon(flush)
                 ready.extend(results)
 
-        async for reply in serve_concurrently(request_iterator, run, replies):
-            yield reply
+        try:
+            async for reply in serve_concurrently(request_iterator, run, replies):
+                yield reply
+        finally:
+            shm.close()
 
-    async def _run_group(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
+    async def _run_group(self, key: tuple[str, int], works: list[pb.Work], shm: StreamShm) -> list[pb.WorkResult]:
         traceparent = works[0].traceparent
         if self._tracer is None or not traceparent:
-            return await self._run_works(key, works)
+            return await self._run_works(key, works, shm)
         # One span per group, child of the first piece of work's trace (the batch's dispatcher).
         context = propagate.extract({"traceparent": traceparent})
         with self._tracer.start_as_current_span(
             "mlos.executor/execute", context=context, kind=trace.SpanKind.SERVER,
             attributes={"mlos.model": key[0], "mlos.model_version": key[1], "mlos.works": len(works)},
         ):
-            return await self._run_works(key, works)
+            return await self._run_works(key, works, shm)
 
-    async def _run_works(self, key: tuple[str, int], works: list[pb.Work]) -> list[pb.WorkResult]:
-        """Every work gets a result; nothing raised here may end the stream."""
+    async def _run_works(self, key: tuple[str, int], works: list[pb.Work], shm: StreamShm) -> list[pb.WorkResult]:
+        """Every work gets a result; nothing raised here may end the stream. Client windows mapped
+        for the works are closed before returning."""
+        opened: list[Window] = []
+        try:
+            return await self._run_mapped(key, works, shm, opened)
+        finally:
+            for window in opened:
+                window.close()
+
+    async def _run_mapped(self, key: tuple[str, int], works: list[pb.Work], shm: StreamShm,
+                          opened: list[Window]) -> list[pb.WorkResult]:
         results: dict[int, pb.WorkResult] = {}
-        items, ids = [], []
+        items, accepted = [], []
         for work in works:
             try:
-                items.append(convert.work_item(work))
-                ids.append(work.id)
+                items.append(convert.work_item(work, shm, opened))
+                accepted.append(work)
             except MlosError as exc:
                 results[work.id] = convert.failed_result(work.id, exc)
+        ids = [w.id for w in accepted]
         try:
             if items:
                 outcomes = await self._core.execute_group(key[0], key[1], items)
-                for work_id, outcome in zip(ids, outcomes, strict=True):
-                    results[work_id] = convert.result_pb(work_id, outcome)
+                for work, outcome in zip(accepted, outcomes, strict=True):
+                    results[work.id] = convert.result_pb(work, outcome, shm, opened)
         except MlosError as exc:
             results.update((i, convert.failed_result(i, exc)) for i in ids)
         except Exception as exc:  # noqa: BLE001 - one group's failure must not end the stream
@@ -116,4 +142,6 @@ class ExecutorServicer(pbg.ExecutorServicer):
             intra_op_threads=core.intra_op_threads,
             execution_slots=core.execution_slots,
             link_socket=self.link_socket,
+            host_id=self._host_id,
+            shm_usable=self._shm_arena_bytes > 0 and os.access(SHM_DIR, os.W_OK),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -41,6 +43,16 @@ class SchedulerSettings(ServiceSettings):
         pattern="^(auto|grpc)$",
         description="auto: work goes over a co-located executor's Unix link (~3x less CPU per hop), else "
         "its gRPC Execute stream; grpc: always the gRPC stream.",
+    )
+
+    executor_shm: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: tensors to and from an executor on this host travel through shared memory "
+        "(proved at link set-up; the message carries descriptors); off: always in the message.",
+    )
+    executor_shm_min_bytes: int = Field(64 << 10, description="Smaller tensors stay in the message.")
+    executor_shm_arena_bytes: int = Field(
+        256 << 20, description="Shared memory arena per executor link (reserved as used); full = inline."
     )
 
     def executor_list(self) -> list[str]:

@@ -197,6 +197,8 @@ class Scheduler:
         started = time.perf_counter_ns()
         batched = model.max_batch_size > 0
         work = [merge_inputs(requests, True)] if batched else [r.inputs for r in requests]
+        # A merged batch's outputs are split afterwards, so only a lone request's go straight to its windows.
+        windows = [r.output_windows for r in requests] if not batched or len(requests) == 1 else None
         input_ns = time.perf_counter_ns() - started
         served = self.served.get((model.name, model.version))
         executors = served.executors if served else []
@@ -213,7 +215,7 @@ class Scheduler:
                 break
             sent_ns = time.perf_counter_ns()
             try:
-                answers = await executor.execute(model, work, requests[0].outputs, remaining)
+                answers = await executor.execute(model, work, requests[0].outputs, remaining, windows)
             except Unavailable as exc:
                 executor.healthy = False
                 last = exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlos_common.shm import ShmSpan
 from mlos_common.signatures import TensorSpec
 
 
@@ -29,7 +30,10 @@ class Tensor:
     name: str
     datatype: str
     shape: tuple[int, ...]
-    raw: bytes
+    raw: bytes | memoryview     # a view of a client's leased region for inputs placed there
+    # Input: the client's window holding raw (a co-located executor maps it). Output: the
+    # executor already wrote the bytes into this client window; raw is empty.
+    window: ShmSpan | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +47,7 @@ class InferRequest:
     timeout_us: int = 0               # Triton "timeout" parameter
     deadline: float | None = None     # loop time by which the answer is useless
     rows: int = 1                     # batch rows this request contributes (set on admission)
+    output_windows: dict[str, ShmSpan] = field(default_factory=dict)  # outputs the client placed in shm
 
 
 @dataclass(slots=True)

@@ -8,9 +8,9 @@ from typing import Protocol
 
 from opentelemetry import propagate, trace
 
-from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as epb
 from mlos_common.errors import MlosError, Unavailable, error_for_code
+from mlos_common.shm import ShmSpan
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler.domain import ModelInfo, Tensor
 
@@ -27,9 +27,13 @@ class ExecutorPort(Protocol):
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
     async def unload(self, model: ModelInfo) -> None: ...
     async def execute(
-        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None
+        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None,
+        output_windows: list[dict[str, ShmSpan]] | None = None,
     ) -> list[Executed]:
         """Runs each piece of work (a merged batch, or one request's inputs); one answer each.
+
+        `output_windows` (one per piece, or None): outputs the executor may write straight into
+        a client's window; such an output comes back with `window` set and no raw.
 
         Raises Unavailable when the executor cannot be reached (nothing can be said of any piece);
         a piece that fails on the executor (bad input, runtime error, deadline) fails alone.
@@ -63,21 +67,18 @@ class RemoteExecutor:
         await self.client.unload(model.name, model.version)
 
     async def execute(
-        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None
+        self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None,
+        output_windows: list[dict[str, ShmSpan]] | None = None,
     ) -> list[Executed]:
         key = epb.ModelKey(name=model.name, version=model.version)
         traceparent = _traceparent()
         link = self.client.link
         futures = [
             link.submit(
-                epb.Work(
-                    model=key, output_names=outputs, traceparent=traceparent,
-                    inputs=[tensor_pb2.Tensor(name=t.name, datatype=t.datatype, shape=t.shape, raw=t.raw)
-                            for t in inputs],
-                ),
-                timeout_s,
+                epb.Work(model=key, output_names=outputs, traceparent=traceparent), timeout_s, inputs,
+                output_windows[i] if output_windows else None,
             )
-            for inputs in work
+            for i, inputs in enumerate(work)
         ]
         self.in_flight += 1
         try:
@@ -100,7 +101,11 @@ def _executed(reply: epb.WorkResult | BaseException) -> Executed:
         raise reply
     if reply.error_code:
         return error_for_code(reply.error_code, reply.error_message)
-    return [Tensor(o.name, o.datatype, tuple(o.shape), o.raw) for o in reply.outputs], reply.compute_ns
+    return [
+        Tensor(o.name, o.datatype, tuple(o.shape), b"", ShmSpan(o.shm.key, o.shm.offset, o.shm.byte_size))
+        if o.HasField("shm") else Tensor(o.name, o.datatype, tuple(o.shape), o.raw)
+        for o in reply.outputs
+    ], reply.compute_ns
 
 
 def _traceparent() -> str:

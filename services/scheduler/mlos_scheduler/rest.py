@@ -159,6 +159,7 @@ class RestApp:
         msg, plan = rest_convert.infer_request(header, binary, name, version)
         with ShmRequest(self._shm, msg) as shm:  # leases the regions the request names until it ends
             req = convert.infer_request(msg, None, asyncio.get_running_loop().time(), shm.input_tensor)
+            req.output_windows = shm.output_windows()
             result = await self._core.infer(req)
             placed = shm.write_outputs(result)
         out, header_length = rest_convert.infer_response(result, plan, placed)

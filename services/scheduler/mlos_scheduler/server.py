@@ -13,6 +13,7 @@ from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
 from mlos_common.shm import ShmCollector, ShmRegistry
 from mlos_executor.client import ExecutorClient
+from mlos_executor.link_shm import LinkShmSettings
 from mlos_registry.client import RegistryClient
 from mlos_scheduler.catalog import registry_catalog
 from mlos_scheduler.config import SchedulerSettings
@@ -60,9 +61,12 @@ def build_core(
         settings.registry_addr, channel=client_channel(settings.registry_addr, settings, parts.tracer_provider)
     )
     lookup, lister = registry_catalog(registry_client)
+    shm = None
+    if settings.executor_shm == "auto":
+        shm = LinkShmSettings(min_bytes=settings.executor_shm_min_bytes, arena_bytes=settings.executor_shm_arena_bytes)
     executors = [
         RemoteExecutor(
-            ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider),
+            ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider, shm=shm),
             link_mode=settings.executor_link,
         )
         for addr in settings.executor_list()

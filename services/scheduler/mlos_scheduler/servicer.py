@@ -54,6 +54,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         with shm_convert.ShmRequest(self._shm, request) as shm:
             now = asyncio.get_running_loop().time()
             req = convert.infer_request(request, context.time_remaining(), now, shm.input_tensor)
+            req.output_windows = shm.output_windows()
             return shm.respond(await self._core.infer(req))
 
     async def ModelStreamInfer(self, request_iterator, context):
@@ -67,6 +68,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             try:
                 with shm_convert.ShmRequest(self._shm, msg) as shm:
                     req = convert.infer_request(msg, None, loop.time(), shm.input_tensor)
+                    req.output_windows = shm.output_windows()
                     reply = pb.ModelStreamInferResponse(infer_response=shm.respond(await self._core.infer(req)))
             except Exception as exc:  # noqa: BLE001 - one request's failure must not end the stream
                 reply = pb.ModelStreamInferResponse(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import Unimplemented
-from mlos_common.shm import Lease, RegionInfo, ShmRegistry
+from mlos_common.shm import Lease, RegionInfo, ShmRegistry, ShmSpan
 from mlos_common.tensors import check_raw_size
 from mlos_scheduler import convert
 from mlos_scheduler.domain import InferResult, Tensor
@@ -94,9 +94,22 @@ class ShmRequest:
         if t.HasField("contents"):
             raise BadRequest(f"unexpected 'contents' provided when using shared memory for {what}")
         check_raw_size(t.name, t.datatype, t.shape, ref.byte_size)
-        view = self._lease(ref.region).read(ref.offset, ref.byte_size, what)
-        # The scheduler -> executor message still needs bytes: one copy here, none on the wire in.
-        return Tensor(t.name, t.datatype, tuple(t.shape), bytes(view))
+        lease = self._lease(ref.region)
+        view = lease.read(ref.offset, ref.byte_size, what)
+        # No copy: a co-located executor maps the client's window itself; otherwise the link
+        # copies the view into the message. The view lives no longer than the lease.
+        window = ShmSpan(lease.info.key, lease.info.offset + ref.offset, ref.byte_size)
+        return Tensor(t.name, t.datatype, tuple(t.shape), view, window)
+
+    def output_windows(self) -> dict[str, ShmSpan]:
+        """The client windows of outputs placed in shared memory that lie inside their region
+        (others are left to `respond`, which reports the bad offset)."""
+        windows = {}
+        for name, ref in self._outputs.items():
+            info = self._leases[ref.region].info
+            if 0 <= ref.offset and 0 < ref.byte_size and ref.offset + ref.byte_size <= info.byte_size:
+                windows[name] = ShmSpan(info.key, info.offset + ref.offset, ref.byte_size)
+        return windows
 
     def write_outputs(self, result: InferResult) -> dict[str, ShmRef]:
         """Writes the outputs placed in shared memory and empties their `raw`; returns the
@@ -104,6 +117,9 @@ class ShmRequest:
         for t in result.outputs:
             ref = self._outputs.get(t.name)
             if ref is None:
+                continue
+            if t.window is not None:  # the executor wrote it into the client's window already
+                self._leases[ref.region].count_written(t.window.byte_size)
                 continue
             if len(t.raw) > ref.byte_size:
                 raise BadRequest(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmlos/common/v1/tensor.proto\x12\x0emlos.common.v1\";\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"D\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0b\n\x03raw\x18\x04 \x01(\x0c\"\xa6\x01\n\x12ModelServingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x05\x12\x1a\n\x12max_queue_delay_us\x18\x02 \x01(\x04\x12\x16\n\x0einstance_count\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_us\x18\x05 \x01(\x04\x12\x18\n\x10\x64\x65\x66\x61ult_priority\x18\x06 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmlos/common/v1/tensor.proto\x12\x0emlos.common.v1\";\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"i\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0b\n\x03raw\x18\x04 \x01(\x0c\x12#\n\x03shm\x18\x05 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef\"8\n\x06ShmRef\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x11\n\tbyte_size\x18\x03 \x01(\x04\"\xa6\x01\n\x12ModelServingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x05\x12\x1a\n\x12max_queue_delay_us\x18\x02 \x01(\x04\x12\x16\n\x0einstance_count\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_us\x18\x05 \x01(\x04\x12\x18\n\x10\x64\x65\x66\x61ult_priority\x18\x06 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENSORSPEC']._serialized_start=47
   _globals['_TENSORSPEC']._serialized_end=106
   _globals['_TENSOR']._serialized_start=108
-  _globals['_TENSOR']._serialized_end=176
-  _globals['_MODELSERVINGCONFIG']._serialized_start=179
-  _globals['_MODELSERVINGCONFIG']._serialized_end=345
+  _globals['_TENSOR']._serialized_end=213
+  _globals['_SHMREF']._serialized_start=215
+  _globals['_SHMREF']._serialized_end=271
+  _globals['_MODELSERVINGCONFIG']._serialized_start=274
+  _globals['_MODELSERVINGCONFIG']._serialized_end=440
 # @@protoc_insertion_point(module_scope)

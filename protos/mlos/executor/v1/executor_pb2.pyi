@@ -62,26 +62,63 @@ class ExecuteBatchResponse(_message.Message):
     def __init__(self, outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ...) -> None: ...
 
 class Work(_message.Message):
-    __slots__ = ("id", "model", "inputs", "output_names", "timeout_us", "traceparent")
+    __slots__ = ("id", "model", "inputs", "output_names", "timeout_us", "traceparent", "output_windows", "outputs_by_shm")
+    class OutputWindowsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _tensor_pb2.ShmRef
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensor_pb2.ShmRef, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_US_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_BY_SHM_FIELD_NUMBER: _ClassVar[int]
     id: int
     model: ModelKey
     inputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.Tensor]
     output_names: _containers.RepeatedScalarFieldContainer[str]
     timeout_us: int
     traceparent: str
-    def __init__(self, id: _Optional[int] = ..., model: _Optional[_Union[ModelKey, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., output_names: _Optional[_Iterable[str]] = ..., timeout_us: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    output_windows: _containers.MessageMap[str, _tensor_pb2.ShmRef]
+    outputs_by_shm: bool
+    def __init__(self, id: _Optional[int] = ..., model: _Optional[_Union[ModelKey, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., output_names: _Optional[_Iterable[str]] = ..., timeout_us: _Optional[int] = ..., traceparent: _Optional[str] = ..., output_windows: _Optional[_Mapping[str, _tensor_pb2.ShmRef]] = ..., outputs_by_shm: _Optional[bool] = ...) -> None: ...
+
+class LinkOffer(_message.Message):
+    __slots__ = ("arena", "host_id", "min_bytes")
+    ARENA_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    arena: _tensor_pb2.ShmRef
+    host_id: str
+    min_bytes: int
+    def __init__(self, arena: _Optional[_Union[_tensor_pb2.ShmRef, _Mapping]] = ..., host_id: _Optional[str] = ..., min_bytes: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("work",)
+    __slots__ = ("work", "offer", "release")
     WORK_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     work: _containers.RepeatedCompositeFieldContainer[Work]
-    def __init__(self, work: _Optional[_Iterable[_Union[Work, _Mapping]]] = ...) -> None: ...
+    offer: LinkOffer
+    release: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, work: _Optional[_Iterable[_Union[Work, _Mapping]]] = ..., offer: _Optional[_Union[LinkOffer, _Mapping]] = ..., release: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LinkAnswer(_message.Message):
+    __slots__ = ("host_id", "nonce", "arena", "error")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    ARENA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    nonce: bytes
+    arena: _tensor_pb2.ShmRef
+    error: str
+    def __init__(self, host_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., arena: _Optional[_Union[_tensor_pb2.ShmRef, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class WorkResult(_message.Message):
     __slots__ = ("id", "outputs", "compute_ns", "error_code", "error_message")
@@ -98,10 +135,12 @@ class WorkResult(_message.Message):
     def __init__(self, id: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class ExecuteReply(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "answer")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[WorkResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ...) -> None: ...
+    answer: LinkAnswer
+    def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
     __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight")
@@ -130,7 +169,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket")
+    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_MODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +178,8 @@ class StatusResponse(_message.Message):
     INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_SLOTS_FIELD_NUMBER: _ClassVar[int]
     LINK_SOCKET_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    SHM_USABLE_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     runtime_mode: str
     available_providers: _containers.RepeatedScalarFieldContainer[str]
@@ -147,4 +188,6 @@ class StatusResponse(_message.Message):
     intra_op_threads: int
     execution_slots: int
     link_socket: str
-    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ...) -> None: ...
+    host_id: str
+    shm_usable: bool
+    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ...) -> None: ...
