@@ -1,0 +1,144 @@
+"""Shared memory on the Execute stream, executor side: refs that must fail alone, declined offers,
+and no segment left behind when a link closes or its process is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+
+import numpy as np
+
+from exec_testkit import tensor
+from mlos.common.v1 import tensor_pb2
+from mlos.executor.v1 import executor_pb2 as pb
+from mlos_common.tensors import array_from_raw
+from mlos_executor.client import ExecutorClient
+from mlos_executor.link import WorkLink
+from mlos_executor.link_shm import LinkShmSettings
+
+SHM = LinkShmSettings(min_bytes=64, arena_bytes=1 << 20)
+
+
+def plus(version: int, inputs: list[tensor_pb2.Tensor], **fields) -> pb.Work:
+    return pb.Work(model=pb.ModelKey(name="plus", version=version), inputs=inputs, **fields)
+
+
+async def ready_link(registry, executor, model_files) -> tuple[ExecutorClient, int]:
+    mv = await registry.client.register("plus", model_files.plus_one)
+    await executor.client.load("plus", mv.version, mv.sha256)
+    client = ExecutorClient(executor.addr, shm=SHM)
+    first = await client.link.submit(plus(mv.version, [tensor("X", np.ones((1, 3), np.float32))]), 10)
+    assert not first.error_code, first.error_message
+    return client, mv.version
+
+
+def ref(name: str, key: str, offset: int, byte_size: int, shape=(2, 3)) -> tensor_pb2.Tensor:
+    return tensor_pb2.Tensor(name=name, datatype="FP32", shape=shape,
+                             shm=tensor_pb2.ShmRef(key=key, offset=offset, byte_size=byte_size))
+
+
+def shm_names(pid: int) -> list[str]:
+    return [n for n in os.listdir("/dev/shm") if n.startswith((f"mlos-sched-{pid}-", f"mlos-exec-{pid}-"))]
+
+
+async def test_bad_refs_fail_their_work_alone(registry, executor, model_files, shm_object) -> None:
+    client, version = await ready_link(registry, executor, model_files)
+    try:
+        link = client.link
+        assert link.shm.ready, link.shm.error
+        key, handle = shm_object(24)
+        handle.buf[:24] = np.arange(6, dtype=np.float32).tobytes()
+        arena = link.shm.arena
+        cases = {
+            "hostile key": (ref("X", "/../etc/passwd", 0, 24), "INVALID_ARGUMENT", "one name like"),
+            "missing object": (ref("X", "/mlos-no-such-object", 0, 24), "NOT_FOUND", "no POSIX shared memory"),
+            "past the object": (ref("X", key, 8, 24), "INVALID_ARGUMENT", "exceeds the object's size of 24"),
+            "past the arena": (ref("X", arena.key, arena.size_bytes - 8, 24), "INVALID_ARGUMENT", "exceeds"),
+            "size vs shape": (ref("X", key, 0, 20), "INVALID_ARGUMENT", "needs 24 bytes, got 20"),
+        }
+        both = ref("X", key, 0, 24)
+        both.raw = b"\0" * 24
+        cases["raw and ref"] = (both, "INVALID_ARGUMENT", "both raw bytes and a shared memory ref")
+        futures = {what: link.submit(plus(version, [t]), 10) for what, (t, _, _) in cases.items()}
+        good = link.submit(plus(version, [ref("X", key, 0, 24)]), 10)
+        for what, (_, code, text) in cases.items():
+            result = await futures[what]
+            assert (result.error_code, text in result.error_message) == (code, True), (what, result.error_message)
+        result = await good
+        assert not result.error_code, result.error_message
+        (y,) = result.outputs
+        got = array_from_raw("Y", y.datatype, y.shape, y.raw)
+        np.testing.assert_array_equal(got, np.arange(6, dtype=np.float32).reshape(2, 3) + 1)
+    finally:
+        await client.close()
+
+
+async def test_an_executor_with_shm_off_declines_and_work_goes_inline(registry, start_executor, model_files) -> None:
+    executor = await start_executor(shm_arena_bytes=0)
+    client, version = await ready_link(registry, executor, model_files)
+    try:
+        link = client.link
+        assert link.shm is not None and not link.shm.ready
+        assert "off on this executor" in link.shm.error
+        x = np.ones((64, 3), np.float32)
+        result = await link.submit(plus(version, []), 10, [_Input("X", x)])
+        assert not result.error_code and link.counters.bytes_by_shm_sent == 0
+        assert link.counters.bytes_inline_sent >= x.nbytes
+        assert (await executor.client.status()).shm_usable is False
+    finally:
+        await client.close()
+
+
+class _Input:
+    def __init__(self, name: str, array: np.ndarray) -> None:
+        self.name, self.datatype, self.shape = name, "FP32", array.shape
+        self.raw, self.window = array.tobytes(), None
+
+
+async def test_arena_inputs_and_outputs_are_freed_and_close_leaves_nothing(registry, executor, model_files) -> None:
+    client, version = await ready_link(registry, executor, model_files)
+    link = client.link
+    x = np.random.default_rng(1).standard_normal((100, 3)).astype(np.float32)
+    results = await asyncio.gather(*(link.submit(plus(version, []), 10, [_Input("X", x)]) for _ in range(4)))
+    for r in results:
+        (y,) = r.outputs
+        assert not y.HasField("shm")  # copied out of the executor's arena on arrival
+        np.testing.assert_array_equal(array_from_raw("Y", y.datatype, y.shape, y.raw), x + 1)
+    assert link.counters.bytes_by_shm_sent == link.counters.bytes_by_shm_received == 4 * x.nbytes
+    assert link.shm.arena.used_bytes == 0
+    assert shm_names(os.getpid()) == []  # unlinked as soon as both ends mapped them
+    await client.close()
+    assert link.shm is None and shm_names(os.getpid()) == []
+
+
+async def test_a_killed_scheduler_leaves_no_segment(executor) -> None:
+    """A process holding a ready link is killed with SIGKILL: no arena name remains in /dev/shm."""
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from mlos.executor.v1 import executor_pb2 as pb
+        from mlos_executor.client import ExecutorClient
+        from mlos_executor.link_shm import LinkShmSettings
+
+        async def main():
+            client = ExecutorClient({executor.addr!r}, shm=LinkShmSettings(min_bytes=64, arena_bytes=1 << 20))
+            result = await client.link.submit(pb.Work(model=pb.ModelKey(name="none", version=1)), 10)
+            assert result.error_code and client.link.shm.ready, client.link.shm.error
+            print("ready", flush=True)
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+    """)
+    # The executor serves on this test's event loop: wait for the child without blocking it.
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert (await asyncio.wait_for(child.stdout.readline(), 60)).strip() == b"ready"
+        child.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), 30)
+        assert shm_names(child.pid) == []
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
