@@ -14,6 +14,7 @@ import numpy as np
 from exec_testkit import tensor
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
+from mlos_common.arena import host_id
 from mlos_common.tensors import array_from_raw
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link import WorkLink
@@ -49,6 +50,8 @@ async def test_bad_refs_fail_their_work_alone(registry, executor, model_files, s
     try:
         link = client.link
         assert link.shm.ready, link.shm.error
+        status = await executor.client.status()
+        assert status.shm_usable and status.host_id == host_id()
         key, handle = shm_object(24)
         handle.buf[:24] = np.arange(6, dtype=np.float32).tobytes()
         arena = link.shm.arena

@@ -93,6 +93,10 @@ async def test_large_tensors_travel_by_shared_memory_and_match(on_stack: Stack) 
     received = link.counters.bytes_by_shm_received - before[1]
     total = (1 + 3 + 2) * BIG + 2 * BIG * 4  # rows x bytes of the batched requests + the unbatched one
     assert sent == total and received == total
+    metric = on_stack.metrics.get_sample_value(
+        "mlos_executor_link_bytes_total", {"executor": link.addr, "path": "shm", "direction": "sent"}
+    )
+    assert metric == link.counters.bytes_by_shm_sent
     assert link.shm.arena.used_bytes == 0, "inputs of finished work must be freed"
 
 

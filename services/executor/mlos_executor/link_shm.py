@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
+
+from prometheus_client.core import CounterMetricFamily
 
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
@@ -55,6 +57,26 @@ class LinkCounters:
     bytes_inline_sent: int = 0
     bytes_by_shm_received: int = 0
     bytes_inline_received: int = 0
+
+
+class LinkCollector:
+    """mlos_executor_link_bytes_total{executor, path="shm"|"inline", direction="sent"|"received"}:
+    tensor bytes on each executor link, read at scrape time (nothing is paid per request)."""
+
+    def __init__(self, links: dict[str, LinkCounters]) -> None:
+        self._links = links  # executor address -> its link's counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "mlos_executor_link_bytes", "Tensor bytes between the scheduler and each executor, by path.",
+            labels=["executor", "path", "direction"],
+        )
+        for addr, c in self._links.items():
+            family.add_metric([addr, "shm", "sent"], c.bytes_by_shm_sent)
+            family.add_metric([addr, "inline", "sent"], c.bytes_inline_sent)
+            family.add_metric([addr, "shm", "received"], c.bytes_by_shm_received)
+            family.add_metric([addr, "inline", "received"], c.bytes_inline_received)
+        yield family
 
 
 def inline_pb(t: LinkTensor, counters: LinkCounters) -> tensor_pb2.Tensor:

@@ -13,7 +13,7 @@ from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
 from mlos_common.shm import ShmCollector, ShmRegistry
 from mlos_executor.client import ExecutorClient
-from mlos_executor.link_shm import LinkShmSettings
+from mlos_executor.link_shm import LinkCollector, LinkShmSettings
 from mlos_registry.client import RegistryClient
 from mlos_scheduler.catalog import registry_catalog
 from mlos_scheduler.config import SchedulerSettings
@@ -71,6 +71,8 @@ def build_core(
         )
         for addr in settings.executor_list()
     ]
+    if registry is not None:
+        registry.register(LinkCollector({e.addr: e.client.link.counters for e in executors}))
     core = Scheduler(
         lookup=lookup,
         lister=lister,
