@@ -4,17 +4,20 @@ and no segment left behind when a link closes or its process is killed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from exec_testkit import tensor
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.arena import host_id
+from mlos_common.errors import Unavailable
 from mlos_common.tensors import array_from_raw
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link import WorkLink
@@ -141,6 +144,31 @@ async def test_a_killed_scheduler_leaves_no_segment(executor) -> None:
         child.send_signal(signal.SIGKILL)
         await asyncio.wait_for(child.wait(), 30)
         assert shm_names(child.pid) == []
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+
+
+async def test_a_killed_executor_leaves_no_segment(tmp_path) -> None:
+    """An executor process with a ready link is killed with SIGKILL: no arena name of either side
+    remains, and the link fails its next work with UNAVAILABLE."""
+    env = {**os.environ, "MLOS_EXECUTOR_GRPC_PORT": "0", "MLOS_EXECUTOR_METRICS_PORT": "-1",
+           "MLOS_EXECUTOR_CACHE_DIR": str(tmp_path / "cache")}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlos_executor", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        line = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
+        client = ExecutorClient(f"127.0.0.1:{line['grpc_port']}", shm=SHM)
+        first = await client.link.submit(pb.Work(model=pb.ModelKey(name="none", version=1)), 30)
+        assert first.error_code == "FAILED_PRECONDITION" and client.link.shm.ready, client.link.shm.error
+        child.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), 30)
+        with pytest.raises(Unavailable):
+            await client.link.submit(pb.Work(model=pb.ModelKey(name="none", version=1)), 30)
+        assert shm_names(child.pid) == [] and shm_names(os.getpid()) == []
+        await client.close()
     finally:
         if child.returncode is None:
             child.kill()
