@@ -20,8 +20,7 @@ from mlos_common.arena import host_id
 from mlos_common.errors import Unavailable
 from mlos_common.tensors import array_from_raw
 from mlos_executor.client import ExecutorClient
-from mlos_executor.link import WorkLink
-from mlos_executor.link_shm import LinkShmSettings
+from mlos_executor.link_shm import LinkCounters, LinkShm, LinkShmSettings
 
 SHM = LinkShmSettings(min_bytes=64, arena_bytes=1 << 20)
 
@@ -126,7 +125,7 @@ async def test_a_killed_scheduler_leaves_no_segment(executor) -> None:
         import asyncio, sys
         from mlos.executor.v1 import executor_pb2 as pb
         from mlos_executor.client import ExecutorClient
-        from mlos_executor.link_shm import LinkShmSettings
+        from mlos_executor.link_shm import LinkCounters, LinkShm, LinkShmSettings
 
         async def main():
             client = ExecutorClient({executor.addr!r}, shm=LinkShmSettings(min_bytes=64, arena_bytes=1 << 20))
@@ -173,3 +172,20 @@ async def test_a_killed_executor_leaves_no_segment(tmp_path) -> None:
         if child.returncode is None:
             child.kill()
             await child.wait()
+
+
+def test_an_answer_that_proves_nothing_keeps_the_link_inline() -> None:
+    """Another host's boot id, or a nonce not read from our arena: no shared memory, arena freed."""
+    host = host_id()
+    cases = {
+        "another host": (pb.LinkAnswer(host_id="0000-boot:m", nonce=b"x" * 16), "another host"),
+        "wrong nonce": (pb.LinkAnswer(host_id=host, nonce=b"x" * 16), "another nonce"),
+        "declined": (pb.LinkAnswer(host_id=host, error="shared memory is off"), "declined: shared memory is off"),
+    }
+    for what, (answer, text) in cases.items():
+        shm = LinkShm(SHM, LinkCounters())
+        path = f"/dev/shm/{shm.arena.key[1:]}"
+        assert os.path.exists(path)
+        shm.accept(answer)
+        assert not shm.ready and text in shm.error, (what, shm.error)
+        assert not os.path.exists(path) and shm.arena.closed, what

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_executor.link import WorkLink
-from sched_testkit import Stack, infer_request, response_arrays, running_stack
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -81,6 +81,31 @@ async def run_mixed(stack: Stack) -> None:
     answers = await asyncio.gather(*(stack.stub.ModelInfer(r, timeout=60) for r in reqs))
     for x, resp in zip([*same_n, xu], answers, strict=True):
         np.testing.assert_allclose(response_arrays(resp)["y"], x + 1, rtol=0, atol=0)
+
+
+async def classifier_matches_onnxruntime(stack: Stack) -> int:
+    """rapidocr's direction classifier (110 KB per row, above the threshold), concurrent requests
+    merged into batches: each answer equals the model run in process. Returns the input bytes."""
+    ocr = stack.models["ocr_cls"]
+    feeds = [ocr.sample_inputs(batch=i + 1, seed=i) for i in range(3)]
+    answers = await asyncio.gather(*(stack.stub.ModelInfer(infer_request("ocr_cls", f), timeout=60) for f in feeds))
+    for f, resp in zip(feeds, answers, strict=True):
+        assert_matches(response_arrays(resp), ort_run(ocr, f))
+    return sum(a.nbytes for f in feeds for a in f.values())
+
+
+async def test_classifier_equals_onnxruntime_with_the_arena_on(on_stack: Stack) -> None:
+    await warm(on_stack)
+    link = link_of(on_stack)
+    before = link.counters.bytes_by_shm_sent
+    nbytes = await classifier_matches_onnxruntime(on_stack)
+    assert link.counters.bytes_by_shm_sent - before == nbytes
+
+
+async def test_classifier_equals_onnxruntime_with_the_arena_off(off_stack: Stack) -> None:
+    await warm(off_stack)
+    await classifier_matches_onnxruntime(off_stack)
+    assert link_of(off_stack).counters.bytes_by_shm_sent == 0
 
 
 async def test_large_tensors_travel_by_shared_memory_and_match(on_stack: Stack) -> None:

@@ -115,19 +115,20 @@ class LinkShm:
             self.ready = True
         finally:
             self.arena.unlink()
-            if answer.arena.key.startswith(EXECUTOR_ARENA_PREFIX):
-                try:
-                    os.unlink(shm_path(answer.arena.key))
-                except (OSError, MlosError):
-                    pass
+        if answer.nonce == self._nonce and answer.arena.key.startswith(EXECUTOR_ARENA_PREFIX):
+            # proven the same /dev/shm, and an MLOS arena: its name is ours to drop
+            try:
+                os.unlink(shm_path(answer.arena.key))
+            except (OSError, MlosError):
+                pass
         if not self.ready:
             self.close()
 
     def _check(self, answer: pb.LinkAnswer) -> None:
         if answer.error:
             raise MlosError(f"the executor declined: {answer.error}")
-        if answer.host_id != self._host:
-            raise MlosError(f"the executor runs on another host ({answer.host_id[:13]}…)")
+        if answer.host_id.split(":")[0] != self._host.split(":")[0]:  # boot ids: containers differ in machine id
+            raise MlosError(f"the executor runs on another host (boot id {answer.host_id[:13]}…)")
         if answer.nonce != self._nonce:
             raise MlosError("the executor read another nonce from the arena: not the same /dev/shm")
         if not answer.arena.key.startswith(EXECUTOR_ARENA_PREFIX):
