@@ -189,3 +189,16 @@ def test_an_answer_that_proves_nothing_keeps_the_link_inline() -> None:
         shm.accept(answer)
         assert not shm.ready and text in shm.error, (what, shm.error)
         assert not os.path.exists(path) and shm.arena.closed, what
+
+
+def test_settings_refuse_shm_values_that_cannot_work() -> None:
+    from pydantic import ValidationError
+
+    from mlos_executor.config import ExecutorSettings
+    from mlos_scheduler.config import SchedulerSettings
+
+    for bad in ({"executor_shm": "maybe"}, {"executor_shm_arena_bytes": 4096}, {"executor_shm_min_bytes": -1}):
+        with pytest.raises(ValidationError, match=next(iter(bad))):
+            SchedulerSettings(**bad)
+    with pytest.raises(ValidationError, match="shm_arena_bytes"):
+        ExecutorSettings(shm_arena_bytes=-1)

@@ -38,6 +38,7 @@ class ExecutorSettings(ServiceSettings):
     )
     shm_arena_bytes: int = Field(
         256 << 20,
+        ge=0,
         description="Size of the shared memory arena each co-located scheduler stream gets for outputs "
         "(memory is reserved as it is used); 0 = refuse shared memory, every tensor travels in the message.",
     )

@@ -50,9 +50,9 @@ class SchedulerSettings(ServiceSettings):
         description="auto: tensors to and from an executor on this host travel through shared memory "
         "(proved at link set-up; the message carries descriptors); off: always in the message.",
     )
-    executor_shm_min_bytes: int = Field(64 << 10, description="Smaller tensors stay in the message.")
+    executor_shm_min_bytes: int = Field(64 << 10, ge=0, description="Smaller tensors stay in the message.")
     executor_shm_arena_bytes: int = Field(
-        256 << 20, description="Shared memory arena per executor link (reserved as used); full = inline."
+        256 << 20, ge=1 << 20, description="Shared memory arena per executor link (reserved as used); full = inline."
     )
 
     def executor_list(self) -> list[str]:
