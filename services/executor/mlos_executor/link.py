@@ -162,8 +162,11 @@ class WorkLink:
                 reply = await call.read()
                 if reply is aio.EOF:
                     break
-                if reply.HasField("answer") and self.shm is not None:
-                    self._accept(reply.answer)
+                if self.shm is not None and not self.shm.answered:
+                    if reply.HasField("answer"):
+                        self._accept(reply.answer)
+                    elif reply.results:  # it answers an offer before any work: it does not speak shm
+                        self._accept(pb.LinkAnswer(error="it ignored the offer (an executor without shared memory)"))
                 for result in reply.results:
                     future = self._pending.pop(result.id, None)
                     wanted = future is not None and not future.done()

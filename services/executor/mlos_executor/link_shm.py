@@ -95,6 +95,7 @@ class LinkShm:
         self._host = host_id()
         self.peer: Window | None = None
         self.ready = False
+        self.answered = False
         self.error = ""
         self._held: dict[int, list[int]] = {}
 
@@ -106,6 +107,7 @@ class LinkShm:
 
     def accept(self, answer: pb.LinkAnswer) -> None:
         """Turns ready, or records why not in `error` and frees the arena."""
+        self.answered = True
         try:
             self._check(answer)
             self.peer = map_window(answer.arena.key, 0, answer.arena.byte_size)
