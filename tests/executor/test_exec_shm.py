@@ -17,7 +17,7 @@ from exec_testkit import tensor
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.arena import host_id
-from mlos_common.errors import Unavailable
+from mlos_common.errors import MlosError, Unavailable
 from mlos_common.tensors import array_from_raw
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link_shm import LinkCounters, LinkShm, LinkShmSettings
@@ -202,3 +202,13 @@ def test_settings_refuse_shm_values_that_cannot_work() -> None:
             SchedulerSettings(**bad)
     with pytest.raises(ValidationError, match="shm_arena_bytes"):
         ExecutorSettings(shm_arena_bytes=-1)
+
+
+async def test_execute_batch_refuses_shm_refs(registry, executor, model_files, shm_object) -> None:
+    """The unary ExecuteBatch carries bytes only: a ref there is INVALID_ARGUMENT, not a size error."""
+    mv = await registry.client.register("plus", model_files.plus_one)
+    await executor.client.load("plus", mv.version, mv.sha256)
+    key, _ = shm_object(24)
+    with pytest.raises(MlosError) as err:
+        await executor.client.execute("plus", mv.version, [ref("X", key, 0, 24)], [])
+    assert err.value.code == "INVALID_ARGUMENT" and "Execute stream only" in err.value.message

@@ -9,7 +9,7 @@ import numpy as np
 
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
-from mlos_common.errors import MlosError
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.shm import Window
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw
@@ -36,7 +36,11 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
 
 
 def feeds(inputs) -> dict[str, np.ndarray]:
-    """Input tensors wrapped as arrays without copying; sizes checked against shapes first."""
+    """Input tensors wrapped as arrays without copying; sizes checked against shapes first.
+    Shared memory refs are for the Execute stream only (see stream_shm)."""
+    for t in inputs:
+        if t.HasField("shm"):
+            raise InvalidArgument(f"input {t.name!r}: shared memory refs are accepted on the Execute stream only")
     return {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in inputs}
 
 
