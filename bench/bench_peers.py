@@ -40,6 +40,7 @@ from suite_process import SuiteStartError
 logger = logging.getLogger("bench_peers")
 
 SERVERS = ("floor", "mlos", "mlserver-inproc", "mlserver")
+OPTIONAL_SERVERS = ("mlos-2w",)  # only when named: MLOS with two scheduler workers
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ATOL = 1e-4
 
@@ -47,7 +48,8 @@ ATOL = 1e-4
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)}")
-    p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated: {', '.join(SERVERS)}")
+    p.add_argument("--servers", default=",".join(SERVERS),
+                   help=f"comma-separated: {', '.join(SERVERS + OPTIONAL_SERVERS)}")
     p.add_argument("--concurrency", default=",".join(map(str, FULL_LEVELS)),
                    help="comma-separated levels (ocr_det: those <= 8 only)")
     p.add_argument("--quick", action="store_true",
@@ -65,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.levels = [int(c) for c in args.concurrency.split(",") if c]
     if unknown := set(args.model_list) - set(MODELS):
         p.error(f"unknown model(s) {sorted(unknown)}; choose from {list(MODELS)}")
-    if unknown := set(args.server_list) - set(SERVERS):
-        p.error(f"unknown server(s) {sorted(unknown)}; choose from {list(SERVERS)}")
+    if unknown := set(args.server_list) - set(SERVERS + OPTIONAL_SERVERS):
+        p.error(f"unknown server(s) {sorted(unknown)}; choose from {list(SERVERS + OPTIONAL_SERVERS)}")
     if not args.levels or min(args.levels) < 1:
         p.error("concurrency levels must be >= 1")
     args.windows, args.interval_ms = (3, 700) if args.quick else (3, 5000)

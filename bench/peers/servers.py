@@ -2,6 +2,8 @@
 
 - ``mlos``: ``mlos up --json --ephemeral-ports --no-demo --home TMP``, then every model registered
   and loaded with ``mlos models register``. Processes: the launcher and its four services.
+  ``mlos-2w``: the same with ``--scheduler-workers 2`` (the scheduler's supervisor and workers
+  are all counted as ``scheduler``).
 - ``mlserver-inproc`` / ``mlserver``: MLServer 1.7.1 from its own virtualenv, started through
   ``mlserver_pa_compat.py`` (adds Triton's ModelConfig for perf_analyzer) on free ports, ready
   once ServerReady and every ModelReady answer true. Processes: the main one and its workers.
@@ -54,9 +56,9 @@ def _label_by_module(root: int, root_label: str) -> dict[str, list[int]]:
 
 
 @contextlib.contextmanager
-def mlos_server(home: Path, models: list[PeerModel], startup_timeout_s: float) -> Iterator[Server]:
+def mlos_server(home: Path, models: list[PeerModel], startup_timeout_s: float, workers: int = 1) -> Iterator[Server]:
     home.mkdir(parents=True, exist_ok=True)
-    with running_suite(home, startup_timeout_s, ("--no-demo",)) as suite:
+    with running_suite(home, startup_timeout_s, ("--no-demo", "--scheduler-workers", str(workers))) as suite:
         registry = suite.ready_event["registry_addr"]
         for model in models:
             cmd = [sys.executable, "-m", "mlos_cli", "models", "register", model.name,
@@ -122,7 +124,9 @@ def mlserver_server(
 
 
 def start(name: str, home: Path, models: list[PeerModel], startup_timeout_s: float):
-    """The context manager for server ``name`` (mlos, mlserver-inproc or mlserver)."""
+    """The context manager for server ``name`` (mlos, mlos-2w, mlserver-inproc or mlserver)."""
     if name == "mlos":
         return mlos_server(home / "mlos", models, startup_timeout_s)
+    if name == "mlos-2w":  # MLOS with two scheduler workers behind its ports
+        return mlos_server(home / "mlos-2w", models, startup_timeout_s, workers=2)
     return mlserver_server(name, home, models, startup_timeout_s)

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         up.add_argument(f"--{name}-port", type=int, default=grpc_port, help=f"{name} gRPC port ({grpc_port})")
         up.add_argument(f"--{name}-metrics-port", type=int, default=metrics_port, help=argparse.SUPPRESS)
     up.add_argument("--http-port", type=int, default=8080, help="scheduler KServe v2 REST port (8080; -1 = off)")
+    up.add_argument("--scheduler-workers", type=_positive, default=1, metavar="N",
+                    help="scheduler worker processes sharing its ports (1; raise on hosts with many cores)")
 
     models = sub.add_parser("models", help="models known to the suite")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -52,13 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 async def _up(args: argparse.Namespace) -> int:
     from mlos_cli.launcher import Suite, SuiteConfig
 
     ports = {n: (getattr(args, f"{n}_port"), getattr(args, f"{n}_metrics_port"))
              for n in ("scheduler", "registry", "executor", "predictor")}
     suite = Suite(SuiteConfig(home=args.home, host=args.host, ephemeral_ports=args.ephemeral_ports,
-                              demo=not args.no_demo, ports=ports, http_port=args.http_port))
+                              demo=not args.no_demo, ports=ports, http_port=args.http_port,
+                              scheduler_workers=args.scheduler_workers))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     import signal

@@ -9,7 +9,6 @@ Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -17,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlos_common.bootstrap import wait_for_serving
+from mlos_common.bootstrap import read_announcement, wait_for_serving
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ class SuiteConfig:
     startup_timeout_s: float = 60.0
     ports: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     http_port: int = DEFAULT_HTTP_PORT  # -1 = no REST
+    scheduler_workers: int = 1  # > 1: a supervisor and this many workers behind the scheduler's ports
 
 
 @dataclass
@@ -95,6 +95,7 @@ class Suite:
             env[f"{prefix}EXECUTOR_ADDRS"] = self.addr("executor")
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
             env[f"{prefix}STARTUP_MODELS"] = ",".join(self.models)
+            env[f"{prefix}WORKERS"] = str(c.scheduler_workers)
         return env
 
     async def _spawn(self, name: str) -> Child:
@@ -106,7 +107,7 @@ class Suite:
         )
         log_file.close()
         try:
-            line = await asyncio.wait_for(self._listening_line(process), self.config.startup_timeout_s)
+            line = await asyncio.wait_for(self._listening_line(process), self._listen_timeout_s(name))
         except (asyncio.TimeoutError, SuiteError) as exc:
             if process.returncode is None:  # still running (timed out); an exited child cannot be killed
                 process.kill()
@@ -120,6 +121,12 @@ class Suite:
             raise self._failure(name, f"not ready: {exc}") from None
         return child
 
+    def _listen_timeout_s(self, name: str) -> float:
+        """A multi-worker scheduler announces only once every worker is ready (models loaded), so it
+        gets the listening wait and the readiness wait together."""
+        several = name == "scheduler" and self.config.scheduler_workers > 1
+        return self.config.startup_timeout_s * (2 if several else 1)
+
     def _failure(self, name: str, what: str) -> SuiteError:
         """A start-up failure with the service's last logged error (its reason) and log path."""
         log_path = self.log_dir / f"{name}.log"
@@ -129,16 +136,10 @@ class Suite:
     @staticmethod
     async def _listening_line(process: asyncio.subprocess.Process) -> dict:
         assert process.stdout is not None
-        while True:
-            raw = await process.stdout.readline()
-            if not raw:
-                raise SuiteError(f"exited with code {await process.wait()}")
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(line, dict) and line.get("event") == "listening":
-                return line
+        line = await read_announcement(process.stdout)
+        if line is None:
+            raise SuiteError(f"exited with code {await process.wait()}")
+        return line
 
     async def start(self) -> None:
         """Starts every service; the demo models are registered before the scheduler starts and

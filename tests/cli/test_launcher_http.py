@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlos_cli.__main__ import _summary
+from mlos_cli.__main__ import _parser, _summary
 from mlos_cli.launcher import Child, Suite, SuiteConfig
 from mlos_common.bootstrap import announce
 
@@ -48,3 +48,17 @@ def test_ready_event_and_summary_name_the_rest_url(tmp_path: Path) -> None:
     info = suite.endpoints()
     assert "scheduler_http" not in info
     assert "REST" not in _summary(info)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_scheduler_workers_setting(tmp_path: Path, workers: int) -> None:
+    env = _suite(tmp_path, scheduler_workers=workers)._env("scheduler")
+    assert env["MLOS_SCHEDULER_WORKERS"] == str(workers)
+
+
+def test_up_takes_scheduler_workers(capsys: pytest.CaptureFixture) -> None:
+    assert _parser().parse_args(["up", "--scheduler-workers", "2"]).scheduler_workers == 2
+    assert _parser().parse_args(["up"]).scheduler_workers == 1
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["up", "--scheduler-workers", "0"])
+    assert "must be at least 1, got 0" in capsys.readouterr().err

@@ -71,10 +71,12 @@ def bind_error(host: str, port: int) -> StartupError:
     )
 
 
-def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+def server_options(settings: ServiceSettings, reuse_port: bool = False) -> list[tuple[str, int]]:
     """Channel options of a server: message limits, and no SO_REUSEPORT (gRPC's default), so a
-    second server on a port in use fails at start-up instead of silently sharing it."""
-    return [*channel_options(settings), ("grpc.so_reuseport", 0)]
+    second server on a port in use fails at start-up instead of silently sharing it. Only the
+    scheduler's workers (MLOS_SCHEDULER_WORKERS > 1) pass reuse_port=True, after their supervisor
+    proved the port free without it."""
+    return [*channel_options(settings), ("grpc.so_reuseport", 1 if reuse_port else 0)]
 
 
 def channel_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -89,9 +91,10 @@ def _not_health(details: grpc.HandlerCallDetails) -> bool:
 
 
 def build_server(
-    settings: ServiceSettings, services: Sequence[GrpcService], parts: ServerParts
+    settings: ServiceSettings, services: Sequence[GrpcService], parts: ServerParts, reuse_port: bool = False
 ) -> tuple[aio.Server, int]:
-    """Creates the aio server with the standard interceptor chain and binds it."""
+    """Creates the aio server with the standard interceptor chain and binds it (SO_REUSEPORT
+    only when reuse_port: see server_options)."""
     interceptors: list[aio.ServerInterceptor] = []
     if parts.tracer_provider is not None:
         interceptors.append(aio_server_interceptor(tracer_provider=parts.tracer_provider, filter_=_not_health))
@@ -100,7 +103,7 @@ def build_server(
     interceptors.append(ErrorInterceptor())
     server = aio.server(
         interceptors=interceptors,
-        options=server_options(settings),
+        options=server_options(settings, reuse_port),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
     for svc in services:
@@ -158,6 +161,21 @@ async def wait_for_serving(addr: str, timeout_s: float, service: str = "") -> No
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{addr} not serving after {timeout_s:g}s ({last})")
             await asyncio.sleep(0.05)
+
+
+async def read_announcement(stream: asyncio.StreamReader) -> dict | None:
+    """The child's "listening" line (see announce) from its stdout; None if it closed stdout
+    (exited) first. Other lines are skipped."""
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return None
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and line.get("event") == "listening":
+            return line
 
 
 def announce(service: str, grpc_port: int, metrics_port: int | None, **extra_ports: int) -> None:

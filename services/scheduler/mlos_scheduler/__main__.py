@@ -3,4 +3,11 @@ from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.server import start
 
 if __name__ == "__main__":
-    run_service("scheduler", SchedulerSettings(), start)
+    settings = SchedulerSettings()
+    if settings.workers > 1:  # a supervisor of `workers` processes like this one (see supervisor.py)
+        from mlos_scheduler.supervisor import run_supervisor
+
+        run_supervisor(settings)
+    else:
+        worker = settings.worker_index
+        run_service("scheduler" if worker < 0 else f"scheduler[w{worker}]", settings, start)

@@ -55,5 +55,27 @@ class SchedulerSettings(ServiceSettings):
         256 << 20, ge=1 << 20, description="Shared memory arena per executor link (reserved as used); full = inline."
     )
 
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Scheduler worker processes behind the same gRPC and REST ports (SO_REUSEPORT). "
+        "1 = one process, one asyncio loop (the default; best on hosts with few cores, where the client "
+        "and the executor need the other cores). Raise it on a bigger host once the scheduler's loop is "
+        "the bottleneck (a scheduler process near 100 % of one core); see the README's 'Several "
+        "scheduler workers'.",
+    )
+    worker_restart_limit: int = Field(
+        5, ge=0, description="Workers restarted after an unexpected exit, in all, before the supervisor gives up."
+    )
+    worker_ready_timeout_s: float = Field(
+        120.0, description="How long a worker may take to listen and answer SERVING (start-up models loaded)."
+    )
+    reuse_port: bool = Field(
+        False,
+        description="Bind the gRPC and REST ports with SO_REUSEPORT. Set by the supervisor for its "
+        "workers only (it first proves the ports free without it); not meant to be set by hand.",
+    )
+    worker_index: int = Field(-1, description="This worker's number, set by the supervisor; -1 = not a worker.")
+
     def executor_list(self) -> list[str]:
         return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]

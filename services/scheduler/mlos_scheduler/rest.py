@@ -227,10 +227,11 @@ class RestServer:
         self._app.add_routes(app.routes())
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str, port: int, shutdown_timeout_s: float = 10.0) -> int:
-        """Starts serving on host:port (0 = any free port); returns the bound port."""
+    async def start(self, host: str, port: int, shutdown_timeout_s: float = 10.0, reuse_port: bool = False) -> int:
+        """Starts serving on host:port (0 = any free port); returns the bound port. SO_REUSEPORT
+        only for a worker of the multi-worker supervisor (settings.reuse_port)."""
         try:
-            sock = socket.create_server((host, port), reuse_port=False)
+            sock = socket.create_server((host, port), reuse_port=reuse_port)
         except OSError as exc:
             raise RuntimeError(f"cannot bind the REST port {host}:{port}: {exc.strerror or exc}") from None
         self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=shutdown_timeout_s)
@@ -285,7 +286,7 @@ async def start_rest(
             await client.close()
 
     try:
-        port = await server.start(settings.host, settings.http_port, settings.shutdown_grace_s)
+        port = await server.start(settings.host, settings.http_port, settings.shutdown_grace_s, settings.reuse_port)
     except BaseException:
         await close_clients()
         raise

@@ -43,7 +43,7 @@ def services(core: Scheduler, shm: ShmRegistry | None = None) -> list[GrpcServic
 def create_server(
     settings: SchedulerSettings, core: Scheduler, parts: ServerParts | None = None, shm: ShmRegistry | None = None
 ) -> tuple[aio.Server, int]:
-    return build_server(settings, services(core, shm), parts or ServerParts())
+    return build_server(settings, services(core, shm), parts or ServerParts(), settings.reuse_port)
 
 
 def shm_registry(registry: CollectorRegistry | None) -> ShmRegistry:
@@ -134,7 +134,9 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     core, registry_client = build_core(settings, parts, registry)
     shm = shm_registry(registry)
     svcs = services(core, shm)
-    server, port = build_server(settings, svcs, parts)
+    server, port = build_server(settings, svcs, parts, settings.reuse_port)
+    if settings.reuse_port:  # a supervised worker: a port of its own, so its health can be checked alone
+        parts.extra_ports["private_port"] = server.add_insecure_port(f"{settings.host}:0")
     await set_serving(parts, svcs, False)
     monitor = peer_monitor(settings, core, parts, svcs)
     bring_up = load_startup_models(settings, core, parts, svcs)

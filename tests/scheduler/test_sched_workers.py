@@ -1,0 +1,151 @@
+"""MLOS_SCHEDULER_WORKERS=2: a supervisor and two real scheduler workers behind one gRPC and one
+REST port (SO_REUSEPORT), with the real registry and executor of `stack`: correct answers on many
+connections, both workers serving, a killed worker restarted, SIGTERM draining all, and a port
+in use still a clear start-up error."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import AsyncIterator
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from grpc import aio
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos.inference import grpc_service_pb2_grpc as pbg
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
+from workers_testkit import Supervised, alive, run_scheduler, supervised, supervisor_env, until
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CONNECTIONS = 16
+
+
+def _env(stack: Stack, **settings) -> dict[str, str]:
+    return supervisor_env(stack.settings.registry_addr, stack.settings.executor_addrs, **settings)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def workers(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Supervised]:
+    async with supervised(_env(stack), tmp_path_factory.mktemp("workers") / "scheduler.log") as sup:
+        yield sup
+
+
+async def _answers_on_fresh_connections(stack: Stack, addr: str, connections: int, rounds: int) -> int:
+    """`connections` channels (each its own TCP connection, so the kernel picks a worker for each),
+    `rounds` iris and ocr_cls requests on each, checked against onnxruntime; returns the count."""
+    channels = [aio.insecure_channel(addr, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(connections)]
+
+    async def one(channel: aio.Channel, seed: int) -> None:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        assert (await stub.ServerReady(pb.ServerReadyRequest(), timeout=10)).ready
+        for r in range(rounds):
+            for name in ("iris", "ocr_cls"):
+                model = stack.models[name]
+                feeds = model.sample_inputs(batch=1 + (seed + r) % 3, seed=seed * 100 + r)
+                resp = await stub.ModelInfer(infer_request(name, feeds), timeout=30)
+                assert_matches(response_arrays(resp), ort_run(model, feeds))
+
+    try:
+        await asyncio.gather(*(one(c, i) for i, c in enumerate(channels)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    return connections * rounds
+
+
+async def test_many_connections_get_correct_answers_from_both_workers(stack: Stack, workers: Supervised) -> None:
+    assert workers.line["workers"] == 2
+    sent = await _answers_on_fresh_connections(stack, workers.addr, CONNECTIONS, rounds=3)
+    served = await workers.per_worker("mlos_inference_request_success_total", model="ocr_cls")
+    assert set(served) == {"0", "1"}, served  # 2**-15 odds that 16 connections all land on one worker
+    assert all(n > 0 for n in served.values()), served
+    assert sum(served.values()) == sent, served
+    up = await workers.per_worker("mlos_scheduler_worker_up")
+    assert up == {"0": 1.0, "1": 1.0}
+
+
+async def test_rest_on_the_shared_port_is_ready_on_every_connection(stack: Stack, workers: Supervised) -> None:
+    iris = stack.models["iris"]
+    feeds = iris.sample_inputs(batch=2, seed=5)
+    body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 4], "data": feeds["X"].ravel().tolist()}]}
+    for _ in range(8):  # a new connection each time: whichever worker answers is ready
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{workers.line['http_port']}", timeout=30) as http:
+            assert (await http.get("/v2/health/ready")).status_code == 200
+            reply = (await http.post("/v2/models/iris/infer", json=body)).json()
+            label = next(o for o in reply["outputs"] if o["name"] == "label")
+            assert label["data"] == ort_run(iris, feeds)["label"].ravel().tolist()
+
+
+async def test_a_second_supervisor_on_the_same_ports_fails_clearly(stack: Stack, workers: Supervised, tmp_path: Path) -> None:
+    port = workers.line["grpc_port"]
+    env = _env(stack, grpc_port=port)
+    process, line = await run_scheduler(env, tmp_path / "second.log")
+    assert line is None
+    assert await process.wait() == 1
+    log = (tmp_path / "second.log").read_text()
+    assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in log, log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("which", ["grpc_port", "http_port"])
+async def test_a_port_held_by_another_process_fails_clearly(stack: Stack, tmp_path: Path, which: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process, line = await run_scheduler(_env(stack, **{which: port}), tmp_path / "busy.log")
+        assert line is None
+        assert await process.wait() == 1
+    log = (tmp_path / "busy.log").read_text()
+    assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in log, log
+    assert "Traceback" not in log and "scheduler[w" not in log  # no worker was started
+
+
+async def test_a_killed_worker_is_restarted_and_service_goes_on(stack: Stack, workers: Supervised) -> None:
+    before = await workers.worker_pids()
+    os.kill(before["0"], signal.SIGKILL)
+
+    async def replaced() -> bool:
+        pids = await workers.worker_pids()
+        up = await workers.per_worker("mlos_scheduler_worker_up")
+        return pids.get("0") not in (None, before["0"]) and up == {"0": 1.0, "1": 1.0}
+
+    await until(replaced, "worker 0 to be restarted and ready")
+    restarts = (await workers.metrics())[("mlos_scheduler_worker_restarts_total", ())]
+    assert restarts == 1
+    assert (await workers.worker_pids())["1"] == before["1"]
+    assert "worker 0 exited with code -9; restarting it (1 of 5)" in workers.log()
+    await _answers_on_fresh_connections(stack, workers.addr, CONNECTIONS, rounds=1)
+
+
+async def test_sigterm_drains_every_worker_and_exits_zero(stack: Stack, tmp_path: Path) -> None:
+    async with supervised(_env(stack), tmp_path / "drain.log") as sup:
+        pids = await sup.worker_pids()
+        channel = aio.insecure_channel(sup.addr)
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        ocr = stack.models["ocr_cls"]
+        feeds = ocr.sample_inputs(batch=4, seed=1)
+        calls = [asyncio.ensure_future(stub.ModelInfer(infer_request("ocr_cls", feeds), timeout=30)) for _ in range(8)]
+        await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)  # the channel is up; some are in flight
+        sup.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(sup.process.wait(), 30) == 0
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        await channel.close()
+    want = ort_run(ocr, feeds)
+    for result in results:  # each either answered right or was refused as the server stopped
+        if isinstance(result, aio.AioRpcError):
+            assert result.code() == grpc.StatusCode.UNAVAILABLE, result
+        else:
+            assert_matches(response_arrays(result), want)
+    log = sup.log()
+    for index in ("0", "1"):
+        assert f"scheduler[w{index}]: draining" in log and f"scheduler[w{index}]: stopped" in log, log
+    assert not [pid for pid in pids.values() if alive(pid)]
