@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from proc_testkit import alive, children_of
+
 _OUR_PROTOS = "mlos.inference.grpc_service_pb2"
 _SEPARATE = (
     "tests/e2e imports tritonclient, whose generated `inference` protobufs collide with "
@@ -81,29 +83,6 @@ def _log_tail(home: Path, stderr_path: Path, lines: int = 40) -> str:
     return "\n".join(parts) or "(no logs)"
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid``, from /proc (Linux); empty elsewhere."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = entry.read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may hold spaces and parentheses
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rfind(")") + 2:].split()[0] != "Z"
-
-
 def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Suite]:
     """Start `python -m mlos_cli up --json --ephemeral-ports --home HOME`; yield once ready.
 
@@ -129,7 +108,7 @@ def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Su
     threading.Thread(target=pump, name="mlos-up-stdout", daemon=True).start()
     try:
         info = _wait_ready(process, lines, home, stderr_path)
-        children = _children(process.pid)
+        children = children_of(process.pid)
         if Path("/proc/self/stat").is_file():
             assert len(children) >= 4, f"expected the four services as children of mlos up, found {children}"
         yield Suite(info=info, home=home, process=process)
@@ -147,7 +126,7 @@ def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Su
         pytest.fail(f"mlos up did not stop within {STOP_TIMEOUT_S:.0f}s of SIGTERM\n{_log_tail(home, stderr_path)}")
     assert code == 0, f"mlos up exited with {code} after SIGTERM\n{_log_tail(home, stderr_path)}"
     assert "mlos: stopped" in stderr_path.read_text(errors="replace"), _log_tail(home, stderr_path)
-    left = [pid for pid in children if _alive(pid)]
+    left = [pid for pid in children if alive(pid)]
     assert not left, f"service processes still running after mlos up stopped: {left}"
 
 

@@ -21,7 +21,8 @@ from grpc import aio
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
-from workers_testkit import Supervised, alive, run_scheduler, supervised, supervisor_env, until
+from proc_testkit import alive
+from workers_testkit import Supervised, run_scheduler, supervised, supervisor_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -29,7 +30,8 @@ CONNECTIONS = 16
 
 
 def _env(stack: Stack, **settings) -> dict[str, str]:
-    return supervisor_env(stack.settings.registry_addr, stack.settings.executor_addrs, **settings)
+    settings.setdefault("registry_addr", stack.settings.registry_addr)
+    return supervisor_env(executor_addrs=stack.settings.executor_addrs, **settings)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -149,3 +151,39 @@ async def test_sigterm_drains_every_worker_and_exits_zero(stack: Stack, tmp_path
     for index in ("0", "1"):
         assert f"scheduler[w{index}]: draining" in log and f"scheduler[w{index}]: stopped" in log, log
     assert not [pid for pid in pids.values() if alive(pid)]
+
+
+async def test_workers_that_never_get_ready_stop_the_supervisor(stack: Stack, tmp_path: Path) -> None:
+    """A registry nobody answers on: the workers start but are never SERVING."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{unused.getsockname()[1]}"
+    env = _env(stack, registry_addr=nowhere, worker_ready_timeout_s=2)
+    process, line = await run_scheduler(env, tmp_path / "never.log")
+    assert line is None
+    assert await process.wait() == 1
+    log = (tmp_path / "never.log").read_text()
+    assert "cannot start: scheduler worker" in log and "not ready within 2s" in log, log
+    assert "scheduler[w0]: stopped" in log and "scheduler[w1]: stopped" in log, log
+
+
+async def test_past_the_restart_limit_the_supervisor_exits_non_zero(stack: Stack, tmp_path: Path) -> None:
+    async with supervised(_env(stack, worker_restart_limit=0), tmp_path / "limit.log") as sup:
+        pids = await sup.worker_pids()
+        os.kill(pids["1"], signal.SIGKILL)
+        assert await asyncio.wait_for(sup.process.wait(), 30) == 1
+    assert "worker 1 exited with code -9; restart limit (0) reached, stopping" in sup.log()
+    assert not alive(pids["0"])
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(stack: Stack, tmp_path: Path) -> None:
+    async with supervised(_env(stack), tmp_path / "orphans.log") as sup:
+        pids = await sup.worker_pids()
+        sup.process.kill()
+        await sup.process.wait()
+
+        async def gone() -> bool:
+            return not any(alive(pid) for pid in pids.values())
+
+        await until(gone, "the workers to stop after their supervisor was killed")
+    assert "scheduler[w0]: draining" in sup.log() and "scheduler[w1]: draining" in sup.log()

@@ -57,10 +57,12 @@ class Supervised:
         return {w: int(v) for w, v in (await self.per_worker("mlos_scheduler_worker_pid")).items()}
 
 
-def supervisor_env(registry_addr: str, executor_addrs: str, **settings: str | int) -> dict[str, str]:
+def supervisor_env(**settings: str | int) -> dict[str, str]:
+    """The environment of a two-worker scheduler on free ports; `settings` (registry_addr,
+    executor_addrs, ...) are MLOS_SCHEDULER_* values."""
     env = dict(os.environ)
     values: dict[str, str | int] = {
-        "workers": 2, "registry_addr": registry_addr, "executor_addrs": executor_addrs, "grpc_port": 0,
+        "workers": 2, "grpc_port": 0,
         "http_port": 0, "metrics_port": 0, "startup_models": "iris,ocr_cls", "shutdown_grace_s": 5,
         "peer_check_interval_s": 0.2, **settings,
     }
@@ -100,15 +102,6 @@ async def supervised(env: dict[str, str], log_path: Path) -> AsyncIterator[Super
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
-
-
-def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie (Linux /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
 
 
 async def until(condition, what: str, attempts: int = 300, interval_s: float = 0.1) -> None:

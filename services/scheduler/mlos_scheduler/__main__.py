@@ -10,4 +10,8 @@ if __name__ == "__main__":
         run_supervisor(settings)
     else:
         worker = settings.worker_index
+        if worker >= 0:
+            from mlos_scheduler.supervisor import die_with_parent
+
+            die_with_parent()
         run_service("scheduler" if worker < 0 else f"scheduler[w{worker}]", settings, start)

@@ -19,7 +19,7 @@ Contract:
   takes connections as soon as it listens and answers NOT_SERVING until its models are loaded.
 - SIGTERM/SIGINT: forwarded to every worker, each drains like a single scheduler; the supervisor
   exits 0 when all have exited (SIGKILL for any still running after shutdown_grace_s + 5 s).
-  Workers get SIGTERM if the supervisor itself dies (Linux parent-death signal).
+  Workers get SIGTERM if the supervisor itself dies (die_with_parent: Linux parent-death signal).
 """
 
 from __future__ import annotations
@@ -64,11 +64,15 @@ def free_port_or_error(host: str, port: int) -> int:
         raise bind_error(host, port) from None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """In a worker: SIGTERM (so it drains) when the supervisor dies, even by SIGKILL (Linux;
+    elsewhere a no-op). Exits at once if the supervisor is already gone (re-parented to init)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: workers outlive a killed supervisor
-        pass
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        sys.exit("scheduler worker: the supervisor is gone")
 
 
 @dataclass
@@ -112,7 +116,7 @@ class Supervisor:
         w.metrics_port = None
         w.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mlos_scheduler", env=self._env(w.index), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent,
+            stdout=asyncio.subprocess.PIPE,
         )
         self.metrics.pid.labels(str(w.index)).set(w.process.pid)
         ready = asyncio.ensure_future(self._until_ready(w))
@@ -122,8 +126,8 @@ class Supervisor:
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             exited.cancel()
+            ready.cancel()  # no-op once done
         if ready not in done:
-            ready.cancel()
             why = f"exited with code {w.process.returncode}" if w.process.returncode is not None else (
                 f"not ready within {self.settings.worker_ready_timeout_s:g}s")
             raise StartupError(f"scheduler worker {w.index} {why} (its log lines are above)")
@@ -144,9 +148,13 @@ class Supervisor:
 
     async def start(self) -> None:
         """Starts every worker; on any failure stops those that started and re-raises."""
+        spawns = [asyncio.ensure_future(self._spawn(w)) for w in self.workers]
         try:
-            await asyncio.gather(*(self._spawn(w) for w in self.workers))
+            await asyncio.gather(*spawns)
         except BaseException:
+            for spawn in spawns:
+                spawn.cancel()
+            await asyncio.gather(*spawns, return_exceptions=True)
             await self.stop()
             raise
         self._keepers = [asyncio.ensure_future(self._keep(w)) for w in self.workers]
@@ -211,7 +219,10 @@ async def supervise(settings: SchedulerSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
     http, metrics_port = (None, None)
     if settings.metrics_port >= 0:
-        http, metrics_port = start_metrics_server(registry, settings.host, settings.metrics_port)
+        try:
+            http, metrics_port = start_metrics_server(registry, settings.host, settings.metrics_port)
+        except OSError:
+            raise bind_error(settings.host, settings.metrics_port) from None
     try:
         if not await _started(supervisor, stop):
             return 0
