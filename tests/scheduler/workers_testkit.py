@@ -62,9 +62,8 @@ def supervisor_env(**settings: str | int) -> dict[str, str]:
     executor_addrs, ...) are MLOS_SCHEDULER_* values."""
     env = dict(os.environ)
     values: dict[str, str | int] = {
-        "workers": 2, "grpc_port": 0,
-        "http_port": 0, "metrics_port": 0, "startup_models": "iris,ocr_cls", "shutdown_grace_s": 5,
-        "peer_check_interval_s": 0.2, **settings,
+        "workers": 2, "grpc_port": 0, "http_port": 0, "metrics_port": 0, "startup_models": "iris,ocr_cls",
+        "shutdown_grace_s": 5, **settings,
     }
     env.update({f"MLOS_SCHEDULER_{k.upper()}": str(v) for k, v in values.items()})
     return env
