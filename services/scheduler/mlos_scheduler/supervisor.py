@@ -8,7 +8,7 @@ Contract:
   worker (a gRPC channel or an HTTP keep-alive connection stays on it).
 - Workers are `python -m mlos_scheduler` with workers=1, reuse_port=true, worker_index=i, metrics
   on a free port of their own and one private gRPC port. Each has its own queues, batchers,
-  statistics and shared-memory registrations, and its own Execute stream to each executor.
+  statistics and shared-memory registrations, and its own link to each executor.
 - Readiness: the supervisor waits for every worker's listening line and for each to answer
   SERVING on its private port (peers up, start-up models loaded); only then does it announce one
   listening line (the shared ports, its own metrics port). So a health check on the shared port,
