@@ -20,9 +20,13 @@ import onnxruntime as ort
 import pytest
 import pytest_asyncio
 from grpc import aio
+from prometheus_client import CollectorRegistry
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
+from mlos_scheduler.config import SchedulerSettings
+from mlos_scheduler.supervisor import Supervisor
+from mlos_scheduler.worker_metrics import SupervisorMetrics
 from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
 from proc_testkit import alive
 from workers_testkit import Supervised, run_scheduler, supervised, supervisor_env, until
@@ -35,6 +39,20 @@ CONNECTIONS = 16
 def _env(stack: Stack, **settings) -> dict[str, str]:
     settings.setdefault("registry_addr", stack.settings.registry_addr)
     return supervisor_env(executor_addrs=stack.settings.executor_addrs, **settings)
+
+
+async def test_a_worker_gets_every_setting_of_its_supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SchedulerSettings(workers=3, max_queue_size=7, startup_models="iris", executor_addrs="a:1,b:2")
+    env = Supervisor(settings, 4001, 4002, SupervisorMetrics(CollectorRegistry()))._env(2)
+    for key in [k for k in os.environ if k.startswith("MLOS_SCHEDULER_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("MLOS_SCHEDULER_"):
+            monkeypatch.setenv(key, value)
+    worker = SchedulerSettings()
+    assert worker == settings.model_copy(update={
+        "workers": 1, "reuse_port": True, "worker_index": 2, "grpc_port": 4001, "http_port": 4002, "metrics_port": 0,
+    })
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -107,7 +107,7 @@ class Supervisor:
             metrics_port=0 if self.settings.metrics_port >= 0 else -1,
         )
         env = dict(os.environ)
-        env.update({f"MLOS_SCHEDULER_{k.upper()}": str(v) for k, v in values.items()})
+        env.update({f"MLOS_SCHEDULER_{k.upper()}": str(v) for k, v in values.items() if v is not None})
         return env
 
     async def _spawn(self, w: Worker) -> None:
