@@ -58,7 +58,8 @@ def _label_by_module(root: int, root_label: str) -> dict[str, list[int]]:
 @contextlib.contextmanager
 def mlos_server(home: Path, models: list[PeerModel], startup_timeout_s: float, workers: int = 1) -> Iterator[Server]:
     home.mkdir(parents=True, exist_ok=True)
-    with running_suite(home, startup_timeout_s, ("--no-demo", "--scheduler-workers", str(workers))) as suite:
+    extra = ("--scheduler-workers", str(workers)) if workers > 1 else ()  # older suites lack the flag
+    with running_suite(home, startup_timeout_s, ("--no-demo", *extra)) as suite:
         registry = suite.ready_event["registry_addr"]
         for model in models:
             cmd = [sys.executable, "-m", "mlos_cli", "models", "register", model.name,

@@ -241,3 +241,35 @@ async def test_tiny_runs_execute_inline_and_heavy_ones_on_a_worker_thread(regist
     for _ in range(3):
         await never.client.execute("plus", plus.version, [tensor("X", x)], [])
     assert never.core.get("plus", plus.version).inline_runs == 0
+
+
+async def test_a_heavy_model_gets_a_session_with_every_cpu(registry, start_executor, model_files):
+    import asyncio
+
+    import numpy as np
+    import pytest
+
+    from exec_testkit import tensor
+    from mlos_executor.onnx_backend import auto_intra_op_threads
+
+    if auto_intra_op_threads(1) <= auto_intra_op_threads(2):
+        pytest.skip("a single usable CPU: there is nothing more to give a heavy model")
+    ex = await start_executor(heavy_run_ms=0.0)  # every measured run counts as heavy
+    light = await start_executor(heavy_run_ms=1e6)
+    mv = await registry.client.register("plus", model_files.plus_one)
+    x = np.ones((2, 3), np.float32)
+    for executor in (ex, light):
+        await executor.client.load("plus", mv.version, mv.sha256)
+        for _ in range(3):
+            await executor.client.execute("plus", mv.version, [tensor("X", x)], [])
+    heavy = ex.core.get("plus", mv.version)
+    for _ in range(200):  # the session is rebuilt in the background (bounded: 10 s)
+        if heavy.threads == ex.core.heavy_threads:
+            break
+        await asyncio.sleep(0.05)
+    assert heavy.threads == ex.core.heavy_threads == auto_intra_op_threads(1) > ex.core.intra_op_threads
+    reply = await ex.client.execute("plus", mv.version, [tensor("X", x)], [])  # the new session answers right
+    np.testing.assert_array_equal(np.frombuffer(reply.outputs[0].raw, np.float32).reshape(2, 3), x + 1)
+    [status] = (await ex.client.status()).models
+    assert status.intra_op_threads == heavy.threads and status.mean_run_us >= 0
+    assert light.core.get("plus", mv.version).threads == light.core.intra_op_threads

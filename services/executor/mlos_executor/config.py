@@ -31,6 +31,11 @@ class ExecutorSettings(ServiceSettings):
         description="Work of a model whose runs average less than this (all of one message's share "
         "together) runs on the event loop, not a worker thread: the hand-off costs more. 0 = never.",
     )
+    heavy_run_ms: float = Field(
+        20.0,
+        description="With automatic threads (intra_op_threads 0), a model whose runs average longer than "
+        "this gets its session rebuilt with every usable CPU (once, in the background).",
+    )
     unix_link: bool = Field(
         True,
         description="Also serve the Execute stream on an abstract Unix socket, so a scheduler on the "

@@ -32,6 +32,9 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         load_ms=m.load_ms,
         executions=m.executions,
         in_flight=m.in_flight,
+        intra_op_threads=m.threads,
+        mean_run_us=m.mean_run_ns // 1000,
+        inline_runs=m.inline_runs,
     )
 
 

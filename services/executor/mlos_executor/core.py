@@ -70,6 +70,9 @@ class LoadedModel:
     in_flight: int = 0
     mean_run_ns: int = 0  # moving average of one run's runtime (0 = never ran)
     inline_runs: int = 0  # runs done on the event loop instead of a worker thread
+    threads: int = 0  # intra-op threads of its session
+    path: Path | None = None  # the verified artifact, to rebuild the session
+    rethreading: bool = False
 
 
 @dataclass
@@ -81,14 +84,18 @@ class ExecutorCore:
     intra_op_threads: int = 0
     execution_slots: int = 2
     inline_run_ns: int = 300_000  # work expected to run shorter than this runs on the event loop
+    heavy_run_ns: int = 20_000_000  # a model whose runs average longer gets a session with every CPU
     sink: Sink | None = None
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(self.execution_slots, thread_name_prefix="mlos-exec")
-        if self.intra_op_threads <= 0:
+        self._auto_threads = self.intra_op_threads <= 0
+        if self._auto_threads:
             self.intra_op_threads = auto_intra_op_threads(self.execution_slots)
+        self.heavy_threads = auto_intra_op_threads(1) if self._auto_threads else self.intra_op_threads
+        self._background: set[asyncio.Task] = set()
         self._load_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self.runtime_mode = detect_runtime_mode()
 
@@ -107,7 +114,8 @@ class ExecutorCore:
                 OnnxModel.load, path, device=self.device, intra_op_threads=self.intra_op_threads
             )
             loaded = LoadedModel(
-                name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000)
+                name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
+                threads=self.intra_op_threads, path=path,
             )
             self.models[key] = loaded
             log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
@@ -193,6 +201,8 @@ class ExecutorCore:
             for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
                 loaded.mean_run_ns = (loaded.mean_run_ns * 7 + ns) // 8 if loaded.mean_run_ns else ns
+            if loaded.mean_run_ns > self.heavy_run_ns and loaded.threads < self.heavy_threads and not loaded.rethreading:
+                self._rethread(loaded)
         finally:
             loaded.in_flight -= len(runnable)
             loaded.executions += len(runnable)
@@ -201,6 +211,31 @@ class ExecutorCore:
                 self.sink(ExecutionSample(name, version, _batch_size(item.feeds), outcome.compute_ns,
                                           outcome.error is None))
         return outcomes
+
+    def _rethread(self, loaded: LoadedModel) -> None:
+        """Rebuilds a heavy model's session with every usable CPU, in the background.
+
+        One thread per run suits light models (concurrent runs fill the cores); a run that
+        takes tens of milliseconds is worth splitting, and would otherwise leave the other cores
+        idle whenever it runs alone. Runs already started keep the old session.
+        """
+        loaded.rethreading = True
+
+        async def rebuild() -> None:
+            try:
+                model = await asyncio.to_thread(
+                    OnnxModel.load, loaded.path, device=self.device, intra_op_threads=self.heavy_threads
+                )
+            except MlosError as exc:
+                log.warning("could not give %s v%d more threads: %s", loaded.name, loaded.version, exc.message)
+                return
+            loaded.model, loaded.threads = model, self.heavy_threads
+            log.info("%s v%d runs %.1f ms on average: %d intra-op threads per run from now on",
+                     loaded.name, loaded.version, loaded.mean_run_ns / 1e6, loaded.threads)
+
+        task = asyncio.get_running_loop().create_task(rebuild())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @staticmethod
     def _select_outputs(model: OnnxModel, names: list[str]) -> list[TensorSpec]:
@@ -217,6 +252,8 @@ class ExecutorCore:
         return sum(m.in_flight for m in self.models.values())
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

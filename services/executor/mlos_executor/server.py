@@ -63,6 +63,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         intra_op_threads=settings.intra_op_threads,
         execution_slots=settings.execution_slots,
         inline_run_ns=settings.inline_run_us * 1000,
+        heavy_run_ns=int(settings.heavy_run_ms * 1e6),
         sink=sink,
     )
     servicer = make_servicer(core, parts, settings.shm_arena_bytes)
