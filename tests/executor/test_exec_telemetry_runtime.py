@@ -243,7 +243,7 @@ async def test_tiny_runs_execute_inline_and_heavy_ones_on_a_worker_thread(regist
     assert never.core.get("plus", plus.version).inline_runs == 0
 
 
-async def test_a_heavy_model_gets_a_session_with_every_cpu(registry, start_executor, model_files):
+async def test_a_heavy_model_running_alone_gets_every_cpu(registry, start_executor, model_files):
     import asyncio
 
     import numpy as np
@@ -254,8 +254,9 @@ async def test_a_heavy_model_gets_a_session_with_every_cpu(registry, start_execu
 
     if auto_intra_op_threads(1) <= auto_intra_op_threads(2):
         pytest.skip("a single usable CPU: there is nothing more to give a heavy model")
-    ex = await start_executor(heavy_run_ms=0.0)  # every measured run counts as heavy
-    light = await start_executor(heavy_run_ms=1e6)
+    # every measured run counts as heavy; no inline runs, so each run goes to a worker thread
+    ex = await start_executor(heavy_run_ms=0.0, inline_run_us=0)
+    light = await start_executor(heavy_run_ms=1e6, inline_run_us=0)
     mv = await registry.client.register("plus", model_files.plus_one)
     x = np.ones((2, 3), np.float32)
     for executor in (ex, light):
@@ -263,13 +264,19 @@ async def test_a_heavy_model_gets_a_session_with_every_cpu(registry, start_execu
         for _ in range(3):
             await executor.client.execute("plus", mv.version, [tensor("X", x)], [])
     heavy = ex.core.get("plus", mv.version)
-    for _ in range(200):  # the session is rebuilt in the background (bounded: 10 s)
-        if heavy.threads == ex.core.heavy_threads:
+    for _ in range(200):  # the wide session is built in the background (bounded: 10 s)
+        if heavy.wide is not None:
             break
         await asyncio.sleep(0.05)
-    assert heavy.threads == ex.core.heavy_threads == auto_intra_op_threads(1) > ex.core.intra_op_threads
-    reply = await ex.client.execute("plus", mv.version, [tensor("X", x)], [])  # the new session answers right
+    assert heavy.wide_threads == ex.core.heavy_threads == auto_intra_op_threads(1) > heavy.threads
+    before = heavy.wide_runs
+    reply = await ex.client.execute("plus", mv.version, [tensor("X", x)], [])  # alone: the wide session
     np.testing.assert_array_equal(np.frombuffer(reply.outputs[0].raw, np.float32).reshape(2, 3), x + 1)
+    assert heavy.wide_runs == before + 1
+    replies = await asyncio.gather(*(ex.client.execute("plus", mv.version, [tensor("X", x * i)], []) for i in range(4)))
+    for i, reply in enumerate(replies):  # concurrent runs: right answers whichever session ran them
+        np.testing.assert_array_equal(np.frombuffer(reply.outputs[0].raw, np.float32).reshape(2, 3), x * i + 1)
     [status] = (await ex.client.status()).models
-    assert status.intra_op_threads == heavy.threads and status.mean_run_us >= 0
-    assert light.core.get("plus", mv.version).threads == light.core.intra_op_threads
+    assert (status.intra_op_threads, status.wide_intra_op_threads) == (heavy.threads, heavy.wide_threads)
+    assert status.wide_runs == heavy.wide_runs
+    assert light.core.get("plus", mv.version).wide is None

@@ -33,6 +33,8 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         executions=m.executions,
         in_flight=m.in_flight,
         intra_op_threads=m.threads,
+        wide_intra_op_threads=m.wide_threads,
+        wide_runs=m.wide_runs,
         mean_run_us=m.mean_run_ns // 1000,
         inline_runs=m.inline_runs,
     )

@@ -73,6 +73,9 @@ class LoadedModel:
     threads: int = 0  # intra-op threads of its session
     path: Path | None = None  # the verified artifact, to rebuild the session
     rethreading: bool = False
+    wide: OnnxModel | None = None  # a heavy model's second session, with every usable CPU
+    wide_threads: int = 0
+    wide_runs: int = 0  # runs that used it (nothing else was running)
 
 
 @dataclass
@@ -195,13 +198,17 @@ class ExecutorCore:
                 # A thread hand-off costs 0.1-0.2 ms, more than such runs: do them here.
                 _run_group(model, runnable)
                 loaded.inline_runs += len(runnable)
+            elif loaded.wide is not None and self.in_flight == len(runnable):
+                # Nothing else runs here: this heavy model's session with every CPU takes them all.
+                loaded.wide_runs += len(runnable)
+                await loop.run_in_executor(self._pool, _run_group, loaded.wide, runnable)
             else:
                 await loop.run_in_executor(self._pool, _run_group, model, runnable)
             first = loaded.executions == 0  # its cold run (lazy allocations) would skew the mean
             for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
                 loaded.mean_run_ns = (loaded.mean_run_ns * 7 + ns) // 8 if loaded.mean_run_ns else ns
-            if loaded.mean_run_ns > self.heavy_run_ns and loaded.threads < self.heavy_threads and not loaded.rethreading:
+            if loaded.mean_run_ns > self.heavy_run_ns and self.heavy_threads > loaded.threads and not loaded.rethreading:
                 self._rethread(loaded)
         finally:
             loaded.in_flight -= len(runnable)
@@ -213,25 +220,26 @@ class ExecutorCore:
         return outcomes
 
     def _rethread(self, loaded: LoadedModel) -> None:
-        """Rebuilds a heavy model's session with every usable CPU, in the background.
+        """Gives a heavy model a second session with every usable CPU, built in the background.
 
-        One thread per run suits light models (concurrent runs fill the cores); a run that
-        takes tens of milliseconds is worth splitting, and would otherwise leave the other cores
-        idle whenever it runs alone. Runs already started keep the old session.
+        One thread per run suits concurrent runs (they fill the cores, and split runs cost ~15 %
+        more CPU here); but a run of tens of milliseconds that runs alone would leave the other
+        cores idle. So a heavy model keeps both sessions (its weights twice in memory) and a run
+        takes the wide one only when nothing else runs on this executor.
         """
         loaded.rethreading = True
 
         async def rebuild() -> None:
             try:
-                model = await asyncio.to_thread(
+                loaded.wide = await asyncio.to_thread(
                     OnnxModel.load, loaded.path, device=self.device, intra_op_threads=self.heavy_threads
                 )
+                loaded.wide_threads = self.heavy_threads
             except MlosError as exc:
                 log.warning("could not give %s v%d more threads: %s", loaded.name, loaded.version, exc.message)
                 return
-            loaded.model, loaded.threads = model, self.heavy_threads
-            log.info("%s v%d runs %.1f ms on average: %d intra-op threads per run from now on",
-                     loaded.name, loaded.version, loaded.mean_run_ns / 1e6, loaded.threads)
+            log.info("%s v%d runs %.1f ms on average: it runs alone on %d intra-op threads from now on",
+                     loaded.name, loaded.version, loaded.mean_run_ns / 1e6, self.heavy_threads)
 
         task = asyncio.get_running_loop().create_task(rebuild())
         self._background.add(task)

@@ -143,7 +143,7 @@ class ExecuteReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "mean_run_us", "inline_runs")
+    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,8 @@ class LoadedModel(_message.Message):
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    WIDE_INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    WIDE_RUNS_FIELD_NUMBER: _ClassVar[int]
     MEAN_RUN_US_FIELD_NUMBER: _ClassVar[int]
     INLINE_RUNS_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
@@ -166,9 +168,11 @@ class LoadedModel(_message.Message):
     executions: int
     in_flight: int
     intra_op_threads: int
+    wide_intra_op_threads: int
+    wide_runs: int
     mean_run_us: int
     inline_runs: int
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
