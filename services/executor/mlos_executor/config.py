@@ -39,7 +39,7 @@ class ExecutorSettings(ServiceSettings):
     unix_link: bool = Field(
         True,
         description="Also serve the Execute stream on an abstract Unix socket, so a scheduler on the "
-        "same host pays ~3x less CPU per hop than over gRPC; the name is in Status.link_socket.",
+        "same host pays 3-5x less CPU per hop than over gRPC; the name is in Status.link_socket.",
     )
     shm_arena_bytes: int = Field(
         256 << 20,

@@ -1,8 +1,8 @@
 """The Execute stream over a Unix socket, for a scheduler on the same host.
 
 The messages are the gRPC contract's own (ExecuteRequest in, ExecuteReply out), each framed as
-a 4-byte little-endian length and the serialized message. A round trip costs ~60 us of CPU
-here against ~190 us for a grpc.aio bidirectional stream (bench/link_cost.py), and the work
+a 4-byte little-endian length and the serialized message. A round trip costs ~60-75 us of CPU
+here against ~190-340 us for a grpc.aio bidirectional stream (bench/link_cost.py), and the work
 stream is the one hop every request pays, so a co-located scheduler uses this; a remote one,
 or one that cannot connect, keeps the gRPC stream.
 

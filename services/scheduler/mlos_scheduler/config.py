@@ -41,7 +41,7 @@ class SchedulerSettings(ServiceSettings):
     executor_link: str = Field(
         "auto",
         pattern="^(auto|grpc)$",
-        description="auto: work goes over a co-located executor's Unix link (~3x less CPU per hop), else "
+        description="auto: work goes over a co-located executor's Unix link (3-5x less CPU per hop), else "
         "its gRPC Execute stream; grpc: always the gRPC stream.",
     )
 
