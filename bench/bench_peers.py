@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds per server")
     p.add_argument("--home", type=Path, help="work folder (default: a temporary one)")
     p.add_argument("--json", type=Path, help="output (default bench/results/bench_peers-*.json)")
+    p.add_argument("--shared-memory", choices=("none", "system"), default="none",
+                   help="perf_analyzer's tensors in system shared memory (servers that support it)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     args.model_list = [m for m in args.models.split(",") if m]
@@ -156,7 +158,8 @@ def measure_server(name: str, args: argparse.Namespace, home: Path, models: list
                 warmup = max(args.warmup_min, args.warmup_per_caller * conc)
                 try:
                     level = pa_client.run_level(server.addr, model.name, data, conc, args.windows,
-                                                args.interval_ms, server.procs, csv_path, warmup)  # fmt: skip
+                                                args.interval_ms, server.procs, csv_path, warmup,
+                                                args.shared_memory)  # fmt: skip
                     measured = {**level.to_json(), "max_batch_size": mbs}
                 except pa_client.PerfAnalyzerError as exc:  # the other rows still count
                     logger.error("%s %s c=%d: %s", name, model.name, conc, exc)

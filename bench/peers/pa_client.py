@@ -68,6 +68,9 @@ def version() -> str | None:
     return text if done.returncode == 0 and "Perf Analyzer" in text else None
 
 
+OUTPUT_SHM_BYTES = 16 << 20  # per output region; the detector's output is 1.6 MB
+
+
 def run_level(
     addr: str,
     model: str,
@@ -78,13 +81,17 @@ def run_level(
     procs: dict[str, list[int]],
     csv_path: Path,
     warmup_requests: int,
+    shared_memory: str = "none",
 ) -> LevelResult:
-    """Run one level; ``procs`` are the server's processes by label (perf_analyzer is added)."""
+    """Run one level; ``procs`` are the server's processes by label (perf_analyzer is added).
+    ``shared_memory`` "system" puts inputs and outputs in POSIX shared memory regions."""
     cmd = [str(SCRIPT), "exec", "-m", model, "-u", addr, "-i", "grpc", "-v",
            "--input-data", str(input_json), "--concurrency-range", f"{concurrency}:{concurrency}",
            "--measurement-interval", str(interval_ms), "--stability-percentage", "999",
            "--max-trials", str(windows), "--warmup-request-count", str(warmup_requests),
            "-f", str(csv_path)]  # fmt: skip
+    if shared_memory != "none":
+        cmd += ["--shared-memory", shared_memory, "--output-shared-memory-size", str(OUTPUT_SHM_BYTES)]
     logger.debug("running %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     watched = {**procs, "perf_analyzer": [proc.pid]}
