@@ -163,3 +163,18 @@ async def test_hostile_frames_close_only_their_connection(registry, start_execut
     assert await ex.client.link.prefer_unix(ex.servicer.link_socket)
     x = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(arrays(await ex.client.link.submit(work("plus", plus, [tensor("X", x)]), 5.0))["Y"], x + 1)
+
+
+async def test_a_broken_unix_link_falls_back_to_grpc(registry, start_executor, model_files):
+    ex = await start_executor()
+    plus = await loaded(registry, ex, "plus", model_files.plus_one)
+    link = ex.client.link
+    assert await link.prefer_unix(ex.servicer.link_socket)
+    x = np.zeros((1, 3), np.float32)
+    arrays(await link.submit(work("plus", plus, [tensor("X", x)]), 5.0))
+    await ex.servicer.close_unix_link()  # e.g. the executor restarted under a new socket name
+    with pytest.raises(Unavailable, match="Unix link|closed the work stream"):
+        await link.submit(work("plus", plus, [tensor("X", x)]), 5.0)
+    assert link.unix_name == ""
+    np.testing.assert_array_equal(arrays(await link.submit(work("plus", plus, [tensor("X", x)]), 5.0))["Y"], x + 1)
+    assert link.streams_opened == 2

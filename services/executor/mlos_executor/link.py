@@ -6,8 +6,10 @@ message (so a batch, or a group of requests of a model without a batch dimension
 hop), and results that finish together come back in one reply.
 
 The stream is a gRPC Execute call, or the same messages over the executor's Unix link when
-`unix_name` is set (a co-located executor; see unix_link.py). It opens on first use. When it breaks, every unfinished piece of work fails with
-Unavailable naming the executor, and the next submit opens a new stream. A piece of work whose
+`unix_name` is set (a co-located executor; see unix_link.py). It opens on first use. When it
+breaks, every unfinished piece of work fails with Unavailable naming the executor, and the next
+submit opens a new stream - over gRPC if the Unix link was the one that broke (a restarted
+executor has a new socket name; the scheduler probes again on its next load). A piece of work whose
 time runs out fails with DeadlineExceeded by its own timer; its late result is dropped.
 
 Shared memory (when constructed with LinkShmSettings; see link_shm for the set-up): each stream
@@ -208,6 +210,8 @@ class WorkLink:
     def _broken(self, call: aio.StreamStreamCall | UnixCall, error: MlosError) -> None:
         if self._call is not call:
             return
+        if isinstance(call, UnixCall):
+            self.unix_name = ""
         self._call = self._sending = None
         self._releases, self._offer = [], None
         if self.shm is not None:

@@ -51,14 +51,16 @@ class RemoteExecutor:
     execution_slots: int = 1
     link_mode: str = "auto"  # "auto": the executor's Unix link when co-located; "grpc": always gRPC
     addr: str = field(init=False)
+    _status_seen: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.addr = self.client.addr
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None:
         await self.client.load(model.name, model.version, model.sha256, timeout_s=timeout_s)
-        if self.execution_slots == 1 or (self.link_mode == "auto" and not self.client.link.unix_name):
+        if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
+            self._status_seen = True
             self.execution_slots = max(1, status.execution_slots)
             if self.link_mode == "auto":
                 await self.client.link.prefer_unix(status.link_socket)
