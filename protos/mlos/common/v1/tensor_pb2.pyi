@@ -41,17 +41,21 @@ class ShmRef(_message.Message):
     def __init__(self, key: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
 
 class ModelServingConfig(_message.Message):
-    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority")
+    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority", "priority_levels", "preferred_batch_sizes")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DELAY_US_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TIMEOUT_US_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    PREFERRED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_queue_delay_us: int
     instance_count: int
     device: str
     default_timeout_us: int
     default_priority: int
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ...) -> None: ...
+    priority_levels: int
+    preferred_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ..., priority_levels: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...

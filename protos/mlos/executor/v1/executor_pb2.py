@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mlos.common.v1 import tensor_pb2 as mlos_dot_common_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlos/executor/v1/executor.proto\x12\x10mlos.executor.v1\x1a\x1bmlos/common/v1/tensor.proto\")\n\x08ModelKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x81\x01\n\x10LoadModelRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x32\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\"A\n\x11LoadModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x1d.mlos.executor.v1.LoadedModel\"?\n\x12UnloadModelRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"~\n\x13\x45xecuteBatchRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12&\n\x06inputs\x18\x02 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x14\n\x0coutput_names\x18\x03 \x03(\t\"S\n\x14\x45xecuteBatchResponse\x12\'\n\x07outputs\x18\x01 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x12\n\ncompute_ns\x18\x02 \x01(\x04\"\xcd\x02\n\x04Work\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05model\x18\x02 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12&\n\x06inputs\x18\x03 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x14\n\x0coutput_names\x18\x04 \x03(\t\x12\x12\n\ntimeout_us\x18\x05 \x01(\x04\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12\x41\n\x0eoutput_windows\x18\x07 \x03(\x0b\x32).mlos.executor.v1.Work.OutputWindowsEntry\x12\x16\n\x0eoutputs_by_shm\x18\x08 \x01(\x08\x1aL\n\x12OutputWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef:\x02\x38\x01\"V\n\tLinkOffer\x12%\n\x05\x61rena\x18\x01 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\x11\n\tmin_bytes\x18\x03 \x01(\x04\"s\n\x0e\x45xecuteRequest\x12$\n\x04work\x18\x01 \x03(\x0b\x32\x16.mlos.executor.v1.Work\x12*\n\x05offer\x18\x02 \x01(\x0b\x32\x1b.mlos.executor.v1.LinkOffer\x12\x0f\n\x07release\x18\x03 \x03(\x04\"b\n\nLinkAnswer\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12%\n\x05\x61rena\x18\x03 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x80\x01\n\nWorkResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x07outputs\x18\x02 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x12\n\ncompute_ns\x18\x03 \x01(\x04\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"k\n\x0c\x45xecuteReply\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.mlos.executor.v1.WorkResult\x12,\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x1c.mlos.executor.v1.LinkAnswer\"\xf3\x02\n\x0bLoadedModel\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x11\n\tproviders\x18\x04 \x03(\t\x12*\n\x06inputs\x18\x05 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12+\n\x07outputs\x18\x06 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12\x0f\n\x07load_ms\x18\x07 \x01(\x04\x12\x12\n\nexecutions\x18\x08 \x01(\x04\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x18\n\x10intra_op_threads\x18\n \x01(\r\x12\x1d\n\x15wide_intra_op_threads\x18\r \x01(\r\x12\x11\n\twide_runs\x18\x0e \x01(\x04\x12\x13\n\x0bmean_run_us\x18\x0b \x01(\x04\x12\x13\n\x0binline_runs\x18\x0c \x01(\x04\"\x0f\n\rStatusRequest\"\x87\x02\n\x0eStatusResponse\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x14\n\x0cruntime_mode\x18\x02 \x01(\t\x12\x1b\n\x13\x61vailable_providers\x18\x03 \x03(\t\x12-\n\x06models\x18\x04 \x03(\x0b\x32\x1d.mlos.executor.v1.LoadedModel\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x18\n\x10intra_op_threads\x18\x06 \x01(\r\x12\x17\n\x0f\x65xecution_slots\x18\x07 \x01(\r\x12\x13\n\x0blink_socket\x18\x14 \x01(\t\x12\x0f\n\x07host_id\x18\x08 \x01(\t\x12\x12\n\nshm_usable\x18\t \x01(\x08\x32\xc3\x03\n\x08\x45xecutor\x12V\n\tLoadModel\x12\".mlos.executor.v1.LoadModelRequest\x1a#.mlos.executor.v1.LoadModelResponse\"\x00\x12\\\n\x0bUnloadModel\x12$.mlos.executor.v1.UnloadModelRequest\x1a%.mlos.executor.v1.UnloadModelResponse\"\x00\x12_\n\x0c\x45xecuteBatch\x12%.mlos.executor.v1.ExecuteBatchRequest\x1a&.mlos.executor.v1.ExecuteBatchResponse\"\x00\x12Q\n\x07\x45xecute\x12 .mlos.executor.v1.ExecuteRequest\x1a\x1e.mlos.executor.v1.ExecuteReply\"\x00(\x01\x30\x01\x12M\n\x06Status\x12\x1f.mlos.executor.v1.StatusRequest\x1a .mlos.executor.v1.StatusResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlos/executor/v1/executor.proto\x12\x10mlos.executor.v1\x1a\x1bmlos/common/v1/tensor.proto\")\n\x08ModelKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x81\x01\n\x10LoadModelRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x32\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\"q\n\x11LoadModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x1d.mlos.executor.v1.LoadedModel\x12.\n\x06warmup\x18\x02 \x03(\x0b\x32\x1e.mlos.executor.v1.WarmupTiming\"Q\n\x0cWarmupTiming\x12\x12\n\nbatch_size\x18\x01 \x01(\r\x12\x0c\n\x04runs\x18\x02 \x01(\r\x12\x0f\n\x07mean_ms\x18\x03 \x01(\x01\x12\x0e\n\x06max_ms\x18\x04 \x01(\x01\"?\n\x12UnloadModelRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\"\'\n\x13UnloadModelResponse\x12\x10\n\x08unloaded\x18\x01 \x01(\x08\"~\n\x13\x45xecuteBatchRequest\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12&\n\x06inputs\x18\x02 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x14\n\x0coutput_names\x18\x03 \x03(\t\"S\n\x14\x45xecuteBatchResponse\x12\'\n\x07outputs\x18\x01 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x12\n\ncompute_ns\x18\x02 \x01(\x04\"\xcd\x02\n\x04Work\x12\n\n\x02id\x18\x01 \x01(\x04\x12)\n\x05model\x18\x02 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12&\n\x06inputs\x18\x03 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x14\n\x0coutput_names\x18\x04 \x03(\t\x12\x12\n\ntimeout_us\x18\x05 \x01(\x04\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12\x41\n\x0eoutput_windows\x18\x07 \x03(\x0b\x32).mlos.executor.v1.Work.OutputWindowsEntry\x12\x16\n\x0eoutputs_by_shm\x18\x08 \x01(\x08\x1aL\n\x12OutputWindowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef:\x02\x38\x01\"V\n\tLinkOffer\x12%\n\x05\x61rena\x18\x01 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\x11\n\tmin_bytes\x18\x03 \x01(\x04\"s\n\x0e\x45xecuteRequest\x12$\n\x04work\x18\x01 \x03(\x0b\x32\x16.mlos.executor.v1.Work\x12*\n\x05offer\x18\x02 \x01(\x0b\x32\x1b.mlos.executor.v1.LinkOffer\x12\x0f\n\x07release\x18\x03 \x03(\x04\"b\n\nLinkAnswer\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12%\n\x05\x61rena\x18\x03 \x01(\x0b\x32\x16.mlos.common.v1.ShmRef\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x80\x01\n\nWorkResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x07outputs\x18\x02 \x03(\x0b\x32\x16.mlos.common.v1.Tensor\x12\x12\n\ncompute_ns\x18\x03 \x01(\x04\x12\x12\n\nerror_code\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\"k\n\x0c\x45xecuteReply\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.mlos.executor.v1.WorkResult\x12,\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x1c.mlos.executor.v1.LinkAnswer\"\xf3\x02\n\x0bLoadedModel\x12)\n\x05model\x18\x01 \x01(\x0b\x32\x1a.mlos.executor.v1.ModelKey\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0f\n\x07runtime\x18\x03 \x01(\t\x12\x11\n\tproviders\x18\x04 \x03(\t\x12*\n\x06inputs\x18\x05 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12+\n\x07outputs\x18\x06 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12\x0f\n\x07load_ms\x18\x07 \x01(\x04\x12\x12\n\nexecutions\x18\x08 \x01(\x04\x12\x11\n\tin_flight\x18\t \x01(\r\x12\x18\n\x10intra_op_threads\x18\n \x01(\r\x12\x1d\n\x15wide_intra_op_threads\x18\r \x01(\r\x12\x11\n\twide_runs\x18\x0e \x01(\x04\x12\x13\n\x0bmean_run_us\x18\x0b \x01(\x04\x12\x13\n\x0binline_runs\x18\x0c \x01(\x04\"\x0f\n\rStatusRequest\"\x87\x02\n\x0eStatusResponse\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x14\n\x0cruntime_mode\x18\x02 \x01(\t\x12\x1b\n\x13\x61vailable_providers\x18\x03 \x03(\t\x12-\n\x06models\x18\x04 \x03(\x0b\x32\x1d.mlos.executor.v1.LoadedModel\x12\x11\n\tin_flight\x18\x05 \x01(\r\x12\x18\n\x10intra_op_threads\x18\x06 \x01(\r\x12\x17\n\x0f\x65xecution_slots\x18\x07 \x01(\r\x12\x13\n\x0blink_socket\x18\x14 \x01(\t\x12\x0f\n\x07host_id\x18\x08 \x01(\t\x12\x12\n\nshm_usable\x18\t \x01(\x08\x32\xc3\x03\n\x08\x45xecutor\x12V\n\tLoadModel\x12\".mlos.executor.v1.LoadModelRequest\x1a#.mlos.executor.v1.LoadModelResponse\"\x00\x12\\\n\x0bUnloadModel\x12$.mlos.executor.v1.UnloadModelRequest\x1a%.mlos.executor.v1.UnloadModelResponse\"\x00\x12_\n\x0c\x45xecuteBatch\x12%.mlos.executor.v1.ExecuteBatchRequest\x1a&.mlos.executor.v1.ExecuteBatchResponse\"\x00\x12Q\n\x07\x45xecute\x12 .mlos.executor.v1.ExecuteRequest\x1a\x1e.mlos.executor.v1.ExecuteReply\"\x00(\x01\x30\x01\x12M\n\x06Status\x12\x1f.mlos.executor.v1.StatusRequest\x1a .mlos.executor.v1.StatusResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,35 +39,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADMODELREQUEST']._serialized_start=126
   _globals['_LOADMODELREQUEST']._serialized_end=255
   _globals['_LOADMODELRESPONSE']._serialized_start=257
-  _globals['_LOADMODELRESPONSE']._serialized_end=322
-  _globals['_UNLOADMODELREQUEST']._serialized_start=324
-  _globals['_UNLOADMODELREQUEST']._serialized_end=387
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=389
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=428
-  _globals['_EXECUTEBATCHREQUEST']._serialized_start=430
-  _globals['_EXECUTEBATCHREQUEST']._serialized_end=556
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=558
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=641
-  _globals['_WORK']._serialized_start=644
-  _globals['_WORK']._serialized_end=977
-  _globals['_WORK_OUTPUTWINDOWSENTRY']._serialized_start=901
-  _globals['_WORK_OUTPUTWINDOWSENTRY']._serialized_end=977
-  _globals['_LINKOFFER']._serialized_start=979
-  _globals['_LINKOFFER']._serialized_end=1065
-  _globals['_EXECUTEREQUEST']._serialized_start=1067
-  _globals['_EXECUTEREQUEST']._serialized_end=1182
-  _globals['_LINKANSWER']._serialized_start=1184
-  _globals['_LINKANSWER']._serialized_end=1282
-  _globals['_WORKRESULT']._serialized_start=1285
-  _globals['_WORKRESULT']._serialized_end=1413
-  _globals['_EXECUTEREPLY']._serialized_start=1415
-  _globals['_EXECUTEREPLY']._serialized_end=1522
-  _globals['_LOADEDMODEL']._serialized_start=1525
-  _globals['_LOADEDMODEL']._serialized_end=1896
-  _globals['_STATUSREQUEST']._serialized_start=1898
-  _globals['_STATUSREQUEST']._serialized_end=1913
-  _globals['_STATUSRESPONSE']._serialized_start=1916
-  _globals['_STATUSRESPONSE']._serialized_end=2179
-  _globals['_EXECUTOR']._serialized_start=2182
-  _globals['_EXECUTOR']._serialized_end=2633
+  _globals['_LOADMODELRESPONSE']._serialized_end=370
+  _globals['_WARMUPTIMING']._serialized_start=372
+  _globals['_WARMUPTIMING']._serialized_end=453
+  _globals['_UNLOADMODELREQUEST']._serialized_start=455
+  _globals['_UNLOADMODELREQUEST']._serialized_end=518
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=520
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=559
+  _globals['_EXECUTEBATCHREQUEST']._serialized_start=561
+  _globals['_EXECUTEBATCHREQUEST']._serialized_end=687
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=689
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=772
+  _globals['_WORK']._serialized_start=775
+  _globals['_WORK']._serialized_end=1108
+  _globals['_WORK_OUTPUTWINDOWSENTRY']._serialized_start=1032
+  _globals['_WORK_OUTPUTWINDOWSENTRY']._serialized_end=1108
+  _globals['_LINKOFFER']._serialized_start=1110
+  _globals['_LINKOFFER']._serialized_end=1196
+  _globals['_EXECUTEREQUEST']._serialized_start=1198
+  _globals['_EXECUTEREQUEST']._serialized_end=1313
+  _globals['_LINKANSWER']._serialized_start=1315
+  _globals['_LINKANSWER']._serialized_end=1413
+  _globals['_WORKRESULT']._serialized_start=1416
+  _globals['_WORKRESULT']._serialized_end=1544
+  _globals['_EXECUTEREPLY']._serialized_start=1546
+  _globals['_EXECUTEREPLY']._serialized_end=1653
+  _globals['_LOADEDMODEL']._serialized_start=1656
+  _globals['_LOADEDMODEL']._serialized_end=2027
+  _globals['_STATUSREQUEST']._serialized_start=2029
+  _globals['_STATUSREQUEST']._serialized_end=2044
+  _globals['_STATUSRESPONSE']._serialized_start=2047
+  _globals['_STATUSRESPONSE']._serialized_end=2310
+  _globals['_EXECUTOR']._serialized_start=2313
+  _globals['_EXECUTOR']._serialized_end=2764
 # @@protoc_insertion_point(module_scope)

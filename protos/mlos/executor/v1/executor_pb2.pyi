@@ -26,10 +26,24 @@ class LoadModelRequest(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ...) -> None: ...
 
 class LoadModelResponse(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "warmup")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_FIELD_NUMBER: _ClassVar[int]
     model: LoadedModel
-    def __init__(self, model: _Optional[_Union[LoadedModel, _Mapping]] = ...) -> None: ...
+    warmup: _containers.RepeatedCompositeFieldContainer[WarmupTiming]
+    def __init__(self, model: _Optional[_Union[LoadedModel, _Mapping]] = ..., warmup: _Optional[_Iterable[_Union[WarmupTiming, _Mapping]]] = ...) -> None: ...
+
+class WarmupTiming(_message.Message):
+    __slots__ = ("batch_size", "runs", "mean_ms", "max_ms")
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    runs: int
+    mean_ms: float
+    max_ms: float
+    def __init__(self, batch_size: _Optional[int] = ..., runs: _Optional[int] = ..., mean_ms: _Optional[float] = ..., max_ms: _Optional[float] = ...) -> None: ...
 
 class UnloadModelRequest(_message.Message):
     __slots__ = ("model",)

@@ -73,3 +73,43 @@ class LatencySummaryResponse(_message.Message):
     SUMMARIES_FIELD_NUMBER: _ClassVar[int]
     summaries: _containers.RepeatedCompositeFieldContainer[LatencySummary]
     def __init__(self, summaries: _Optional[_Iterable[_Union[LatencySummary, _Mapping]]] = ...) -> None: ...
+
+class WatchLatencyProfilesRequest(_message.Message):
+    __slots__ = ("model_name", "interval_ms")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    interval_ms: int
+    def __init__(self, model_name: _Optional[str] = ..., interval_ms: _Optional[int] = ...) -> None: ...
+
+class LatencyProfile(_message.Message):
+    __slots__ = ("model_name", "model_version", "batch_size", "count", "mean_ms", "std_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MS_FIELD_NUMBER: _ClassVar[int]
+    STD_MS_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    model_version: int
+    batch_size: int
+    count: int
+    mean_ms: float
+    std_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., batch_size: _Optional[int] = ..., count: _Optional[int] = ..., mean_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p95_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ..., max_ms: _Optional[float] = ...) -> None: ...
+
+class LatencyProfiles(_message.Message):
+    __slots__ = ("profiles", "snapshot")
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[LatencyProfile]
+    snapshot: bool
+    def __init__(self, profiles: _Optional[_Iterable[_Union[LatencyProfile, _Mapping]]] = ..., snapshot: _Optional[bool] = ...) -> None: ...

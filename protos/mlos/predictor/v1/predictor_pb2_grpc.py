@@ -44,6 +44,11 @@ class PredictorStub:
                 request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryRequest.SerializeToString,
                 response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryResponse.FromString,
                 _registered_method=True)
+        self.WatchLatencyProfiles = channel.unary_stream(
+                '/mlos.predictor.v1.Predictor/WatchLatencyProfiles',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.FromString,
+                _registered_method=True)
 
 
 class PredictorServicer:
@@ -63,6 +68,15 @@ class PredictorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchLatencyProfiles(self, request, context):
+        """Execution-time profiles per model version and batch size: a snapshot of every profile first,
+        then each profile again whenever it changed (at most every `interval_ms`). Schedulers keep
+        a local replica, so a deadline prediction never calls the predictor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PredictorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +89,11 @@ def add_PredictorServicer_to_server(servicer, server):
                     servicer.GetLatencySummary,
                     request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryRequest.FromString,
                     response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryResponse.SerializeToString,
+            ),
+            'WatchLatencyProfiles': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchLatencyProfiles,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +150,33 @@ class Predictor:
             '/mlos.predictor.v1.Predictor/GetLatencySummary',
             mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryRequest.SerializeToString,
             mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencySummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchLatencyProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/WatchLatencyProfiles',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlos/scheduler/v1/scheduler.proto\x12\x11mlos.scheduler.v1\"*\n\x14GetQueueStatsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xd3\x01\n\nQueueStats\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\r\x12\x19\n\x11in_flight_batches\x18\x04 \x01(\r\x12\x10\n\x08requests\x18\x05 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x06 \x01(\x04\x12\x17\n\x0fmean_batch_size\x18\x07 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\x12\x1a\n\x12max_queue_delay_us\x18\t \x01(\x04\"F\n\x15GetQueueStatsResponse\x12-\n\x06queues\x18\x01 \x03(\x0b\x32\x1d.mlos.scheduler.v1.QueueStats2v\n\x0eSchedulerAdmin\x12\x64\n\rGetQueueStats\x12\'.mlos.scheduler.v1.GetQueueStatsRequest\x1a(.mlos.scheduler.v1.GetQueueStatsResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlos/scheduler/v1/scheduler.proto\x12\x11mlos.scheduler.v1\"*\n\x14GetQueueStatsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xa1\x02\n\nQueueStats\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\r\x12\x19\n\x11in_flight_batches\x18\x04 \x01(\r\x12\x10\n\x08requests\x18\x05 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x06 \x01(\x04\x12\x17\n\x0fmean_batch_size\x18\x07 \x01(\x01\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\r\x12\x1a\n\x12max_queue_delay_us\x18\t \x01(\x04\x12\x11\n\twindow_us\x18\n \x01(\x01\x12\x16\n\x0ewindow_changes\x18\x0b \x01(\x04\x12\x11\n\tfast_path\x18\x0c \x01(\x04\x12\x0e\n\x06policy\x18\r \x01(\t\"F\n\x15GetQueueStatsResponse\x12-\n\x06queues\x18\x01 \x03(\x0b\x32\x1d.mlos.scheduler.v1.QueueStats\"}\n\x16PredictDeadlineRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\r\x12\x12\n\ntimeout_us\x18\x04 \x01(\x04\x12\x12\n\nbatch_rows\x18\x05 \x01(\r\"\x88\x02\n\x17PredictDeadlineResponse\x12\x1f\n\x17predicted_completion_ms\x18\x01 \x01(\x01\x12\x18\n\x10miss_probability\x18\x02 \x01(\x01\x12\x10\n\x08slack_ms\x18\x03 \x01(\x01\x12\x16\n\x0eshould_preempt\x18\x04 \x01(\x08\x12\x12\n\nallowed_ms\x18\x05 \x01(\x01\x12\x10\n\x08queue_ms\x18\x06 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x07 \x01(\x01\x12\x12\n\nnetwork_ms\x18\x08 \x01(\x01\x12\x14\n\x0cqueued_ahead\x18\t \x01(\r\x12\r\n\x05\x62\x61sis\x18\n \x01(\t\x12\x13\n\x0bwould_admit\x18\x0b \x01(\x08\".\n\x18GetAdmissionStatsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\x82\x01\n\x0eReliabilityBin\x12\x15\n\rpredicted_low\x18\x01 \x01(\x01\x12\x16\n\x0epredicted_high\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\x12\x16\n\x0emean_predicted\x18\x04 \x01(\x01\x12\x1a\n\x12observed_miss_rate\x18\x05 \x01(\x01\"\x9f\x02\n\x0e\x41\x64missionStats\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x10\n\x08priority\x18\x03 \x01(\r\x12\x10\n\x08\x61\x64mitted\x18\x04 \x01(\x04\x12\x1a\n\x12rejected_predicted\x18\x05 \x01(\x04\x12\x16\n\x0e\x65xpired_queued\x18\x06 \x01(\x04\x12\x0b\n\x03met\x18\x07 \x01(\x04\x12\x0e\n\x06missed\x18\x08 \x01(\x04\x12\x11\n\tcancelled\x18\t \x01(\x04\x12\r\n\x05\x62rier\x18\n \x01(\x01\x12\x13\n\x0b\x62rier_count\x18\x0b \x01(\x04\x12\x36\n\x0breliability\x18\x0c \x03(\x0b\x32!.mlos.scheduler.v1.ReliabilityBin\"M\n\x19GetAdmissionStatsResponse\x12\x30\n\x05stats\x18\x01 \x03(\x0b\x32!.mlos.scheduler.v1.AdmissionStats2\xd4\x02\n\x0eSchedulerAdmin\x12\x64\n\rGetQueueStats\x12\'.mlos.scheduler.v1.GetQueueStatsRequest\x1a(.mlos.scheduler.v1.GetQueueStatsResponse\"\x00\x12j\n\x0fPredictDeadline\x12).mlos.scheduler.v1.PredictDeadlineRequest\x1a*.mlos.scheduler.v1.PredictDeadlineResponse\"\x00\x12p\n\x11GetAdmissionStats\x12+.mlos.scheduler.v1.GetAdmissionStatsRequest\x1a,.mlos.scheduler.v1.GetAdmissionStatsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETQUEUESTATSREQUEST']._serialized_start=56
   _globals['_GETQUEUESTATSREQUEST']._serialized_end=98
   _globals['_QUEUESTATS']._serialized_start=101
-  _globals['_QUEUESTATS']._serialized_end=312
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=314
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=384
-  _globals['_SCHEDULERADMIN']._serialized_start=386
-  _globals['_SCHEDULERADMIN']._serialized_end=504
+  _globals['_QUEUESTATS']._serialized_end=390
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=392
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=462
+  _globals['_PREDICTDEADLINEREQUEST']._serialized_start=464
+  _globals['_PREDICTDEADLINEREQUEST']._serialized_end=589
+  _globals['_PREDICTDEADLINERESPONSE']._serialized_start=592
+  _globals['_PREDICTDEADLINERESPONSE']._serialized_end=856
+  _globals['_GETADMISSIONSTATSREQUEST']._serialized_start=858
+  _globals['_GETADMISSIONSTATSREQUEST']._serialized_end=904
+  _globals['_RELIABILITYBIN']._serialized_start=907
+  _globals['_RELIABILITYBIN']._serialized_end=1037
+  _globals['_ADMISSIONSTATS']._serialized_start=1040
+  _globals['_ADMISSIONSTATS']._serialized_end=1327
+  _globals['_GETADMISSIONSTATSRESPONSE']._serialized_start=1329
+  _globals['_GETADMISSIONSTATSRESPONSE']._serialized_end=1406
+  _globals['_SCHEDULERADMIN']._serialized_start=1409
+  _globals['_SCHEDULERADMIN']._serialized_end=1749
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,16 @@ class SchedulerAdminStub:
                 request_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsResponse.FromString,
                 _registered_method=True)
+        self.PredictDeadline = channel.unary_unary(
+                '/mlos.scheduler.v1.SchedulerAdmin/PredictDeadline',
+                request_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineRequest.SerializeToString,
+                response_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineResponse.FromString,
+                _registered_method=True)
+        self.GetAdmissionStats = channel.unary_unary(
+                '/mlos.scheduler.v1.SchedulerAdmin/GetAdmissionStats',
+                request_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsRequest.SerializeToString,
+                response_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerAdminServicer:
@@ -51,6 +61,21 @@ class SchedulerAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PredictDeadline(self, request, context):
+        """What would happen to a request sent now: predicted completion, miss probability, slack and
+        whether it should preempt (seed 000's MLOS_DEADLINE_PREDICT). Queues nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAdmissionStats(self, request, context):
+        """Admission decisions and how well the miss predictions matched outcomes, per model and priority.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +83,16 @@ def add_SchedulerAdminServicer_to_server(servicer, server):
                     servicer.GetQueueStats,
                     request_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'PredictDeadline': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictDeadline,
+                    request_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineRequest.FromString,
+                    response_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineResponse.SerializeToString,
+            ),
+            'GetAdmissionStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAdmissionStats,
+                    request_deserializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsRequest.FromString,
+                    response_serializer=mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +122,60 @@ class SchedulerAdmin:
             '/mlos.scheduler.v1.SchedulerAdmin/GetQueueStats',
             mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsRequest.SerializeToString,
             mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictDeadline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.scheduler.v1.SchedulerAdmin/PredictDeadline',
+            mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineRequest.SerializeToString,
+            mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.PredictDeadlineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAdmissionStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.scheduler.v1.SchedulerAdmin/GetAdmissionStats',
+            mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsRequest.SerializeToString,
+            mlos_dot_scheduler_dot_v1_dot_scheduler__pb2.GetAdmissionStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
