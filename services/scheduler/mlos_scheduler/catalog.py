@@ -22,6 +22,9 @@ def model_info(mv: ModelVersion) -> ModelInfo:
         instance_count=c.instance_count,
         device=c.device or "auto",
         default_timeout_us=c.default_timeout_us,
+        default_priority=c.default_priority,
+        priority_levels=c.priority_levels,
+        preferred_batch_sizes=tuple(c.preferred_batch_sizes),
     )
 
 

@@ -27,6 +27,32 @@ class SchedulerSettings(ServiceSettings):
         "bigger batches while the runtime is busy; raise it for executors with several devices.",
     )
 
+    policy: Literal["deadline", "fifo"] = Field(
+        "deadline",
+        description="deadline: queues ordered by priority then earliest deadline, misses predicted and refused "
+        "at admission; fifo: arrival order, no prediction (the naive baseline the SLO benchmark compares with).",
+    )
+    preset: Literal["low-latency", "balanced", "throughput"] = Field(
+        "balanced",
+        description="Batching window preset: low-latency halves seed 004's windows, throughput doubles them.",
+    )
+    window_low_us: float = Field(0.0, ge=0, description="Batching window at low queue depth; 0 = the preset's.")
+    window_medium_us: float = Field(0.0, ge=0, description="Window at medium queue depth; 0 = the preset's.")
+    window_high_us: float = Field(0.0, ge=0, description="Window at high queue depth; 0 = the preset's.")
+    predict: bool = Field(
+        True, description="Predict deadline misses and refuse requests predicted to miss (policy deadline only)."
+    )
+    miss_threshold: float = Field(
+        0.5, gt=0, le=1, description="Refuse a request (not best-effort) whose predicted miss probability exceeds this."
+    )
+    priority_levels: int = Field(3, ge=1, le=64, description="Priority levels of a model whose config sets none.")
+    aging_ms: float = Field(
+        100.0,
+        gt=0,
+        description="Starvation guard: a queued request rises one priority level for every aging_ms it has waited.",
+    )
+    predictor_addr: str = Field("", description="Predictor to subscribe to for latency profiles; empty = none.")
+
     startup_models: str = Field(
         "",
         description="Comma-separated models the scheduler loads at start; ServerReady and health stay "

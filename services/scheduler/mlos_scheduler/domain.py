@@ -23,6 +23,9 @@ class ModelInfo:
     device: str
     default_timeout_us: int = 0
     platform: str = "onnxruntime_onnx"
+    default_priority: int = 0                       # 0 = none (the lowest level); 1 = highest
+    priority_levels: int = 0                        # 0 = the scheduler's default
+    preferred_batch_sizes: tuple[int, ...] = ()     # empty = max_batch_size
 
 
 @dataclass(slots=True)
@@ -43,8 +46,9 @@ class InferRequest:
     id: str
     inputs: list[Tensor]
     outputs: list[str]                # requested outputs; empty = all
-    priority: int = 0
+    priority: int = 0                 # Triton "priority" parameter: 1 = highest, 0 = the model's default
     timeout_us: int = 0               # Triton "timeout" parameter
+    best_effort: bool = False         # "best_effort" parameter: never refused for a predicted miss
     deadline: float | None = None     # loop time by which the answer is useless
     rows: int = 1                     # batch rows this request contributes (set on admission)
     output_windows: dict[str, ShmSpan] = field(default_factory=dict)  # outputs the client placed in shm
