@@ -21,6 +21,8 @@ def config_from_pb(pb: tensor_pb2.ModelServingConfig) -> ServingConfig:
         device=pb.device,
         default_timeout_us=pb.default_timeout_us,
         default_priority=pb.default_priority,
+        priority_levels=pb.priority_levels,
+        preferred_batch_sizes=tuple(pb.preferred_batch_sizes),
     )
 
 

@@ -60,6 +60,9 @@ def _validate_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
+MAX_PRIORITY_LEVELS = 64
+
+
 def _validate_config(config: ServingConfig, sig: signature.Signature, name: str) -> None:
     if config.max_batch_size < 0:
         raise InvalidArgument(f"max_batch_size must be >= 0, got {config.max_batch_size}")
@@ -69,6 +72,18 @@ def _validate_config(config: ServingConfig, sig: signature.Signature, name: str)
             f"model {name!r} cannot batch: tensor {fixed.name!r} has shape {list(fixed.shape)} (its first "
             "dimension is not variable); leave max_batch_size at 0"
         )
+    if config.priority_levels > MAX_PRIORITY_LEVELS:
+        raise InvalidArgument(f"priority_levels must be at most {MAX_PRIORITY_LEVELS}, got {config.priority_levels}")
+    if config.priority_levels and config.default_priority > config.priority_levels:
+        raise InvalidArgument(
+            f"default_priority {config.default_priority} is outside the model's {config.priority_levels} "
+            "priority levels (1 = highest)"
+        )
+    for size in config.preferred_batch_sizes:
+        if size < 1 or (config.max_batch_size and size > config.max_batch_size):
+            raise InvalidArgument(
+                f"preferred batch size {size} must be between 1 and max_batch_size {config.max_batch_size}"
+            )
     device = config.device
     if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
         raise InvalidArgument(f"device {device!r} is not one of {', '.join(DEVICES)} or cuda:<index>")

@@ -19,6 +19,11 @@ class ServingConfig:
     device: str = ""
     default_timeout_us: int = 0
     default_priority: int = 0
+    priority_levels: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preferred_batch_sizes", tuple(self.preferred_batch_sizes))  # JSON gives a list
 
     def overridden_by(self, other: ServingConfig | None) -> ServingConfig:
         """This config with every field that `other` sets (non-zero, non-empty) taken from it."""
@@ -27,7 +32,7 @@ class ServingConfig:
         changes = {
             name: getattr(other, name)
             for name in self.__dataclass_fields__
-            if getattr(other, name) not in (0, "")
+            if getattr(other, name) not in (0, "", ())
         }
         return replace(self, **changes)
 
