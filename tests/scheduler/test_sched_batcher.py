@@ -15,6 +15,7 @@ from mlos_scheduler.batcher import DynamicBatcher
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
 from mlos_scheduler.errors import BatchMismatch, QueueFull
 from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.window import AdaptiveWindow
 
 
 def model(max_batch_size: int = 8, delay_us: int = 0) -> ModelInfo:
@@ -285,7 +286,7 @@ async def test_heavy_models_get_every_execution_slot(heavy: bool) -> None:
     rec = Recorder()
     # heavy_batch_s of 0 s: any measured batch counts as heavy; 1 h: none does
     b = DynamicBatcher(model(), rec, max_queue_size=16, slots=1, heavy_slots=2,
-                       heavy_batch_s=0.0 if heavy else 3600.0)
+                       heavy_batch_s=0.0 if heavy else 3600.0, window=AdaptiveWindow((0.0, 0.0, 0.0)))
     assert b.slots_now == 1  # nothing measured yet
     await b.submit(req("warm"))
     assert b.batch_s_avg > 0

@@ -1,50 +1,56 @@
-"""Dynamic batching for one model version.
+"""Deadline-aware dynamic batching for one model version: `submit`, `predict`, `stats`, `close`.
 
-Event-driven (no polling task): a submit or a finished batch "pumps" the queue. When an
-execution slot is free the queued requests that fit together are merged along the first
-dimension and dispatched at once (the fast path: an idle model never waits). Under load,
-requests that arrive while every slot is busy accumulate and leave as one batch when a slot
-frees. `max_queue_delay_us` > 0 additionally lets a partial batch wait that long for company
-while another batch is running.
+Event-driven (no polling task): a submit, a finished batch or a window timer "pumps" the queue.
 
-Slots adapt to the model's weight: `slots` batches may be in flight, or `heavy_slots` once a
-batch takes longer than `heavy_batch_s` on average (moving average of the measured batch time).
-One slot lets a light model's requests gather into bigger batches while the executor is busy;
-a heavy model gains more from keeping every execution slot of the executor busy, and its run
-time dwarfs what smaller batches cost.
+Order. The queue policy (queues.py) decides who leaves next: `deadline` = priority levels of
+earliest-deadline-first heaps with aging; `fifo` = arrival order (the naive baseline).
 
-A queued request whose deadline passes is failed by its own timer, not when it reaches the
-front (the gap in Triton #7512), and is never sent to an executor.
+Admission (policy deadline, `predict` on, request with a deadline). Before queuing, predict.py
+predicts its completion from the work ahead of it, the batch it will join (execution times from
+the profile replica) and the measured link share. Predicted to miss with probability above
+`miss_threshold` -> refused at once with DEADLINE_EXCEEDED saying predicted vs allowed time,
+unless the request is best-effort. Admitted requests get a timer at their *latest start*
+(deadline - predicted execution - link share): still queued then, they fail at once (they can
+no longer make it) instead of when they reach the front. Under fifo the timer is the deadline.
 
-This is the small interface the deadline-aware scheduler will replace: `submit`, `stats`, `close`.
+Batch formation. When a slot is free: an idle model (nothing running, nothing else queued)
+dispatches at once (the fast path). Otherwise a partial batch waits for company until its
+oldest request has waited the window (window.py: adaptive on queue depth, or the model's own
+max_queue_delay_us), never past the tightest queued deadline's latest start, and leaves at
+once when the queued rows reach the target (a preferred batch size, else max_batch_size).
+Requests merge only when every input agrees beyond the first dimension. A request whose
+deadline has passed is never sent (no late start); one a client cancels leaves the queue at once.
+
+Slots: `slots` batches may be in flight, or `heavy_slots` once a batch takes longer than
+`heavy_batch_s` on average (a heavy model gains from every execution slot of its executors).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable
 
-from mlos_common.errors import DeadlineExceeded, InvalidArgument, MlosError, Unavailable
+from mlos_common.errors import DeadlineExceeded, Internal, InvalidArgument, MlosError, Unavailable
+from mlos_scheduler.admission import AdmissionBook
+from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import QueueFull
+from mlos_scheduler.predict import Prediction, QueueView, predict
+from mlos_scheduler.profiles import ExecEstimate
+from mlos_scheduler.queues import Entry, make_queue
+from mlos_scheduler.window import AdaptiveWindow
 
 log = logging.getLogger(__name__)
 
 # Runs a batch: one result per request, in order, or the error that request failed with alone.
 # Raising fails every request of the batch.
 BatchRunner = Callable[[ModelInfo, list[InferRequest], float | None], Awaitable[list[InferResult | MlosError]]]
+Estimator = Callable[[int], ExecEstimate]  # rows -> execution time of one batch
 
 SCAN_LIMIT = 64  # queued requests examined when looking for batch partners
 GROUP_LIMIT = 16  # requests of a model without a batch dimension dispatched together
-
-
-class Batcher(Protocol):
-    async def submit(self, request: InferRequest) -> InferResult: ...
-    def stats(self) -> "BatcherStats": ...
-    async def close(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -54,6 +60,7 @@ class BatcherStats:
     requests: int = 0
     batches: int = 0
     rows: int = 0
+    fast_path: int = 0
 
     @property
     def mean_batch_size(self) -> float:
@@ -64,8 +71,9 @@ class BatcherStats:
 class _Pending:
     request: InferRequest
     future: asyncio.Future
-    enqueued: float
     signature: tuple
+    enqueued: float
+    p_miss: float | None = None
     timer: asyncio.TimerHandle | None = None
 
 
@@ -74,15 +82,46 @@ class DynamicBatcher:
     model: ModelInfo
     run_batch: BatchRunner
     max_queue_size: int
-    slots: int = 2
+    slots: int = 1
     on_dispatch: Callable[[ModelInfo, list[InferRequest], list[float]], None] | None = None
     heavy_slots: int = 0  # slots once batches average over heavy_batch_s; 0 = `slots` always
     heavy_batch_s: float = 0.010
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    estimate: Estimator = lambda rows: ExecEstimate(0.005, 0.005, "prior")  # noqa: E731
+    window: AdaptiveWindow | None = None  # None = adaptive on the policy's windows
+    admission: AdmissionBook = field(default_factory=AdmissionBook)
     batch_s_avg: float = 0.0  # moving average of a batch's time from dispatch to answer
-    _queue: deque = field(default_factory=deque)
+    link_s: float = 0.0       # moving average of (batch time - predicted execution): the link's share
+    link_var: float = 0.0
     _stats: BatcherStats = field(default_factory=BatcherStats)
     _closed: str = ""
-    _delay_timer: asyncio.TimerHandle | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _running: dict[int, tuple[float, ExecEstimate]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        policy = self.policy
+        self.levels = policy.levels_of(self.model.priority_levels)
+        self._queue = make_queue(policy.order, self.levels, policy.aging_s)
+        if self.window is None:
+            self.window = AdaptiveWindow(policy.windows_us)
+        if self.model.max_queue_delay_us:
+            self.window.fixed_us = float(self.model.max_queue_delay_us)
+        sizes = sorted(s for s in self.model.preferred_batch_sizes if 0 < s <= self.model.max_batch_size)
+        self._preferred = sizes
+        self.target_rows = sizes[-1] if sizes else max(self.model.max_batch_size, 0)
+
+    # ---- admission ----
+
+    def predict(self, rows: int, priority: int, deadline: float | None, now: float) -> Prediction:
+        """What would happen to a request sent now (queues nothing)."""
+        entries, rows_ahead = self._queue.ahead(priority, deadline, now)
+        in_flight = tuple(
+            (max(est.mean_s - (now - start), 0.1 * est.mean_s), est.std_s) for start, est in self._running.values()
+        )
+        view = QueueView(entries, rows_ahead, in_flight, self.slots_now, self.target_rows,
+                         self.link_s, self.link_var**0.5)
+        allowed = None if deadline is None else deadline - now
+        return predict(self.estimate, view, rows, allowed, self.policy.miss_threshold)
 
     async def submit(self, request: InferRequest) -> InferResult:
         if self._closed:
@@ -93,85 +132,143 @@ class DynamicBatcher:
                 "requests pending; retry later"
             )
         loop = asyncio.get_running_loop()
-        item = _Pending(request, loop.create_future(), loop.time(), _signature(request))
-        if request.deadline is not None:
-            item.timer = loop.call_at(request.deadline, self._expire, item)
-        self._queue.append(item)
+        now = loop.time()
+        name, version, priority, deadline = self.model.name, self.model.version, request.priority, request.deadline
+        self.window.observe(len(self._queue))
+        item = _Pending(request, loop.create_future(), _signature(request), now)
+        latest_start = deadline
+        if deadline is not None:
+            if deadline <= now:
+                raise DeadlineExceeded(f"request to model {name!r} arrived after its deadline")
+            if self.policy.admits_by_prediction:
+                pred = self.predict(request.rows, priority, deadline, now)
+                if pred.miss_probability > self.policy.miss_threshold and not request.best_effort:
+                    self.admission.decided(name, version, priority, "rejected_predicted")
+                    raise DeadlineExceeded(f"request to model {name!r} is predicted to miss its deadline: {pred.explain()}")
+                item.p_miss = pred.miss_probability
+                if not request.best_effort:
+                    latest_start = deadline - pred.execution_s - pred.network_s
+            self.admission.decided(name, version, priority, "admitted")
+        entry = Entry(item, request.rows, priority, now, deadline)
+        if latest_start is not None:
+            item.timer = loop.call_at(latest_start, self._expire, entry, latest_start < deadline)
+        self._queue.push(entry)
         self._stats.requests += 1
         self._pump()
-        return await item.future
+        try:
+            result = await item.future
+        except asyncio.CancelledError:
+            if self._queue.discard(entry):
+                self._pump()  # its place may have been holding a batch back
+            if item.timer is not None:
+                item.timer.cancel()
+            self.admission.cancelled(name, version, priority)
+            raise
+        except DeadlineExceeded:
+            if deadline is not None:
+                self.admission.outcome(name, version, priority, True, item.p_miss)
+            raise
+        if deadline is not None:
+            self.admission.outcome(name, version, priority, loop.time() > deadline, item.p_miss)
+        return result
 
-    def _expire(self, item: _Pending) -> None:
-        if not item.future.done():
-            item.future.set_exception(
-                DeadlineExceeded(
-                    f"request to model {self.model.name!r} waited past its deadline in the queue "
-                    f"({len(self._queue)} pending, {self._stats.in_flight} batches running)"
-                )
-            )
-        # The dead entry is dropped when the pump next walks past it.
+    def _expire(self, entry: Entry, early: bool) -> None:
+        item: _Pending = entry.payload
+        if not self._queue.discard(entry) or item.future.done():
+            return
+        self.admission.decided(self.model.name, self.model.version, entry.priority, "expired_queued")
+        why = "can no longer meet its deadline" if early else "waited past its deadline"
+        item.future.set_exception(DeadlineExceeded(
+            f"request to model {self.model.name!r} {why} in the queue ({len(self._queue)} pending, "
+            f"{self._stats.in_flight} batches running)"
+        ))
+
+    # ---- dispatch ----
 
     def _pump(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._stats.in_flight < self.slots_now:
-            self._drop_dead_head()
-            if not self._queue:
-                return
-            delay_s = self.model.max_queue_delay_us / 1e6
-            if delay_s > 0 and self._stats.in_flight > 0 and self.model.max_batch_size > 1:
-                oldest = self._queue[0].enqueued
-                wait = oldest + delay_s - loop.time()
-                if wait > 0 and self._queued_rows() < self.model.max_batch_size:
-                    if self._delay_timer is None:
-                        self._delay_timer = loop.call_later(wait, self._delay_elapsed)
+        while self._stats.in_flight < self.slots_now and len(self._queue):
+            now = loop.time()
+            idle = self._stats.in_flight == 0 and len(self._queue) == 1
+            if not idle:
+                wait = self._wait_for_company(now)
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = loop.call_later(wait, self._window_elapsed)
                     return
-            batch = self._take_batch()
+            batch = self._take_batch(now)
             if not batch:
-                return
+                continue
+            if idle:
+                self._stats.fast_path += 1
             self._stats.in_flight += 1
             loop.create_task(self._run(batch))
 
-    def _delay_elapsed(self) -> None:
-        self._delay_timer = None
-        self._pump()
+    def _wait_for_company(self, now: float) -> float:
+        """Seconds a partial batch may still wait (0 = go now); see the module docstring."""
+        if self.target_rows <= 1 or self._queue.rows >= self.target_rows:
+            return 0.0
+        if self._preferred and self._queue.rows >= self._preferred[0]:
+            return 0.0
+        oldest = min(e.arrival for e in self._queue)
+        wait = oldest + self.window.window_s - now
+        if wait <= 0:
+            return 0.0
+        deadlines = [e.deadline for e in self._queue if e.deadline is not None]
+        if deadlines:
+            own = self.estimate(self._queue.rows)
+            wait = min(wait, min(deadlines) - now - own.mean_s - self.link_s)
+        return max(wait, 0.0)
 
-    def _drop_dead_head(self) -> None:
-        while self._queue and self._queue[0].future.done():
-            self._queue.popleft()
+    def _window_elapsed(self) -> None:
+        self._timer = None
+        if not self._closed:
+            self._pump()
 
-    def _queued_rows(self) -> int:
-        return sum(p.request.rows for p in self._queue if not p.future.done())
+    def _cap(self) -> int:
+        if not self._preferred:
+            return self.target_rows
+        fitting = [s for s in self._preferred if s <= self._queue.rows]
+        return fitting[-1] if fitting else self.model.max_batch_size
 
-    def _take_batch(self) -> list[_Pending]:
-        first = self._queue.popleft()
+    def _take_batch(self, now: float) -> list[_Pending]:
+        first = self._next_live(now)
+        if first is None:
+            return []
         batch = [first]
-        limit = self.model.max_batch_size
-        if limit <= 0:
+        if self.model.max_batch_size <= 0:
             # No batch dimension: nothing merges, but queued requests leave together (one message,
             # one executor hop), each run on its own.
-            while self._queue and len(batch) < GROUP_LIMIT:
-                item = self._queue.popleft()
-                if not item.future.done() and item.signature[1] == first.signature[1]:
-                    batch.append(item)
-                elif not item.future.done():
-                    self._queue.appendleft(item)
-                    break
-            return batch
-        rows = first.request.rows
-        kept: list[_Pending] = []
-        scanned = 0
-        while self._queue and scanned < SCAN_LIMIT and rows < limit:
-            item = self._queue.popleft()
-            scanned += 1
-            if item.future.done():
-                continue
-            if item.signature == first.signature and rows + item.request.rows <= limit:
+            while len(batch) < GROUP_LIMIT and (item := self._next_live(now)) is not None:
                 batch.append(item)
-                rows += item.request.rows
+            return batch
+        rows, limit, kept, scanned = first.request.rows, self._cap(), [], 0
+        while rows < limit and scanned < SCAN_LIMIT and (entry := self._queue.pop()) is not None:
+            scanned += 1
+            item = entry.payload
+            if item.signature == first.signature and rows + entry.rows <= limit and not self._late(item, now):
+                batch.append(item)
+                rows += entry.rows
             else:
-                kept.append(item)
-        self._queue.extendleft(reversed(kept))
+                kept.append(entry)
+        self._queue.push_front([e for e in kept if not e.payload.future.done()])
         return batch
+
+    def _next_live(self, now: float) -> _Pending | None:
+        while (entry := self._queue.pop()) is not None:
+            if not self._late(entry.payload, now):
+                return entry.payload
+        return None
+
+    def _late(self, item: _Pending, now: float) -> bool:
+        """Fails a popped request whose deadline has passed (it must never start) -> True."""
+        if item.future.done():
+            return True
+        deadline = item.request.deadline
+        if deadline is None or deadline > now:
+            return False
+        item.future.set_exception(DeadlineExceeded(f"request to model {self.model.name!r} reached a batch after its deadline"))
+        return True
 
     @property
     def slots_now(self) -> int:
@@ -187,6 +284,9 @@ class DynamicBatcher:
             if item.timer is not None:
                 item.timer.cancel()
         live = [p for p in batch if not p.future.done()]
+        rows = sum(p.request.rows for p in live)
+        est = self.estimate(rows or 1)
+        self._running[id(batch)] = (now, est)
         try:
             if not live:
                 return
@@ -196,31 +296,35 @@ class DynamicBatcher:
             deadlines = [r.deadline for r in requests if r.deadline is not None]
             timeout = max(deadlines) - now if len(deadlines) == len(requests) else None
             self._stats.batches += 1
-            self._stats.rows += sum(r.rows for r in requests)
+            self._stats.rows += rows
             try:
                 results = await self.run_batch(self.model, requests, timeout)
-                took = loop.time() - now
-                self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
-            except MlosError as exc:
-                for p in live:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                return
+                if len(results) != len(live):
+                    raise Internal(f"executor answered {len(results)} results for {len(live)} requests")
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
-                log.exception("batch for %s failed", self.model.name)
+                if not isinstance(exc, MlosError):
+                    log.exception("batch for %s failed", self.model.name)
                 for p in live:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
+                    _settle(p, exc)
                 return
+            self._learn(loop.time() - now, est)
             if len(live) > 1 and _refused_together(results):
                 await self._isolate(live)  # one request's bad data must not fail its neighbours
                 return
-            for p, result in zip(live, results, strict=True):
+            for p, result in zip(live, results):
                 _settle(p, result)
         finally:
+            self._running.pop(id(batch), None)
             self._stats.in_flight -= 1
             if not self._closed:
                 self._pump()
+
+    def _learn(self, took: float, est: ExecEstimate) -> None:
+        self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
+        share = max(took - est.mean_s, 0.0)
+        delta = share - self.link_s
+        self.link_s += 0.1 * delta
+        self.link_var = 0.9 * (self.link_var + 0.1 * delta * delta)
 
     async def _isolate(self, live: list[_Pending]) -> None:
         """Runs each request of a merged batch that the runtime refused on its own (concurrently),
@@ -240,19 +344,18 @@ class DynamicBatcher:
         await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
 
     def stats(self) -> BatcherStats:
-        self._stats.pending = sum(1 for p in self._queue if not p.future.done())
+        self._stats.pending = len(self._queue)
         return self._stats
 
     async def close(self, reason: str) -> None:
         self._closed = reason
-        if self._delay_timer is not None:
-            self._delay_timer.cancel()
-        while self._queue:
-            item = self._queue.popleft()
+        if self._timer is not None:
+            self._timer.cancel()
+        while (entry := self._queue.pop()) is not None:
+            item = entry.payload
             if item.timer is not None:
                 item.timer.cancel()
-            if not item.future.done():
-                item.future.set_exception(Unavailable(reason))
+            _settle(item, Unavailable(reason))
 
 
 def _refused_together(results: list) -> bool:
@@ -278,4 +381,4 @@ def _signature(request: InferRequest) -> tuple:
     )
 
 
-__all__ = ["Batcher", "BatcherStats", "DynamicBatcher", "BatchRunner"]
+__all__ = ["BatcherStats", "BatchRunner", "DynamicBatcher", "Estimator"]

@@ -14,11 +14,15 @@ from typing import Awaitable, Callable
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
 from mlos_common.signatures import TensorHeader, validate_inputs
 from mlos_common.tensors import check_raw_size
+from mlos_scheduler.admission import AdmissionBook
+from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import BatcherStats, DynamicBatcher
 from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import Executed, ExecutorPort
 from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.predict import Prediction
+from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.stats import StatsBook
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ class Scheduler:
     heavy_batch_s: float = 0.010
     execute_timeout_s: float = 60.0
     auto_load: bool = True
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    profiles: ProfileBook = field(default_factory=ProfileBook)
+    admission: AdmissionBook = field(default_factory=AdmissionBook)
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
     latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
     peers_ready: bool = False
@@ -107,11 +114,12 @@ class Scheduler:
                     heavy_slots=sum(max(self.batch_slots, e.execution_slots) for e in placed),
                     heavy_batch_s=self.heavy_batch_s,
                     on_dispatch=self._on_dispatch,
+                    policy=self.policy,
+                    estimate=lambda rows, n=name, v=model.version: self.profiles.estimate(n, v, rows),
+                    admission=self.admission,
                 )
                 self.served[key] = Served(model, batcher, placed)
-                self.stats.pending.labels(name, str(model.version)).set_function(
-                    lambda b=batcher: b.stats().pending
-                )
+                self.stats.watch_batcher(name, model.version, batcher)
                 if current is not None:
                     await current.batcher.close(f"model {name!r} v{model.version} was reloaded with a new config")
             if model.version >= self.latest.get(name, 0):
@@ -139,6 +147,8 @@ class Scheduler:
                 raise ModelNotFound(f"model {name!r} is not loaded")
             for key in keys:
                 served = self.served.pop(key)
+                self.stats.unwatch_batcher(name, key[1])
+                self.profiles.forget(name, key[1])
                 await served.batcher.close(f"model {name!r} v{key[1]} was unloaded")
                 for executor in served.executors:
                     try:
@@ -179,6 +189,7 @@ class Scheduler:
         model = served.model
         try:
             admit(model, request)
+            self._resolve(served, request)
             result = await served.batcher.submit(request)
         except MlosError as exc:
             self.stats.failed(model.name, model.version, exc.code, time.perf_counter_ns() - start)
@@ -186,8 +197,38 @@ class Scheduler:
         self.stats.succeeded(model.name, model.version, request.rows, time.perf_counter_ns() - start)
         return result
 
+    def _resolve(self, served: Served, request: InferRequest) -> None:
+        """The request's priority level and deadline under the model's defaults (Triton's rules)."""
+        model = served.model
+        levels = served.batcher.levels
+        if request.priority > levels:
+            raise BadRequest(
+                f"parameter 'priority' is {request.priority} but model {model.name!r} has {levels} priority "
+                "levels (1 = highest, 0 = the model's default)"
+            )
+        request.priority = self.policy.priority_of(request.priority, model.default_priority, levels)
+        if not request.timeout_us and model.default_timeout_us:
+            default = asyncio.get_running_loop().time() + model.default_timeout_us / 1e6
+            request.deadline = default if request.deadline is None else min(request.deadline, default)
+
+    async def predict_deadline(
+        self, name: str, version: str, priority: int, timeout_us: int, rows: int
+    ) -> tuple[ModelInfo, int, Prediction]:
+        """What would happen to such a request sent now; queues nothing. -> (model, priority, prediction)."""
+        served = self.find(name, version)
+        if served is None:
+            await self.lookup(name, parse_version(version))  # NotFound for an unknown model
+            raise ModelNotReady(f"model {name!r} is not loaded; load it first")
+        if rows < 1 or (served.model.max_batch_size > 0 and rows > served.model.max_batch_size):
+            raise BadRequest(f"batch_rows {rows} must be between 1 and max_batch_size {served.model.max_batch_size}")
+        now = asyncio.get_running_loop().time()
+        request = InferRequest(name, version, "", [], [], priority=priority, timeout_us=timeout_us, rows=rows,
+                               deadline=now + timeout_us / 1e6 if timeout_us else None)
+        self._resolve(served, request)
+        return served.model, request.priority, served.batcher.predict(rows, request.priority, request.deadline, now)
+
     def _on_dispatch(self, model: ModelInfo, requests: list[InferRequest], waits: list[float]) -> None:
-        self.stats.dispatched(model.name, model.version, waits)
+        self.stats.dispatched(model.name, model.version, waits, sum(r.rows for r in requests))
 
     async def _run_batch(
         self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
@@ -255,7 +296,7 @@ class Scheduler:
         return [(s.model, s.batcher.stats()) for s in self.served.values()]
 
     async def close(self) -> None:
-        for served in self.served.values():
+        for served in list(self.served.values()):
             await served.batcher.close("scheduler is shutting down")
         for executor in self.executors:
             await executor.close()

@@ -17,6 +17,9 @@ from mlos_executor.link_shm import LinkCollector, LinkShmSettings
 from mlos_registry.client import RegistryClient
 from mlos_scheduler.catalog import registry_catalog
 from mlos_scheduler.config import SchedulerSettings
+from mlos_scheduler.admission import AdmissionBook
+from mlos_scheduler.batch_policy import BatchPolicy
+from mlos_scheduler.window import windows_us
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.executors import RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
@@ -82,8 +85,21 @@ def build_core(
         batch_slots=settings.batch_slots,
         heavy_batch_s=settings.heavy_batch_ms / 1000,
         execute_timeout_s=settings.execute_timeout_s,
+        policy=batch_policy(settings),
+        admission=AdmissionBook(registry),
     )
     return core, registry_client
+
+
+def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
+    return BatchPolicy(
+        order=settings.policy,
+        predicting=settings.predict,
+        miss_threshold=settings.miss_threshold,
+        priority_levels=settings.priority_levels,
+        aging_s=settings.aging_ms / 1000,
+        windows_us=windows_us(settings.preset, settings.window_low_us, settings.window_medium_us, settings.window_high_us),
+    )
 
 
 def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]) -> PeerMonitor:

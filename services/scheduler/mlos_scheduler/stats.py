@@ -8,9 +8,38 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Any, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from mlos_common.metrics import LATENCY_BUCKETS_S
+
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class _BatcherCollector:
+    """Queue depth, batching window, window changes and fast-path batches of every served model."""
+
+    def __init__(self, batchers: dict[tuple[str, int], Any]) -> None:
+        self._batchers = batchers
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
+        pending = GaugeMetricFamily("mlos_inference_pending_request_count", "Requests queued for a batch slot.", labels=labels)
+        window = GaugeMetricFamily("mlos_scheduler_batch_window_seconds", "Adaptive batching window now.", labels=labels)
+        changes = CounterMetricFamily("mlos_scheduler_batch_window_changes", "Batching window changes.", labels=labels)
+        fast = CounterMetricFamily(
+            "mlos_scheduler_fast_path_batches", "Batches dispatched at once by an idle model (no window).", labels=labels
+        )
+        for (name, version), batcher in list(self._batchers.items()):
+            stats, key = batcher.stats(), [name, str(version)]
+            pending.add_metric(key, stats.pending)
+            window.add_metric(key, batcher.window.window_s)
+            changes.add_metric(key, batcher.window.changes)
+            fast.add_metric(key, stats.fast_path)
+        yield from (pending, window, changes, fast)
 
 
 @dataclass
@@ -72,8 +101,10 @@ class StatsBook:
             "mlos_inference_request_duration_seconds", "End-to-end request time in the scheduler.",
             labels, buckets=LATENCY_BUCKETS_S, registry=r,
         )
-        self.pending = Gauge(
-            "mlos_inference_pending_request_count", "Requests queued for a batch slot.", labels, registry=r
+        self.batchers: dict[tuple[str, int], Any] = {}  # the served batchers, read at scrape time
+        r.register(_BatcherCollector(self.batchers))
+        self._batch_rows = Histogram(
+            "mlos_scheduler_batch_size", "Rows per dispatched batch.", labels, buckets=BATCH_BUCKETS, registry=r
         )
         self._http = Counter(
             "mlos_http_server_handled", "REST requests answered, by route and HTTP status.", ["route", "code"], registry=r
@@ -107,7 +138,15 @@ class StatsBook:
     def executor_roundtrip(self, executor: str, duration_ns: int) -> None:
         self._roundtrip.labels(executor).observe(duration_ns / 1e9)
 
-    def dispatched(self, name: str, version: int, queue_waits_s: list[float]) -> None:
+    def watch_batcher(self, name: str, version: int, batcher: Any) -> None:
+        self.batchers[(name, version)] = batcher
+
+    def unwatch_batcher(self, name: str, version: int) -> None:
+        self.batchers.pop((name, version), None)
+
+    def dispatched(self, name: str, version: int, queue_waits_s: list[float], rows: int = 0) -> None:
+        if rows:
+            self._batch_rows.labels(name, str(version)).observe(rows)
         total_ns = int(sum(queue_waits_s) * 1e9)
         self.model(name, version).queue.add(total_ns, len(queue_waits_s))
         self._queue_us.labels(name, str(version)).inc(total_ns / 1000)

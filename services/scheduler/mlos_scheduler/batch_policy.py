@@ -1,0 +1,33 @@
+"""How the batchers of a scheduler order, admit and batch requests (one value, from settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlos_scheduler.window import PRESETS_US
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    order: str = "deadline"      # "deadline" (priority, then EDF, with aging) or "fifo"
+    predicting: bool = True      # predict misses and refuse them at admission (order "deadline" only)
+    miss_threshold: float = 0.5  # refuse when the predicted miss probability exceeds this
+    priority_levels: int = 3     # for models whose config sets none
+    aging_s: float = 0.1         # one priority level is worth this much deadline (queues.py)
+    windows_us: tuple[float, float, float] = PRESETS_US["balanced"]
+
+    @property
+    def admits_by_prediction(self) -> bool:
+        return self.order == "deadline" and self.predicting
+
+    def levels_of(self, model_levels: int) -> int:
+        return model_levels or self.priority_levels
+
+    def priority_of(self, requested: int, default_priority: int, levels: int) -> int:
+        """Triton's rule: 0 = the model's default_priority, else the middle level."""
+        if requested:
+            return requested
+        return default_priority or (levels + 1) // 2
+
+
+__all__ = ["BatchPolicy"]
