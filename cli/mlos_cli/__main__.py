@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="input as a JSON (nested) list; datatype and shape come from the model")
     infer.add_argument("--demo-inputs", action="store_true", help="use the demo model's sample inputs")
     infer.add_argument("--home", type=Path, default=DEFAULT_HOME)
+
+    from mlos_cli import admin
+
+    admin.add_parsers(sub)
     return p
 
 
@@ -184,7 +188,9 @@ def _jsonable(array: np.ndarray):
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    handlers = {"up": _up, "infer": _infer}
+    from mlos_cli import admin
+
+    handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission}
     if args.command == "models":
         handler = _models_list if args.models_command == "list" else _models_register
     else:

@@ -16,7 +16,7 @@ from mlos_common.signatures import TensorHeader, validate_inputs
 from mlos_common.tensors import check_raw_size
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
-from mlos_scheduler.batcher import BatcherStats, DynamicBatcher
+from mlos_scheduler.batcher import DynamicBatcher
 from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import Executed, ExecutorPort
@@ -291,9 +291,6 @@ class Scheduler:
         outputs, compute_ns = answer
         self.stats.executed(model.name, model.version, request.rows, 1, input_ns, compute_ns, 0)
         return InferResult(model.name, model.version, request.id, outputs)
-
-    def queue_stats(self) -> list[tuple[ModelInfo, BatcherStats]]:
-        return [(s.model, s.batcher.stats()) for s in self.served.values()]
 
     async def close(self) -> None:
         for served in list(self.served.values()):

@@ -12,7 +12,7 @@ from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.errors import MlosError
 from mlos_common.streams import serve_concurrently
 from mlos_common.shm import ShmRegistry
-from mlos_scheduler import convert, shm_convert
+from mlos_scheduler import admin_convert, convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
 from mlos_scheduler.stats import Duration
 
@@ -152,16 +152,19 @@ class AdminServicer(spbg.SchedulerAdminServicer):
         self._core = core
 
     async def GetQueueStats(self, request, context) -> spb.GetQueueStatsResponse:
-        queues = []
-        for model, st in self._core.queue_stats():
-            if request.model_name and model.name != request.model_name:
-                continue
-            queues.append(
-                spb.QueueStats(
-                    model_name=model.name, model_version=model.version, pending=st.pending,
-                    in_flight_batches=st.in_flight, requests=st.requests, batches=st.batches,
-                    mean_batch_size=st.mean_batch_size, max_batch_size=model.max_batch_size,
-                    max_queue_delay_us=model.max_queue_delay_us,
-                )
-            )
-        return spb.GetQueueStatsResponse(queues=queues)
+        return spb.GetQueueStatsResponse(queues=[
+            admin_convert.queue_stats(s.model, s.batcher)
+            for s in list(self._core.served.values())
+            if not request.model_name or s.model.name == request.model_name
+        ])
+
+    async def PredictDeadline(self, request, context) -> spb.PredictDeadlineResponse:
+        _, _, prediction = await self._core.predict_deadline(
+            request.model_name, request.model_version, request.priority, request.timeout_us, request.batch_rows or 1
+        )
+        policy = self._core.policy
+        return admin_convert.prediction(prediction, policy.admits_by_prediction, policy.miss_threshold)
+
+    async def GetAdmissionStats(self, request, context) -> spb.GetAdmissionStatsResponse:
+        records = self._core.admission.snapshot(request.model_name)
+        return spb.GetAdmissionStatsResponse(stats=[admin_convert.admission_stats(r) for r in records])
