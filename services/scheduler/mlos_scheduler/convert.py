@@ -81,6 +81,7 @@ def infer_request(
         priority=priority,
         timeout_us=timeout_us,
         deadline=now + min(limits) if limits else None,
+        best_effort="best_effort" in params and params["best_effort"].bool_param,
     )
 
 

@@ -116,6 +116,7 @@ class Scheduler:
                     on_dispatch=self._on_dispatch,
                     policy=self.policy,
                     estimate=lambda rows, n=name, v=model.version: self.profiles.estimate(n, v, rows),
+                    observe=lambda rows, s, n=name, v=model.version: self.profiles.observe(n, v, rows, s),
                     admission=self.admission,
                 )
                 self.served[key] = Served(model, batcher, placed)
