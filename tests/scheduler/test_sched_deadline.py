@@ -218,12 +218,14 @@ async def test_aging_lets_an_old_low_priority_request_through(tmp_path: Path, de
             await stack.stub.ModelInfer(slow_request(rid, priority), timeout=30)
             done.append(rid)
 
+        filler = asyncio.ensure_future(send("filler", 1))  # keeps the executor busy for a second batch
+        await until(stack, lambda q: q.pending == 1, "the filler queued")
         old = asyncio.ensure_future(send("old-low", 3))
-        await until(stack, lambda q: q.pending == 1, "the low one queued")
+        await until(stack, lambda q: q.pending == 2, "the low one queued")
         await asyncio.sleep(0.02)  # it ages: 20 ms > 2 levels x 5 ms
         news = []
         for i in range(2):
             news.append(asyncio.ensure_future(send(f"new-high-{i}", 1)))
-            await until(stack, lambda q, n=i + 2: q.pending == n, f"{i + 2} queued")
-        await asyncio.gather(blocker, old, *news)
-        assert done[0] == "old-low", done
+            await until(stack, lambda q, n=i + 3: q.pending + q.in_flight_batches >= n, f"{i + 3} waiting")
+        await asyncio.gather(blocker, filler, old, *news)
+        assert done.index("old-low") < done.index("new-high-0"), done  # aged past the newer high ones

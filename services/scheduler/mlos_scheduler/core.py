@@ -11,16 +11,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_common.errors import MlosError
 from mlos_common.signatures import TensorHeader, validate_inputs
 from mlos_common.tensors import check_raw_size
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
+from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
-from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, NoExecutor
-from mlos_scheduler.executors import Executed, ExecutorPort
-from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady
+from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.predict import Prediction
 from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.stats import StatsBook
@@ -77,6 +77,7 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        self.dispatcher = Dispatcher(self.executors, self.stats, self.execute_timeout_s)  # placement and routing
 
     # ---- serving set ----
 
@@ -105,10 +106,10 @@ class Scheduler:
             key = (name, model.version)
             current = self.served.get(key)
             if current is None or current.model != model:
-                placed = current.executors if current is not None else await self._place(model, timeout_s)
+                placed = current.executors if current is not None else await self.dispatcher.place(model, timeout_s)
                 batcher = DynamicBatcher(
                     model=model,
-                    run_batch=self._run_batch,
+                    run_batch=self.dispatcher.run_batch,
                     max_queue_size=self.max_queue_size,
                     slots=self.batch_slots * len(placed),
                     heavy_slots=sum(max(self.batch_slots, e.execution_slots) for e in placed),
@@ -127,19 +128,6 @@ class Scheduler:
                 self.latest[name] = model.version
             return model
 
-    async def _place(self, model: ModelInfo, timeout_s: float | None) -> list[ExecutorPort]:
-        candidates = [e for e in self.executors if e.healthy] or list(self.executors)
-        if not candidates:
-            raise NoExecutor("no executor is configured")
-        errors = []
-        for executor in sorted(candidates, key=lambda e: e.in_flight):
-            try:
-                await executor.load(model, timeout_s)
-                return [executor]
-            except Unavailable as exc:
-                errors.append(f"{executor.addr}: {exc.message}")
-        raise NoExecutor(f"could not load {model.name!r} v{model.version}: {'; '.join(errors)}")
-
     async def unload(self, name: str) -> int:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
@@ -151,11 +139,7 @@ class Scheduler:
                 self.stats.unwatch_batcher(name, key[1])
                 self.profiles.forget(name, key[1])
                 await served.batcher.close(f"model {name!r} v{key[1]} was unloaded")
-                for executor in served.executors:
-                    try:
-                        await executor.unload(served.model)
-                    except MlosError as exc:
-                        log.warning("unload of %s on %s failed: %s", name, executor.addr, exc.message)
+                await self.dispatcher.unplace(served.model)
             self.latest.pop(name, None)
             return len(keys)
 
@@ -231,73 +215,11 @@ class Scheduler:
     def _on_dispatch(self, model: ModelInfo, requests: list[InferRequest], waits: list[float]) -> None:
         self.stats.dispatched(model.name, model.version, waits, sum(r.rows for r in requests))
 
-    async def _run_batch(
-        self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
-    ) -> list[InferResult | MlosError]:
-        """A merged batch is one piece of work; requests of a model without a batch dimension are
-        one piece each, sent together (one message, one worker-thread hop on the executor)."""
-        started = time.perf_counter_ns()
-        batched = model.max_batch_size > 0
-        work = [merge_inputs(requests, True)] if batched else [r.inputs for r in requests]
-        # A merged batch's outputs are split afterwards, so only a lone request's go straight to its windows.
-        windows = [r.output_windows for r in requests] if not batched or len(requests) == 1 else None
-        input_ns = time.perf_counter_ns() - started
-        served = self.served.get((model.name, model.version))
-        executors = served.executors if served else []
-        if not executors:
-            raise ModelNotReady(f"model {model.name!r} v{model.version} is no longer loaded")
-        limit = timeout_s if timeout_s is not None else self.execute_timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        last: MlosError | None = None
-        # Executing is a pure function of the inputs, so retrying on UNAVAILABLE is safe while time allows.
-        for executor in sorted(executors, key=lambda e: (not e.healthy, e.in_flight)):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            sent_ns = time.perf_counter_ns()
-            try:
-                answers = await executor.execute(model, work, requests[0].outputs, remaining, windows)
-            except Unavailable as exc:
-                executor.healthy = False
-                last = exc
-                continue
-            self.stats.executor_roundtrip(executor.addr, time.perf_counter_ns() - sent_ns)
-            if batched:
-                return self._split(model, requests, answers[0], input_ns)
-            return [self._one(model, r, a, input_ns) for r, a in zip(requests, answers, strict=True)]
-        if last is not None:
-            raise last
-        raise DeadlineExceeded(f"no time left to run model {model.name!r}")
-
-    def _split(self, model: ModelInfo, requests: list[InferRequest], answer: Executed, input_ns: int
-               ) -> list[InferResult | MlosError]:
-        if isinstance(answer, MlosError):
-            return [answer] * len(requests)
-        outputs, compute_ns = answer
-        split_start = time.perf_counter_ns()
-        results: list[InferResult | MlosError] = [
-            InferResult(model.name, model.version, r.id, outs)
-            for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
-        ]
-        rows = sum(r.rows for r in requests)
-        self.stats.executed(
-            model.name, model.version, rows, len(requests), input_ns, compute_ns, time.perf_counter_ns() - split_start
-        )
-        return results
-
-    def _one(self, model: ModelInfo, request: InferRequest, answer: Executed, input_ns: int) -> InferResult | MlosError:
-        if isinstance(answer, MlosError):
-            return answer
-        outputs, compute_ns = answer
-        self.stats.executed(model.name, model.version, request.rows, 1, input_ns, compute_ns, 0)
-        return InferResult(model.name, model.version, request.id, outputs)
 
     async def close(self) -> None:
         for served in list(self.served.values()):
             await served.batcher.close("scheduler is shutting down")
-        for executor in self.executors:
-            await executor.close()
+        await self.dispatcher.close()
 
 
 def _remaining(request: InferRequest) -> float | None:
