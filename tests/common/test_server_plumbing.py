@@ -39,6 +39,7 @@ from mlos_common.tracing import build_tracer_provider
 SERVICE = "mlos.scheduler.v1.SchedulerAdmin"
 METHOD = f"/{SERVICE}/GetQueueStats"
 SECRET = "secret-internal-detail-xyz"
+HANGING = asyncio.Event()
 
 
 class Scheduler(scheduler_pb2_grpc.SchedulerAdminServicer):
@@ -49,6 +50,9 @@ class Scheduler(scheduler_pb2_grpc.SchedulerAdminServicer):
             raise InvalidArgument("model_name 'bad' is not allowed")
         if request.model_name == "boom":
             raise RuntimeError(SECRET)
+        if request.model_name == "hang":
+            HANGING.set()
+            await asyncio.Event().wait()  # until the client cancels
         return scheduler_pb2.GetQueueStatsResponse(
             queues=[scheduler_pb2.QueueStats(model_name=request.model_name, pending=3)]
         )
@@ -373,3 +377,19 @@ async def test_client_channel_applies_message_limit(running: Running) -> None:
         with pytest.raises(aio.AioRpcError) as info:
             await stub.GetQueueStats(scheduler_pb2.GetQueueStatsRequest(model_name="y" * 800), timeout=5)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_a_cancelled_call_is_counted_as_cancelled_not_unknown(running: Running, registry: CollectorRegistry) -> None:
+    HANGING.clear()
+    async with aio.insecure_channel(running.addr) as channel:
+        stub = scheduler_pb2_grpc.SchedulerAdminStub(channel)
+        call = stub.GetQueueStats(scheduler_pb2.GetQueueStatsRequest(model_name="hang"), timeout=30)
+        await asyncio.wait_for(HANGING.wait(), 5)
+        call.cancel()
+    labels = {"grpc_method": METHOD, "grpc_code": "CANCELLED"}
+    for _ in range(500):  # the server notices the cancellation asynchronously
+        if registry.get_sample_value("mlos_grpc_server_handled_total", labels):
+            break
+        await asyncio.sleep(0.01)
+    assert registry.get_sample_value("mlos_grpc_server_handled_total", labels) == 1
+    assert registry.get_sample_value("mlos_grpc_server_handled_total", {"grpc_method": METHOD, "grpc_code": "UNKNOWN"}) is None

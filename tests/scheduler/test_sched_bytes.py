@@ -125,3 +125,28 @@ async def test_stream_answers_every_request_around_bad_ones(stack: Stack) -> Non
 
 async def test_stream_error_text_for_unexpected_exceptions() -> None:
     assert stream_error(OverflowError("secret detail")) == "INTERNAL: internal error in ModelStreamInfer: OverflowError"
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b"\x03\x00\x00\x00ab\x00\x00\x00", "ends inside element 1"),      # 3 bytes, then a cut prefix
+        (b"\x01\x00\x00\x00abc\x01\x00", "runs past the end"),            # second length is huge
+        (b"\x01\x00\x00\x00a\x00\x00\x00\x00zz", "trailing bytes"),         # 2 elements + junk
+    ],
+)
+async def test_a_malformed_bytes_request_fails_alone_at_admission(stack: Stack, raw: bytes, words: str) -> None:
+    """Its layout is checked before it can join a batch, so partners sent at once still succeed."""
+    bad = pb.ModelInferRequest(model_name="str_identity")
+    bad.inputs.add(name="x", datatype="BYTES", shape=[2])
+    bad.raw_input_contents.append(raw)
+    good = [infer_request("str_identity", {"x": strings(b"ok", str(i).encode())}) for i in range(4)]
+    results = await asyncio.gather(
+        *(stack.stub.ModelInfer(r, timeout=30) for r in [good[0], good[1], bad, good[2], good[3]]),
+        return_exceptions=True,
+    )
+    err = results.pop(2)
+    assert isinstance(err, grpc.aio.AioRpcError) and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in err.details() and "'x'" in err.details()
+    for i, resp in enumerate(results):
+        assert list(response_arrays(resp)["y"]) == [b"ok", str(i).encode()]

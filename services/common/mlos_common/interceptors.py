@@ -11,6 +11,8 @@ method and message type, where grpc.aio would answer UNKNOWN on its own.
 
 from __future__ import annotations
 
+import asyncio
+
 import inspect
 import logging
 import time
@@ -96,6 +98,9 @@ class MetricsInterceptor(_CachingInterceptor):
             code = "OK"
             try:
                 return await behavior(request, context)
+            except asyncio.CancelledError:
+                code = "CANCELLED"  # the client went away: not a server failure
+                raise
             except BaseException:
                 code = _code_name(context)
                 raise
@@ -113,6 +118,9 @@ class MetricsInterceptor(_CachingInterceptor):
             try:
                 async for item in behavior(request, context):
                     yield item
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
             except BaseException:
                 code = _code_name(context)
                 raise

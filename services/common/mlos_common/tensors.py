@@ -176,6 +176,24 @@ def decode_bytes(name: str, buf: bytes, count: int) -> np.ndarray:
     return out
 
 
+def check_bytes_layout(name: str, buf: bytes | memoryview, count: int) -> None:
+    """Walks the length prefixes of a raw BYTES buffer of `count` elements without copying any
+    element; raises InvalidArgument as decode_bytes would. Used at admission, so a malformed
+    request fails alone instead of failing the batch it would have joined."""
+    view = memoryview(buf)
+    size = len(view)
+    pos = 0
+    unpack = struct.unpack_from
+    for i in range(count):
+        if pos + 4 > size:
+            raise InvalidArgument(f"input {name!r}: BYTES buffer ends inside element {i}")
+        pos += 4 + unpack("<I", view, pos)[0]
+        if pos > size:
+            raise InvalidArgument(f"input {name!r}: BYTES element {i} runs past the end of the buffer")
+    if pos != size:
+        raise InvalidArgument(f"input {name!r}: {size - pos} trailing bytes after {count} elements")
+
+
 def encode_bytes(array: np.ndarray) -> bytes:
     """The raw BYTES layout of an array of bytes or str (str as UTF-8)."""
     parts = []

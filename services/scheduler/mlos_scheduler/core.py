@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from mlos_common.errors import MlosError
 from mlos_common.signatures import TensorHeader, validate_inputs
-from mlos_common.tensors import check_raw_size
+from mlos_common.tensors import check_bytes_layout, check_raw_size
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
@@ -235,7 +235,9 @@ def admit(model: ModelInfo, request: InferRequest) -> None:
     """
     validate_inputs(model.name, model.inputs, (TensorHeader(t.name, t.datatype, t.shape) for t in request.inputs))
     for t in request.inputs:
-        check_raw_size(t.name, t.datatype, t.shape, len(t.raw))
+        count = check_raw_size(t.name, t.datatype, t.shape, len(t.raw))
+        if t.datatype == "BYTES":
+            check_bytes_layout(t.name, t.raw, count)
     known = {o.name for o in model.outputs}
     unknown = [o for o in request.outputs if o not in known]
     if unknown:
