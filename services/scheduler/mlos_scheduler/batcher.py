@@ -37,6 +37,7 @@ from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import QueueFull
+from mlos_scheduler.formation import BatchFormation, Pending, settle, signature
 from mlos_scheduler.predict import Prediction, QueueView, predict
 from mlos_scheduler.profiles import ExecEstimate
 from mlos_scheduler.queues import Entry, make_queue
@@ -48,9 +49,6 @@ log = logging.getLogger(__name__)
 # Raising fails every request of the batch.
 BatchRunner = Callable[[ModelInfo, list[InferRequest], float | None], Awaitable[list[InferResult | MlosError]]]
 Estimator = Callable[[int], ExecEstimate]  # rows -> execution time of one batch
-
-SCAN_LIMIT = 64  # queued requests examined when looking for batch partners
-GROUP_LIMIT = 16  # requests of a model without a batch dimension dispatched together
 
 
 @dataclass
@@ -67,18 +65,8 @@ class BatcherStats:
         return self.rows / self.batches if self.batches else 0.0
 
 
-@dataclass(slots=True)
-class _Pending:
-    request: InferRequest
-    future: asyncio.Future
-    signature: tuple
-    enqueued: float
-    p_miss: float | None = None
-    timer: asyncio.TimerHandle | None = None
-
-
 @dataclass
-class DynamicBatcher:
+class DynamicBatcher(BatchFormation):
     model: ModelInfo
     run_batch: BatchRunner
     max_queue_size: int
@@ -136,7 +124,7 @@ class DynamicBatcher:
         now = loop.time()
         name, version, priority, deadline = self.model.name, self.model.version, request.priority, request.deadline
         self.window.observe(len(self._queue))
-        item = _Pending(request, loop.create_future(), _signature(request), now)
+        item = Pending(request, loop.create_future(), signature(request), now)
         latest_start = deadline
         if deadline is not None:
             if deadline <= now:
@@ -174,7 +162,7 @@ class DynamicBatcher:
         return result
 
     def _expire(self, entry: Entry, early: bool) -> None:
-        item: _Pending = entry.payload
+        item: Pending = entry.payload
         if not self._queue.discard(entry) or item.future.done():
             return
         self.admission.decided(self.model.name, self.model.version, entry.priority, "expired_queued")
@@ -205,71 +193,10 @@ class DynamicBatcher:
             self._stats.in_flight += 1
             loop.create_task(self._run(batch))
 
-    def _wait_for_company(self, now: float) -> float:
-        """Seconds a partial batch may still wait (0 = go now); see the module docstring."""
-        if self.target_rows <= 1 or self._queue.rows >= self.target_rows:
-            return 0.0
-        if self._preferred and self._queue.rows >= self._preferred[0]:
-            return 0.0
-        oldest = min(e.arrival for e in self._queue)
-        wait = oldest + self.window.window_s - now
-        if wait <= 0:
-            return 0.0
-        deadlines = [e.deadline for e in self._queue if e.deadline is not None]
-        if deadlines:
-            own = self.estimate(self._queue.rows)
-            wait = min(wait, min(deadlines) - now - own.mean_s - self.link_s)
-        return max(wait, 0.0)
-
     def _window_elapsed(self) -> None:
         self._timer = None
         if not self._closed:
             self._pump()
-
-    def _cap(self) -> int:
-        if not self._preferred:
-            return self.target_rows
-        fitting = [s for s in self._preferred if s <= self._queue.rows]
-        return fitting[-1] if fitting else self.model.max_batch_size
-
-    def _take_batch(self, now: float) -> list[_Pending]:
-        first = self._next_live(now)
-        if first is None:
-            return []
-        batch = [first]
-        if self.model.max_batch_size <= 0:
-            # No batch dimension: nothing merges, but queued requests leave together (one message,
-            # one executor hop), each run on its own.
-            while len(batch) < GROUP_LIMIT and (item := self._next_live(now)) is not None:
-                batch.append(item)
-            return batch
-        rows, limit, kept, scanned = first.request.rows, self._cap(), [], 0
-        while rows < limit and scanned < SCAN_LIMIT and (entry := self._queue.pop()) is not None:
-            scanned += 1
-            item = entry.payload
-            if item.signature == first.signature and rows + entry.rows <= limit and not self._late(item, now):
-                batch.append(item)
-                rows += entry.rows
-            else:
-                kept.append(entry)
-        self._queue.push_front([e for e in kept if not e.payload.future.done()])
-        return batch
-
-    def _next_live(self, now: float) -> _Pending | None:
-        while (entry := self._queue.pop()) is not None:
-            if not self._late(entry.payload, now):
-                return entry.payload
-        return None
-
-    def _late(self, item: _Pending, now: float) -> bool:
-        """Fails a popped request whose deadline has passed (it must never start) -> True."""
-        if item.future.done():
-            return True
-        deadline = item.request.deadline
-        if deadline is None or deadline > now:
-            return False
-        item.future.set_exception(DeadlineExceeded(f"request to model {self.model.name!r} reached a batch after its deadline"))
-        return True
 
     @property
     def slots_now(self) -> int:
@@ -278,7 +205,7 @@ class DynamicBatcher:
             return self.heavy_slots
         return self.slots
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[Pending]) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for item in batch:
@@ -306,14 +233,14 @@ class DynamicBatcher:
                 if not isinstance(exc, MlosError):
                     log.exception("batch for %s failed", self.model.name)
                 for p in live:
-                    _settle(p, exc)
+                    settle(p, exc)
                 return
             self._learn(rows, loop.time() - now, est)
             if len(live) > 1 and _refused_together(results):
                 await self._isolate(live)  # one request's bad data must not fail its neighbours
                 return
             for p, result in zip(live, results):
-                _settle(p, result)
+                settle(p, result)
         finally:
             self._running.pop(id(batch), None)
             self._stats.in_flight -= 1
@@ -329,12 +256,12 @@ class DynamicBatcher:
         self.link_s += 0.1 * delta
         self.link_var = 0.9 * (self.link_var + 0.1 * delta * delta)
 
-    async def _isolate(self, live: list[_Pending]) -> None:
+    async def _isolate(self, live: list[Pending]) -> None:
         """Runs each request of a merged batch that the runtime refused on its own (concurrently),
         so only the culprit fails."""
         loop = asyncio.get_running_loop()
 
-        async def alone(p: _Pending) -> None:
+        async def alone(p: Pending) -> None:
             deadline = p.request.deadline
             try:
                 (result,) = await self.run_batch(
@@ -342,7 +269,7 @@ class DynamicBatcher:
                 )
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
                 result = exc
-            _settle(p, result)
+            settle(p, result)
 
         await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
 
@@ -358,30 +285,13 @@ class DynamicBatcher:
             item = entry.payload
             if item.timer is not None:
                 item.timer.cancel()
-            _settle(item, Unavailable(reason))
+            settle(item, Unavailable(reason))
 
 
 def _refused_together(results: list) -> bool:
     """True when a merged batch failed as a whole on its data (one InvalidArgument for all)."""
     first = results[0]
     return isinstance(first, InvalidArgument) and all(r is first for r in results)
-
-
-def _settle(p: _Pending, result: object) -> None:
-    if p.future.done():
-        return
-    if isinstance(result, BaseException):
-        p.future.set_exception(result)
-    else:
-        p.future.set_result(result)
-
-
-def _signature(request: InferRequest) -> tuple:
-    """Requests merge only when every input agrees beyond the first dimension."""
-    return (
-        tuple((t.name, t.datatype, t.shape[1:]) for t in request.inputs),
-        tuple(request.outputs),
-    )
 
 
 __all__ = ["BatcherStats", "BatchRunner", "DynamicBatcher", "Estimator"]

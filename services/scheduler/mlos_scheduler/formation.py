@@ -1,0 +1,120 @@
+"""Batch formation of the batcher (a mixin): when a partial batch leaves and who joins it.
+
+See batcher.py's docstring for the rules; this holds the part that walks the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlos_common.errors import DeadlineExceeded
+from mlos_scheduler.domain import InferRequest, ModelInfo
+from mlos_scheduler.queues import QueuePolicy
+
+if TYPE_CHECKING:
+    from mlos_scheduler.window import AdaptiveWindow
+
+SCAN_LIMIT = 64  # queued requests examined when looking for batch partners
+GROUP_LIMIT = 16  # requests of a model without a batch dimension dispatched together
+
+
+@dataclass(slots=True)
+class Pending:
+    request: InferRequest
+    future: asyncio.Future
+    signature: tuple
+    enqueued: float
+    p_miss: float | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+class BatchFormation:
+    model: ModelInfo
+    target_rows: int
+    link_s: float
+    window: "AdaptiveWindow | None"
+    _queue: QueuePolicy
+    _preferred: list[int]
+    estimate: Any
+
+    def _wait_for_company(self, now: float) -> float:
+        """Seconds a partial batch may still wait (0 = go now); see the module docstring."""
+        if self.target_rows <= 1 or self._queue.rows >= self.target_rows:
+            return 0.0
+        if self._preferred and self._queue.rows >= self._preferred[0]:
+            return 0.0
+        oldest = min(e.arrival for e in self._queue)
+        wait = oldest + self.window.window_s - now
+        if wait <= 0:
+            return 0.0
+        deadlines = [e.deadline for e in self._queue if e.deadline is not None]
+        if deadlines:
+            own = self.estimate(self._queue.rows)
+            wait = min(wait, min(deadlines) - now - own.mean_s - self.link_s)
+        return max(wait, 0.0)
+
+    def _cap(self) -> int:
+        if not self._preferred:
+            return self.target_rows
+        fitting = [s for s in self._preferred if s <= self._queue.rows]
+        return fitting[-1] if fitting else self.model.max_batch_size
+
+    def _take_batch(self, now: float) -> list[Pending]:
+        first = self._next_live(now)
+        if first is None:
+            return []
+        batch = [first]
+        if self.model.max_batch_size <= 0:
+            # No batch dimension: nothing merges, but queued requests leave together (one message,
+            # one executor hop), each run on its own.
+            while len(batch) < GROUP_LIMIT and (item := self._next_live(now)) is not None:
+                batch.append(item)
+            return batch
+        rows, limit, kept, scanned = first.request.rows, self._cap(), [], 0
+        while rows < limit and scanned < SCAN_LIMIT and (entry := self._queue.pop()) is not None:
+            scanned += 1
+            item = entry.payload
+            if item.signature == first.signature and rows + entry.rows <= limit and not self._late(item, now):
+                batch.append(item)
+                rows += entry.rows
+            else:
+                kept.append(entry)
+        self._queue.push_front([e for e in kept if not e.payload.future.done()])
+        return batch
+
+    def _next_live(self, now: float) -> Pending | None:
+        while (entry := self._queue.pop()) is not None:
+            if not self._late(entry.payload, now):
+                return entry.payload
+        return None
+
+    def _late(self, item: Pending, now: float) -> bool:
+        """Fails a popped request whose deadline has passed (it must never start) -> True."""
+        if item.future.done():
+            return True
+        deadline = item.request.deadline
+        if deadline is None or deadline > now:
+            return False
+        item.future.set_exception(DeadlineExceeded(f"request to model {self.model.name!r} reached a batch after its deadline"))
+        return True
+
+
+def settle(p: Pending, result: object) -> None:
+    if p.future.done():
+        return
+    if isinstance(result, BaseException):
+        p.future.set_exception(result)
+    else:
+        p.future.set_result(result)
+
+
+def signature(request: InferRequest) -> tuple:
+    """Requests merge only when every input agrees beyond the first dimension."""
+    return (
+        tuple((t.name, t.datatype, t.shape[1:]) for t in request.inputs),
+        tuple(request.outputs),
+    )
+
+
