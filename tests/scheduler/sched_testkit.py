@@ -44,6 +44,51 @@ NP_TO_OIP = {
 
 
 @dataclass
+class InProcessExecutor:
+    """An executor server in this process; `restart` brings a fresh one (no model loaded) back on
+    the same port, as a restarted executor process would be."""
+
+    executor_id: str
+    cache_dir: Path
+    registry_addr: str
+    port: int = 0
+    server: aio.Server | None = None
+    servicer: ExecutorServicer | None = None
+    core: ExecutorCore | None = None
+    restarts: int = 0
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        settings = ExecutorSettings(
+            registry_addr=self.registry_addr, grpc_port=self.port, metrics_port=-1, cache_dir=self.cache_dir
+        )
+        parts = ServerParts()
+        self.core = ExecutorCore(
+            executor_id=self.executor_id, cache_dir=self.cache_dir, fetch=registry_fetcher(settings, parts)
+        )
+        self.servicer = make_servicer(self.core, parts, settings.shm_arena_bytes)
+        self.server, self.port = create_executor_server(settings, self.core, parts, self.servicer)
+        await self.server.start()
+        await self.servicer.open_unix_link(socket_name(f"{self.executor_id}-{self.restarts}"), settings.max_message_bytes)
+
+    async def stop(self) -> None:
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        await self.servicer.close_unix_link()
+        await server.stop(None)
+        await self.core.close()
+
+    async def restart(self) -> None:
+        await self.stop()
+        self.restarts += 1
+        await self.start()
+
+
+@dataclass
 class Stack:
     stub: pbg.GRPCInferenceServiceStub
     admin: spbg.SchedulerAdminStub
@@ -53,16 +98,25 @@ class Stack:
     monitor: PeerMonitor
     registry: RegistryClient
     settings: SchedulerSettings
-    executor_server: aio.Server
-    executor_servicer: ExecutorServicer
-    executor_core: ExecutorCore
+    executors: list[InProcessExecutor]
     shm: ShmRegistry
     metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
 
+    @property
+    def executor_server(self) -> aio.Server:
+        return self.executors[0].server
+
+    @property
+    def executor_servicer(self) -> ExecutorServicer:
+        return self.executors[0].servicer
+
+    @property
+    def executor_core(self) -> ExecutorCore:
+        return self.executors[0].core
+
     async def stop_executor(self) -> None:
-        await self.executor_servicer.close_unix_link()
-        await self.executor_server.stop(None)
+        await self.executors[0].stop()
 
 
 @contextlib.asynccontextmanager
@@ -71,10 +125,11 @@ async def running_stack(
     demo: dict[str, DemoModel],
     load: tuple[str, ...] = ("iris", "ocr_cls", "silero_vad"),
     extra: dict[str, Path] | None = None,
+    executors: int = 1,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
-    through the front door, yields a Stack."""
+    through the front door, yields a Stack with `executors` executor servers."""
     async with contextlib.AsyncExitStack() as stack:
         reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
         reg_core = await Registry.open(reg_settings)
@@ -84,21 +139,13 @@ async def running_stack(
         stack.push_async_callback(reg_server.stop, None)
         reg_addr = f"127.0.0.1:{reg_port}"
 
-        ex_settings = ExecutorSettings(
-            registry_addr=reg_addr, grpc_port=0, metrics_port=-1, cache_dir=root / "executor"
-        )
-        ex_parts = ServerParts()
-        ex_core = ExecutorCore(
-            executor_id="executor-test", cache_dir=ex_settings.cache_dir, fetch=registry_fetcher(ex_settings, ex_parts)
-        )
-        stack.push_async_callback(ex_core.close)
-        ex_servicer = make_servicer(ex_core, ex_parts, ex_settings.shm_arena_bytes)
-        ex_server, ex_port = create_executor_server(ex_settings, ex_core, ex_parts, ex_servicer)
-        await ex_server.start()
-        stack.push_async_callback(ex_server.stop, None)
-        await ex_servicer.open_unix_link(socket_name("executor-test"), ex_settings.max_message_bytes)
-        stack.push_async_callback(ex_servicer.close_unix_link)
-        ex_addr = f"127.0.0.1:{ex_port}"
+        running = []
+        for i in range(executors):
+            ex = InProcessExecutor("executor-test" if executors == 1 else f"executor-test{i}", root / f"executor{i}", reg_addr)
+            await ex.start()
+            stack.push_async_callback(ex.stop)
+            running.append(ex)
+        ex_addr = ",".join(ex.addr for ex in running)
 
         settings = SchedulerSettings(
             registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides
@@ -138,8 +185,7 @@ async def running_stack(
             await stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=name), timeout=60)
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
-            monitor=monitor, registry=registry, settings=settings, executor_server=ex_server, executor_servicer=ex_servicer,
-            executor_core=ex_core, shm=shm, metrics=metrics, models=dict(demo),
+            monitor=monitor, registry=registry, settings=settings, executors=running, shm=shm, metrics=metrics, models=dict(demo),
         )
 
 

@@ -16,9 +16,14 @@ from mlos_executor.link_shm import LinkShmSettings
 
 
 def relay(exc: aio.AioRpcError, addr: str) -> MlosError:
-    """A peer's failure as a typed error; transport failures say which executor."""
+    """A peer's failure as a typed error; transport failures say which executor.
+
+    Only UNAVAILABLE and CANCELLED (the executor went away mid-call) are transport failures
+    (retryable elsewhere); UNKNOWN is an executor's unexpected error and maps to INTERNAL, which
+    the scheduler never retries: the same input would likely fail the same way anywhere.
+    """
     code = exc.code().name
-    if code in ("UNAVAILABLE", "CANCELLED") or code == "UNKNOWN":
+    if code in ("UNAVAILABLE", "CANCELLED"):
         return Unavailable(f"executor {addr} unavailable: {exc.details()}")
     return typed_error(exc)
 

@@ -153,7 +153,7 @@ class ExecutorCore:
     def get(self, name: str, version: int) -> LoadedModel:
         loaded = self.models.get((name, version))
         if loaded is None:
-            raise ModelNotLoaded(f"model {name!r} v{version} is not loaded on {self.executor_id}")
+            raise ModelNotLoaded(name, version, self.executor_id)
         return loaded
 
     # ---- execution ----

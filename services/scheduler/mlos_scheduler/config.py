@@ -21,6 +21,12 @@ class SchedulerSettings(ServiceSettings):
     max_queue_size: int = Field(1024, description="Pending requests per model before RESOURCE_EXHAUSTED.")
     execute_timeout_s: float = Field(60.0, description="Executor call limit when the client sets no deadline.")
     peer_check_interval_s: float = Field(1.0, description="How often peer health is checked.")
+    breaker_failures: int = Field(
+        3, ge=1, description="Transport failures in a row that open an executor's circuit breaker (no work sent to it)."
+    )
+    breaker_open_s: float = Field(
+        2.0, gt=0, description="How long an open breaker waits before one probe (a Status call) may close it."
+    )
     batch_slots: int = Field(
         1,
         description="Batches of one model in flight at once per executor. One lets requests gather into "

@@ -70,14 +70,18 @@ class Scheduler:
     startup_ready: bool = True        # False while start-up models are still loading
     load_errors: dict[str, str] = field(default_factory=dict)  # name -> why its start-up load failed
 
+    dispatcher: Dispatcher | None = None  # placement and routing; None = one over `executors` with defaults
+
     @property
     def server_ready(self) -> bool:
-        """ServerReady: the peers answer and every start-up model is loaded."""
-        return self.peers_ready and self.startup_ready
+        """ServerReady: the peers answer, every start-up model is loaded, and every loaded model is
+        held by a usable executor (see peers.py)."""
+        return self.peers_ready and self.startup_ready and all(self.dispatcher.serving(k) for k in self.served)
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
-        self.dispatcher = Dispatcher(self.executors, self.stats, self.execute_timeout_s)  # placement and routing
+        if self.dispatcher is None:
+            self.dispatcher = Dispatcher(self.executors, self.stats, self.execute_timeout_s)
 
     # ---- serving set ----
 
@@ -144,7 +148,8 @@ class Scheduler:
             return len(keys)
 
     def model_ready(self, name: str, version: str) -> bool:
-        return self.peers_ready and self.find(name, version) is not None
+        served = self.find(name, version)
+        return self.peers_ready and served is not None and self.dispatcher.serving((name, served.model.version))
 
     async def describe(self, name: str, version: str) -> ModelInfo:
         served = self.find(name, version)

@@ -3,6 +3,27 @@
 No grpc here: executors are reached through ExecutorPort. The Scheduler owns the serving set
 and the queues; it asks the Dispatcher to place a model (`place`), hands its batcher
 `run_batch`, and asks it to drop a model's placement on unload (`unplace`).
+
+Rules (an executor is *usable* while its health check answers SERVING and its breaker, see
+breaker.py, is closed):
+- Placement: a model is loaded on ONE executor at first, the least loaded usable one (least
+  outstanding predicted work, then fewest models held). `replicate` adds another holder.
+- Routing: each batch goes to the usable executor holding the model whose predicted completion
+  (routing.RouteBook: its outstanding predicted work / its execution slots + this batch's
+  estimate) is least; ties go to the one placed first. When no holder is usable, the least
+  loaded other usable executor is asked to load the model (deduplicated) and gets the batch.
+- Retry: only a transport failure (Unavailable) is retried, on another executor (the same one
+  once more when no other can take it: its link reopens), and only while
+  time allows: the first try may use the batch's timeout, a retry only what the tightest request
+  deadline in the batch leaves. Nothing else is retried (INTERNAL/UNKNOWN, bad input, a deadline
+  that passed on the executor). `may_retry` is the one decision, and refuses once a stream has
+  produced output (generation streams pass output_seen=True after their first token).
+- Lost model: an executor that answers "not loaded" (it restarted) is asked to load the model
+  again - once per batch, and at most once for all the batches that were sent before that
+  reload finished - and the batch is routed again while its time allows.
+- Failure: K transport failures in a row open the executor's breaker; models left without a
+  usable holder are then loaded elsewhere in the background (`rehome`), and after open_s one
+  probe (a real Status call) closes the breaker again or keeps it open for another open_s.
 """
 
 from __future__ import annotations
@@ -13,15 +34,30 @@ import time
 from dataclasses import dataclass, field
 
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_scheduler.breaker import Breaker
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
-from mlos_scheduler.errors import ModelNotReady, NoExecutor
+from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import Executed, ExecutorPort
 from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.routing import Estimate, RouteBook, RoutingMetrics
 from mlos_scheduler.stats import StatsBook
 
 log = logging.getLogger(__name__)
 
 ModelKey = tuple[str, int]
+PROBE_TIMEOUT_S = 2.0
+
+
+def ready_again(holders: list[ExecutorPort], tried: list[ExecutorPort]) -> list[ExecutorPort]:
+    """Holders that failed this batch once only: tried again when nothing else can take it (its
+    link reopens on the next try, e.g. after the executor restarted)."""
+    return [e for e in holders if tried.count(e) == 1]
+
+
+def may_retry(error: MlosError, output_seen: bool) -> bool:
+    """Whether a failed try may be sent again to another executor: only a transport failure, and
+    never once the stream produced output (the client already holds part of an answer)."""
+    return isinstance(error, Unavailable) and not output_seen
 
 
 @dataclass
@@ -29,30 +65,131 @@ class Dispatcher:
     executors: list[ExecutorPort]
     stats: StatsBook = field(default_factory=StatsBook)
     execute_timeout_s: float = 60.0
-    placed: dict[ModelKey, list[ExecutorPort]] = field(default_factory=dict)  # executors holding a version
+    estimate: Estimate | None = None  # (model, rows) -> seconds; None = EMA of measured round trips
+    breaker_failures: int = 3
+    breaker_open_s: float = 2.0
+    metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
+    placed: dict[ModelKey, list[ExecutorPort]] = field(default_factory=dict)  # holders, first placed first
+
+    def __post_init__(self) -> None:
+        self.book = RouteBook(self.estimate)
+        self.breakers = {
+            e.addr: Breaker(self.breaker_failures, self.breaker_open_s, time.monotonic) for e in self.executors
+        }
+        self._models: dict[ModelKey, ModelInfo] = {}
+        self._loading: dict[tuple[str, ModelKey], asyncio.Future] = {}
+        self._loaded_at: dict[tuple[str, ModelKey], float] = {}  # last (re)load finished, perf_counter s
+        self._tasks: set[asyncio.Task] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        for e in self.executors:
+            self.metrics.breaker(e.addr, self.breakers[e.addr].state)
+
+    # ---- readiness ----
+
+    def usable(self, executor: ExecutorPort) -> bool:
+        return executor.healthy and self.breakers[executor.addr].usable
+
+    def serving(self, key: ModelKey) -> bool:
+        """A usable executor holds this model version."""
+        return any(self.usable(e) for e in self.placed.get(key, ()))
+
+    # ---- placement ----
 
     async def place(self, model: ModelInfo, timeout_s: float | None) -> list[ExecutorPort]:
-        """Loads `model` on an executor (the least busy that answers); returns where it is now."""
-        candidates = [e for e in self.executors if e.healthy] or list(self.executors)
+        """Loads `model` on the least loaded usable executor, unless a usable one holds it already;
+        returns its holders (a live list)."""
+        if self.serving((model.name, model.version)):
+            return self.placed[(model.name, model.version)]
+        candidates = [e for e in self.executors if self.usable(e)] or list(self.executors)
         if not candidates:
             raise NoExecutor("no executor is configured")
         errors = []
-        for executor in sorted(candidates, key=lambda e: e.in_flight):
+        for executor in sorted(candidates, key=self._load_order):
             try:
-                await executor.load(model, timeout_s)
-                self.placed[(model.name, model.version)] = placed = [executor]
-                return placed
+                await self.replicate(model, executor, timeout_s)
+                return self.placed[(model.name, model.version)]
             except Unavailable as exc:
                 errors.append(f"{executor.addr}: {exc.message}")
         raise NoExecutor(f"could not load {model.name!r} v{model.version}: {'; '.join(errors)}")
 
+    async def replicate(self, model: ModelInfo, executor: ExecutorPort, timeout_s: float | None) -> None:
+        """Loads `model` on `executor` and adds it to the holders; concurrent calls share one load."""
+        key = (model.name, model.version)
+        self._models[key] = model
+        job = (executor.addr, key)
+        future = self._loading.get(job)
+        if future is None:
+            future = self._loading[job] = asyncio.ensure_future(self._load(model, executor, timeout_s))
+            future.add_done_callback(lambda _f: self._loading.pop(job, None))
+        await asyncio.shield(future)
+
+    async def _load(self, model: ModelInfo, executor: ExecutorPort, timeout_s: float | None) -> None:
+        try:
+            await executor.load(model, timeout_s)
+        except Unavailable:
+            self._failed(executor)
+            raise
+        self._answered(executor)
+        key = (model.name, model.version)
+        self._loaded_at[(executor.addr, key)] = time.perf_counter()
+        if key in self.placed:  # placed before: a move, a reload after a restart, or a replica
+            self.metrics.reloaded(executor.addr)
+        holders = self.placed.setdefault(key, [])
+        if executor not in holders:
+            holders.append(executor)
+
+    def _load_order(self, executor: ExecutorPort) -> tuple[float, int]:
+        held = sum(executor in holders for holders in self.placed.values())
+        return self.book.outstanding_s(executor), held
+
     async def unplace(self, model: ModelInfo) -> None:
         """Unloads `model` from every executor holding it; failures are logged, not raised."""
+        self._models.pop((model.name, model.version), None)
         for executor in self.placed.pop((model.name, model.version), []):
             try:
                 await executor.unload(model)
             except MlosError as exc:
                 log.warning("unload of %s on %s failed: %s", model.name, executor.addr, exc.message)
+
+    async def rehome(self) -> None:
+        """Loads every placed model that has no usable holder on another usable executor."""
+        for key, holders in list(self.placed.items()):
+            model = self._models.get(key)
+            if model is None or any(self.usable(e) for e in holders):
+                continue
+            try:
+                await self._route(model, 1, [], self.execute_timeout_s)
+            except MlosError as exc:
+                log.warning("model %s v%d has no usable executor: %s", key[0], key[1], exc.message)
+
+    # ---- routing ----
+
+    async def _route(self, model: ModelInfo, rows: int, tried: list[ExecutorPort], timeout_s: float) -> ExecutorPort:
+        holders = self.placed.get((model.name, model.version), [])
+        ready = [e for e in holders if self.usable(e) and e not in tried]
+        if ready:
+            return min(ready, key=lambda e: self.book.completion_s(e, model, rows))
+        others = [e for e in self.executors if self.usable(e) and e not in tried and e not in holders]
+        reasons = [f"{e.addr}: {self._why_not(e, tried)}" for e in self.executors if e not in others]
+        for executor in sorted(others, key=self._load_order):
+            try:
+                await self.replicate(model, executor, timeout_s)
+                log.info("model %s v%d moved to executor %s", model.name, model.version, executor.addr)
+                return executor
+            except Unavailable as exc:
+                tried.append(executor)
+                reasons.append(f"{executor.addr}: load failed ({exc.message})")
+        again = [e for e in ready_again(holders, tried) if self.usable(e)]  # a stale stream fails once, then reopens
+        if again:
+            return again[0]
+        raise NoExecutor(f"no executor can run model {model.name!r} v{model.version}: {'; '.join(reasons)}")
+
+    def _why_not(self, executor: ExecutorPort, tried: list[ExecutorPort]) -> str:
+        if executor in tried:
+            return "failed this batch"
+        if not executor.healthy:
+            return "health check not SERVING"
+        return f"circuit breaker {self.breakers[executor.addr].state.name.lower()}"
 
     async def run_batch(
         self, model: ModelInfo, requests: list[InferRequest], timeout_s: float | None
@@ -65,32 +202,65 @@ class Dispatcher:
         # A merged batch's outputs are split afterwards, so only a lone request's go straight to its windows.
         windows = [r.output_windows for r in requests] if not batched or len(requests) == 1 else None
         input_ns = time.perf_counter_ns() - started
-        executors = self.placed.get((model.name, model.version), [])
-        if not executors:
+        if (model.name, model.version) not in self.placed:
             raise ModelNotReady(f"model {model.name!r} v{model.version} is no longer loaded")
-        limit = timeout_s if timeout_s is not None else self.execute_timeout_s
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = loop.time() + (timeout_s if timeout_s is not None else self.execute_timeout_s)
+        tightest = [r.deadline for r in requests if r.deadline is not None]
+        retry_until = min([deadline, *tightest])
+        rows = sum(r.rows for r in requests)
+        tried: list[ExecutorPort] = []
+        reloaded: list[ExecutorPort] = []
         last: MlosError | None = None
-        # Executing is a pure function of the inputs, so retrying on UNAVAILABLE is safe while time allows.
-        for executor in sorted(executors, key=lambda e: (not e.healthy, e.in_flight)):
-            remaining = deadline - loop.time()
+        while True:
+            remaining = (deadline if last is None else retry_until) - loop.time()
             if remaining <= 0:
-                break
-            sent_ns = time.perf_counter_ns()
+                if last is not None:
+                    raise last
+                raise DeadlineExceeded(f"no time left to run model {model.name!r}")
+            executor = await self._route(model, rows, tried, remaining)
+            remaining = (deadline if last is None else retry_until) - loop.time()
+            if remaining <= 0:
+                continue
+            sent_s = time.perf_counter()
+            estimate_s = self.book.estimate_s(executor, model, rows)
+            self.book.started(executor, estimate_s)
             try:
                 answers = await executor.execute(model, work, requests[0].outputs, remaining, windows)
             except Unavailable as exc:
-                executor.healthy = False
+                self.book.finished(executor, estimate_s, model, None)
+                self._failed(executor)
+                if not may_retry(exc, output_seen=False):
+                    raise
                 last = exc
+                tried.append(executor)
+                self.metrics.retried(executor.addr, "unavailable")
                 continue
-            self.stats.executor_roundtrip(executor.addr, time.perf_counter_ns() - sent_ns)
+            roundtrip_s = time.perf_counter() - sent_s
+            self.book.finished(executor, estimate_s, model, roundtrip_s)
+            self._answered(executor)
+            if isinstance(answers[0], ModelMissing) and executor not in reloaded:
+                last = answers[0]
+                reloaded.append(executor)
+                self.metrics.retried(executor.addr, "not_loaded")
+                await self._reload(model, executor, sent_s, retry_until - loop.time(), tried)
+                continue
+            self.stats.executor_roundtrip(executor.addr, int(roundtrip_s * 1e9))
             if batched:
                 return self._split(model, requests, answers[0], input_ns)
             return [self._one(model, r, a, input_ns) for r, a in zip(requests, answers, strict=True)]
-        if last is not None:
-            raise last
-        raise DeadlineExceeded(f"no time left to run model {model.name!r}")
+
+    async def _reload(self, model: ModelInfo, executor: ExecutorPort, sent_s: float, timeout_s: float,
+                      tried: list[ExecutorPort]) -> None:
+        """The executor lost the model: load it again there, unless a reload finished after this
+        batch was sent (then the model is back already)."""
+        if timeout_s <= 0 or self._loaded_at.get((executor.addr, (model.name, model.version)), 0.0) > sent_s:
+            return
+        log.info("executor %s lost model %s v%d (restarted?); loading it again", executor.addr, model.name, model.version)
+        try:
+            await self.replicate(model, executor, timeout_s)
+        except Unavailable:
+            tried.append(executor)
 
     def _split(self, model: ModelInfo, requests: list[InferRequest], answer: Executed, input_ns: int
                ) -> list[InferResult | MlosError]:
@@ -115,6 +285,55 @@ class Dispatcher:
         self.stats.executed(model.name, model.version, request.rows, 1, input_ns, compute_ns, 0)
         return InferResult(model.name, model.version, request.id, outputs)
 
+    # ---- circuit breaker ----
+
+    def _answered(self, executor: ExecutorPort) -> None:
+        breaker = self.breakers[executor.addr]
+        if breaker.failures or not breaker.usable:
+            breaker.succeeded()
+            self.metrics.breaker(executor.addr, breaker.state)
+
+    def _failed(self, executor: ExecutorPort) -> None:
+        breaker = self.breakers[executor.addr]
+        if breaker.failed():
+            log.warning("executor %s: circuit breaker open after repeated failures; probing in %.1f s",
+                        executor.addr, breaker.open_s)
+            self._spawn(self.rehome())
+            self._plan_probe(executor)
+        self.metrics.breaker(executor.addr, breaker.state)
+
+    def _plan_probe(self, executor: ExecutorPort) -> None:
+        delay_s = self.breakers[executor.addr].probe_due_in_s()
+        loop = asyncio.get_running_loop()
+        self._timers[executor.addr] = loop.call_later(delay_s, lambda: self._spawn(self._probe(executor)))
+
+    async def _probe(self, executor: ExecutorPort) -> None:
+        breaker = self.breakers[executor.addr]
+        if not breaker.start_probe():
+            return
+        self.metrics.breaker(executor.addr, breaker.state)
+        try:
+            await executor.probe(min(PROBE_TIMEOUT_S, max(breaker.open_s, 0.1)))
+        except MlosError as exc:
+            breaker.failed()
+            log.info("executor %s: probe failed (%s); breaker stays open", executor.addr, exc.message)
+            self._plan_probe(executor)
+        else:
+            breaker.succeeded()
+            log.info("executor %s answered its probe; breaker closed", executor.addr)
+            self._spawn(self.rehome())  # models left without a usable holder may go there now
+        self.metrics.breaker(executor.addr, breaker.state)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for executor in self.executors:
             await executor.close()

@@ -27,3 +27,7 @@ class NoExecutor(Unavailable):
 
 class BatchMismatch(FailedPrecondition):
     """The executor's answer does not fit the batch that was sent (a broken invariant)."""
+
+
+class ModelMissing(FailedPrecondition):
+    """An executor answered that it does not hold the model (it restarted since the load)."""

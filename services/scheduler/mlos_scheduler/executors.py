@@ -12,7 +12,9 @@ from mlos.executor.v1 import executor_pb2 as epb
 from mlos_common.errors import MlosError, Unavailable, error_for_code
 from mlos_common.shm import ShmSpan
 from mlos_executor.client import ExecutorClient
+from mlos_executor.errors import is_not_loaded
 from mlos_scheduler.domain import ModelInfo, Tensor
+from mlos_scheduler.errors import ModelMissing
 
 # One piece of work's answer: (output tensors, compute_ns), or the error it failed with alone.
 Executed = tuple[list[Tensor], int] | MlosError
@@ -20,11 +22,15 @@ Executed = tuple[list[Tensor], int] | MlosError
 
 class ExecutorPort(Protocol):
     addr: str
-    healthy: bool
+    healthy: bool  # its health check answered SERVING last round (set by the peer monitor only)
     in_flight: int
     execution_slots: int  # runs the executor may execute at once (1 until known)
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
+    async def probe(self, timeout_s: float) -> None:
+        """A real round trip to the executor (its Status); raises Unavailable when it does not answer."""
+        ...
+
     async def unload(self, model: ModelInfo) -> None: ...
     async def execute(
         self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None,
@@ -36,7 +42,8 @@ class ExecutorPort(Protocol):
         a client's window; such an output comes back with `window` set and no raw.
 
         Raises Unavailable when the executor cannot be reached (nothing can be said of any piece);
-        a piece that fails on the executor (bad input, runtime error, deadline) fails alone.
+        a piece that fails on the executor (bad input, runtime error, deadline) fails alone;
+        pieces of a model the executor does not hold answer ModelMissing.
         """
         ...
 
@@ -64,6 +71,9 @@ class RemoteExecutor:
             self.execution_slots = max(1, status.execution_slots)
             if self.link_mode == "auto":
                 await self.client.link.prefer_unix(status.link_socket)
+
+    async def probe(self, timeout_s: float) -> None:
+        await self.client.status(timeout_s)
 
     async def unload(self, model: ModelInfo) -> None:
         await self.client.unload(model.name, model.version)
@@ -101,6 +111,8 @@ def _executed(reply: epb.WorkResult | BaseException) -> Executed:
         return reply
     if isinstance(reply, BaseException):
         raise reply
+    if is_not_loaded(reply.error_code, reply.error_message):
+        return ModelMissing(reply.error_message)
     if reply.error_code:
         return error_for_code(reply.error_code, reply.error_message)
     return [

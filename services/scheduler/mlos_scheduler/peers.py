@@ -1,4 +1,15 @@
-"""Truthful readiness: the scheduler is ready only while its peers answer their health checks."""
+"""Truthful readiness: the scheduler is ready only while its peers answer their health checks.
+
+What ServerReady (and the gRPC health service) means with N executors:
+- the registry answers SERVING, and at least one executor does;
+- every start-up model has been loaded once (Triton's strict readiness);
+- every loaded model version is held by at least one *usable* executor: its health check
+  answers SERVING and its circuit breaker (breaker.py) is closed.
+An executor that stops serving or opens its breaker makes the server unready only until the
+models it held are loaded on another usable executor (the dispatcher does that at once, see
+dispatch.py), or until it serves again. ModelReady(m) = the peers are ready and m is held by a
+usable executor.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +48,7 @@ class PeerMonitor:
     peers: list[Peer]
     interval_s: float
     on_change: Callable[[], Awaitable[None]]
+    every_round: bool = False  # call on_change after every round, not only when a peer changed
     _task: asyncio.Task | None = field(default=None, init=False)
 
     async def check_all(self) -> None:
@@ -47,7 +59,7 @@ class PeerMonitor:
                 log.info("peer %s (%s) is %s", peer.name, peer.addr, "SERVING" if ok else "NOT SERVING")
                 peer.serving = ok
                 changed = True
-        if changed:
+        if changed or self.every_round:
             await self.on_change()
 
     def start(self) -> None:

@@ -21,9 +21,11 @@ from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.window import windows_us
 from mlos_scheduler.core import Scheduler
+from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.executors import RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
 from mlos_scheduler.rest import start_rest
+from mlos_scheduler.routing import RoutingMetrics
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
 from mlos_scheduler.startup import StartupModels, parse_names
 from mlos_scheduler.stats import StatsBook
@@ -76,11 +78,17 @@ def build_core(
     ]
     if registry is not None:
         registry.register(LinkCollector({e.addr: e.client.link.counters for e in executors}))
+    stats = StatsBook(registry)
+    dispatcher = Dispatcher(
+        executors, stats, settings.execute_timeout_s, breaker_failures=settings.breaker_failures,
+        breaker_open_s=settings.breaker_open_s, metrics=RoutingMetrics(registry),
+    )
     core = Scheduler(
         lookup=lookup,
         lister=lister,
         executors=executors,
-        stats=StatsBook(registry),
+        stats=stats,
+        dispatcher=dispatcher,
         max_queue_size=settings.max_queue_size,
         batch_slots=settings.batch_slots,
         heavy_batch_s=settings.heavy_batch_ms / 1000,
@@ -104,17 +112,24 @@ def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
 
 def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]) -> PeerMonitor:
     """Peers ready = the registry and at least one executor answer SERVING; health follows
-    core.server_ready (peers ready and every start-up model loaded)."""
+    core.server_ready (see peers.py), re-published each round it changes (breakers too)."""
     registry_peer = Peer("registry", settings.registry_addr)
     executor_peers = [Peer("executor", e.addr) for e in core.executors]
+    published: list[bool] = []
 
-    async def on_change() -> None:
+    async def each_round() -> None:
+        lost = False
         for executor, peer in zip(core.executors, executor_peers):
+            lost |= executor.healthy and not peer.serving
             executor.healthy = peer.serving
         core.peers_ready = registry_peer.serving and any(p.serving for p in executor_peers)
-        await set_serving(parts, svcs, core.server_ready)
+        if lost:  # models whose executor stopped serving move to one that serves
+            await core.dispatcher.rehome()
+        if published != [core.server_ready]:
+            published[:] = [core.server_ready]
+            await set_serving(parts, svcs, core.server_ready)
 
-    return PeerMonitor([registry_peer, *executor_peers], settings.peer_check_interval_s, on_change)
+    return PeerMonitor([registry_peer, *executor_peers], settings.peer_check_interval_s, each_round, every_round=True)
 
 
 def load_startup_models(
