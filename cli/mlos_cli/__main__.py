@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         up.add_argument(f"--{name}-port", type=int, default=grpc_port, help=f"{name} gRPC port ({grpc_port})")
         up.add_argument(f"--{name}-metrics-port", type=int, default=metrics_port, help=argparse.SUPPRESS)
     up.add_argument("--http-port", type=int, default=8080, help="scheduler KServe v2 REST port (8080; -1 = off)")
+    up.add_argument("--executors", type=_positive, default=1, metavar="N",
+                    help="executor processes (default 1), on consecutive port pairs from --executor-port; "
+                    "the scheduler routes each batch among them")
     up.add_argument("--scheduler-workers", type=_positive, default=1, metavar="N",
                     help="scheduler worker processes sharing its ports (1; raise on hosts with many cores)")
 
@@ -72,7 +75,7 @@ async def _up(args: argparse.Namespace) -> int:
              for n in ("scheduler", "registry", "executor", "predictor")}
     suite = Suite(SuiteConfig(home=args.home, host=args.host, ephemeral_ports=args.ephemeral_ports,
                               demo=not args.no_demo, ports=ports, http_port=args.http_port,
-                              scheduler_workers=args.scheduler_workers))
+                              scheduler_workers=args.scheduler_workers, executors=args.executors))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     import signal
@@ -109,6 +112,8 @@ def _summary(info: dict) -> str:
         lines.append(f"  front door KServe v2 REST {url} (tritonclient.http; curl {url}/health)")
     for name in ("registry", "executor", "predictor"):
         lines.append(f"  {name:<9} {info[name + '_addr']}")
+    extra = sorted(k[:-5] for k in info if k.startswith("executor-") and k.endswith("_addr"))
+    lines += [f"  {name:<9} {info[name + '_addr']}" for name in extra]
     for name, url in info["metrics"].items():
         lines.append(f"  metrics   {name:<9} {url}")
     lines.append(f"  models    {', '.join(info['models']) or '(none)'}")

@@ -4,6 +4,12 @@ Services start in dependency order (registry, predictor, executor, scheduler). E
 prints one JSON "listening" line with its bound ports; the launcher reads it, waits for the
 standard health check, then starts the next one with the addresses it needs. On SIGTERM or
 Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs).
+
+`executors` > 1 starts that many executor processes ("executor", "executor-1", ...), executor i
+on the executor ports + 2*i (gRPC 8201, 8203, ...; metrics 8202, 8204, ...), each with its own
+artifact cache and id, and hands the scheduler every address. The cores are shared out: unless
+MLOS_EXECUTOR_INTRA_OP_THREADS is set, each executor's runs get cpus // (executors * slots)
+ONNX Runtime threads (at least 1), so N executors do not oversubscribe a small host.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class SuiteConfig:
     ports: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     http_port: int = DEFAULT_HTTP_PORT  # -1 = no REST
     scheduler_workers: int = 1  # > 1: a supervisor and this many workers behind the scheduler's ports
+    executors: int = 1  # executor processes, on consecutive port pairs
 
 
 @dataclass
@@ -78,32 +85,42 @@ class Suite:
     def addr(self, name: str) -> str:
         return self.children[name].addr(self.config.host)
 
-    def _env(self, name: str) -> dict[str, str]:
+    def executor_names(self) -> list[str]:
+        return ["executor", *(f"executor-{i}" for i in range(1, self.config.executors))]
+
+    def _env(self, name: str, index: int = 0) -> dict[str, str]:
+        """Environment of service `name`; `index` numbers the executors (ports + 2*index)."""
         c = self.config
-        grpc_port, metrics_port = (0, 0) if c.ephemeral_ports else c.ports[name]
+        grpc_port, metrics_port = (0, 0) if c.ephemeral_ports else (p + 2 * index for p in c.ports[name])
         prefix = f"MLOS_{name.upper()}_"
         env = dict(os.environ)
         env.update({f"{prefix}HOST": c.host, f"{prefix}GRPC_PORT": str(grpc_port), f"{prefix}METRICS_PORT": str(metrics_port)})
         if name == "registry":
             env[f"{prefix}DATA_DIR"] = str(c.home / "registry")
         if name == "executor":
-            env[f"{prefix}CACHE_DIR"] = str(c.home / "executor")
+            child = self.executor_names()[index]
+            env[f"{prefix}CACHE_DIR"] = str(c.home / child)
+            env[f"{prefix}EXECUTOR_ID"] = f"executor-{index}"
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
             env[f"{prefix}PREDICTOR_ADDR"] = self.addr("predictor")
+            if c.executors > 1 and f"{prefix}INTRA_OP_THREADS" not in os.environ:
+                slots = int(os.environ.get(f"{prefix}EXECUTION_SLOTS", "2"))
+                env[f"{prefix}INTRA_OP_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // (c.executors * slots)))
         if name == "scheduler":
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
-            env[f"{prefix}EXECUTOR_ADDRS"] = self.addr("executor")
+            env[f"{prefix}EXECUTOR_ADDRS"] = ",".join(self.addr(n) for n in self.executor_names())
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
             env[f"{prefix}STARTUP_MODELS"] = ",".join(self.models)
             env[f"{prefix}WORKERS"] = str(c.scheduler_workers)
         return env
 
-    async def _spawn(self, name: str) -> Child:
+    async def _spawn(self, name: str, index: int = 0) -> Child:
+        child_name = self.executor_names()[index] if name == "executor" else name
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.log_dir / f"{name}.log").open("ab")
+        log_file = (self.log_dir / f"{child_name}.log").open("ab")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", f"mlos_{name}",
-            env=self._env(name), stdout=asyncio.subprocess.PIPE, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
+            env=self._env(name, index), stdout=asyncio.subprocess.PIPE, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
         )
         log_file.close()
         try:
@@ -112,13 +129,13 @@ class Suite:
             if process.returncode is None:  # still running (timed out); an exited child cannot be killed
                 process.kill()
             await process.wait()
-            raise self._failure(name, f"did not start: {exc or 'timed out'}") from None
-        child = Child(name, process, line["grpc_port"], line.get("metrics_port"), line.get("http_port"))
-        self.children[name] = child
+            raise self._failure(child_name, f"did not start: {exc or 'timed out'}") from None
+        child = Child(child_name, process, line["grpc_port"], line.get("metrics_port"), line.get("http_port"))
+        self.children[child_name] = child
         try:
             await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
         except TimeoutError as exc:
-            raise self._failure(name, f"not ready: {exc}") from None
+            raise self._failure(child_name, f"not ready: {exc}") from None
         return child
 
     def _listen_timeout_s(self, name: str) -> float:
@@ -148,7 +165,8 @@ class Suite:
             for name in ORDER:
                 if name == "scheduler" and self.config.demo:
                     await self._register_demo_models()
-                await self._spawn(name)
+                for index in range(self.config.executors if name == "executor" else 1):
+                    await self._spawn(name, index)
         except BaseException:
             await self.stop()
             raise
@@ -172,7 +190,7 @@ class Suite:
         return waits[next(iter(done))]
 
     async def stop(self, grace_s: float = 15.0) -> None:
-        for name in reversed(ORDER):
+        for name in reversed([n for s in ORDER for n in (self.executor_names() if s == "executor" else [s])]):
             child = self.children.pop(name, None)
             if child is None or child.process.returncode is not None:
                 continue

@@ -4,6 +4,7 @@ reads back, and what the summary and the --json ready event say."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,25 @@ def test_up_takes_scheduler_workers(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["up", "--scheduler-workers", "0"])
     assert "must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_executors_take_consecutive_port_pairs_and_the_scheduler_gets_them_all(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, executors=3)
+    assert suite.executor_names() == ["executor", "executor-1", "executor-2"]
+    envs = [suite._env("executor", i) for i in range(3)]
+    assert [(e["MLOS_EXECUTOR_GRPC_PORT"], e["MLOS_EXECUTOR_METRICS_PORT"]) for e in envs] == [
+        ("8201", "8202"), ("8203", "8204"), ("8205", "8206")]
+    assert len({e["MLOS_EXECUTOR_CACHE_DIR"] for e in envs}) == len({e["MLOS_EXECUTOR_EXECUTOR_ID"] for e in envs}) == 3
+    assert all(int(e["MLOS_EXECUTOR_INTRA_OP_THREADS"]) >= 1 for e in envs)
+    for i, port in ((1, 8203), (2, 8205)):
+        suite.children[f"executor-{i}"] = Child(f"executor-{i}", None, port, None)  # type: ignore[arg-type]
+    env = suite._env("scheduler")
+    assert env["MLOS_SCHEDULER_EXECUTOR_ADDRS"] == "127.0.0.1:8201,127.0.0.1:8203,127.0.0.1:8205"
+    one = _suite(tmp_path)._env("executor")  # one executor: its own automatic threads, unless set by hand
+    assert one.get("MLOS_EXECUTOR_INTRA_OP_THREADS") == os.environ.get("MLOS_EXECUTOR_INTRA_OP_THREADS")
+
+
+def test_up_takes_executors() -> None:
+    assert _parser().parse_args(["up", "--executors", "3"]).executors == 3
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["up", "--executors", "0"])

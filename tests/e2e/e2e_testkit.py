@@ -52,3 +52,32 @@ def shm_regions(client, prefix: str) -> Iterator[Callable]:
         client.unregister_system_shared_memory()
         for handle in made:
             shm.destroy_shared_memory_region(handle)
+
+
+def iris_sample(home, seed: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Three rows of the demo iris model's sample inputs and the labels in-process ONNX Runtime gives."""
+    import onnxruntime
+    from mlos_cli.demo import prepare_demo_models
+
+    iris = {m.name: m for m in prepare_demo_models(home / "demo")}["iris"]
+    arrays = iris.sample_inputs(batch=3, seed=seed)
+    session = onnxruntime.InferenceSession(str(iris.path), providers=["CPUExecutionProvider"])
+    return arrays, session.run(["label"], arrays)[0]
+
+
+def serves_iris(addr: str, arrays: dict[str, np.ndarray], want: np.ndarray) -> None:
+    """A fresh tritonclient (its own connection) finds the server ready and gets iris's labels right."""
+    client = grpcclient.InferenceServerClient(url=addr)
+    try:
+        assert client.is_server_ready()
+        np.testing.assert_array_equal(client.infer("iris", make_inputs(arrays)).as_numpy("label"), want)
+    finally:
+        client.close()
+
+
+def scheduler_metrics(info: dict) -> str:
+    """The scheduler's /metrics text, from `mlos up --json`'s ready line."""
+    import urllib.request
+
+    with urllib.request.urlopen(info["metrics"]["scheduler"], timeout=10) as reply:
+        return reply.read().decode()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.request
 
-import numpy as np
 import pytest
 
-from e2e_testkit import make_inputs
+from e2e_testkit import iris_sample, scheduler_metrics, serves_iris
 
 
 @pytest.fixture(scope="module")
@@ -18,22 +16,9 @@ def two_workers(tmp_path_factory):
 
 
 def test_tritonclient_on_many_connections(two_workers) -> None:
-    import onnxruntime
-    import tritonclient.grpc as grpcclient
-    from mlos_cli.demo import prepare_demo_models
-
-    iris = {m.name: m for m in prepare_demo_models(two_workers.home / "demo")}["iris"]
-    arrays = iris.sample_inputs(batch=3, seed=4)
-    session = onnxruntime.InferenceSession(str(iris.path), providers=["CPUExecutionProvider"])
-    want = session.run(["label"], arrays)[0]
+    arrays, want = iris_sample(two_workers.home)
     for _ in range(8):  # a client per connection: the kernel spreads them over the workers
-        client = grpcclient.InferenceServerClient(url=two_workers.scheduler_addr)
-        try:
-            assert client.is_server_ready()
-            np.testing.assert_array_equal(client.infer("iris", make_inputs(arrays)).as_numpy("label"), want)
-        finally:
-            client.close()
-    with urllib.request.urlopen(two_workers.info["metrics"]["scheduler"], timeout=10) as reply:
-        text = reply.read().decode()
+        serves_iris(two_workers.scheduler_addr, arrays, want)
+    text = scheduler_metrics(two_workers.info)
     assert 'mlos_scheduler_worker_up{worker="0"} 1.0' in text
     assert 'mlos_scheduler_worker_up{worker="1"} 1.0' in text
