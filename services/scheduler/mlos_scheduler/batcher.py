@@ -77,7 +77,6 @@ class DynamicBatcher(BatchFormation):
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     estimate: Estimator = lambda rows: ExecEstimate(0.005, 0.005, "prior")  # noqa: E731
     window: AdaptiveWindow | None = None  # None = adaptive on the policy's windows
-    observe: Callable[[int, float], None] | None = None  # (rows, seconds) of each batch answered
     admission: AdmissionBook = field(default_factory=AdmissionBook)
     batch_s_avg: float = 0.0  # moving average of a batch's time from dispatch to answer
     link_s: float = 0.0       # moving average of (batch time - predicted execution): the link's share
@@ -248,8 +247,6 @@ class DynamicBatcher(BatchFormation):
                 self._pump()
 
     def _learn(self, rows: int, took: float, est: ExecEstimate) -> None:
-        if self.observe is not None:
-            self.observe(rows, took)
         self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
         share = max(took - est.mean_s, 0.0)
         delta = share - self.link_s

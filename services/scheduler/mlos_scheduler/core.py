@@ -82,6 +82,12 @@ class Scheduler:
         self._locks: dict[str, asyncio.Lock] = {}
         if self.dispatcher is None:
             self.dispatcher = Dispatcher(self.executors, self.stats, self.execute_timeout_s)
+        # The executors' compute times feed the profile replica the deadline predictions read,
+        # and routing compares executors on the same estimates.
+        if self.dispatcher.on_compute is None:
+            self.dispatcher.on_compute = lambda m, rows, s: self.profiles.observe(m.name, m.version, rows, s)
+        if self.dispatcher.book.estimate is None:
+            self.dispatcher.book.estimate = lambda m, rows: self.profiles.estimate(m.name, m.version, rows).mean_s
 
     # ---- serving set ----
 
@@ -121,7 +127,6 @@ class Scheduler:
                     on_dispatch=self._on_dispatch,
                     policy=self.policy,
                     estimate=lambda rows, n=name, v=model.version: self.profiles.estimate(n, v, rows),
-                    observe=lambda rows, s, n=name, v=model.version: self.profiles.observe(n, v, rows, s),
                     admission=self.admission,
                 )
                 self.served[key] = Served(model, batcher, placed)

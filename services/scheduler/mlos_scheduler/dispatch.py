@@ -37,8 +37,9 @@ from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
 from mlos_scheduler.breaker import Breaker
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
-from mlos_scheduler.executors import Executed, ExecutorPort
-from mlos_scheduler.merging import merge_inputs, split_outputs
+from mlos_scheduler.executors import ExecutorPort
+from mlos_scheduler.merging import merge_inputs
+from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
 from mlos_scheduler.routing import Estimate, RouteBook, RoutingMetrics
 from mlos_scheduler.stats import StatsBook
 
@@ -69,6 +70,7 @@ class Dispatcher:
     breaker_failures: int = 3
     breaker_open_s: float = 2.0
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
+    on_compute: ComputeObserver | None = None  # each answered batch: (model, rows, compute seconds)
     placed: dict[ModelKey, list[ExecutorPort]] = field(default_factory=dict)  # holders, first placed first
 
     def __post_init__(self) -> None:
@@ -247,8 +249,9 @@ class Dispatcher:
                 continue
             self.stats.executor_roundtrip(executor.addr, int(roundtrip_s * 1e9))
             if batched:
-                return self._split(model, requests, answers[0], input_ns)
-            return [self._one(model, r, a, input_ns) for r, a in zip(requests, answers, strict=True)]
+                return batch_results(self.stats, model, requests, answers[0], input_ns, self.on_compute)
+            return [lone_result(self.stats, model, r, a, input_ns, self.on_compute)
+                    for r, a in zip(requests, answers, strict=True)]
 
     async def _reload(self, model: ModelInfo, executor: ExecutorPort, sent_s: float, timeout_s: float,
                       tried: list[ExecutorPort]) -> None:
@@ -261,29 +264,6 @@ class Dispatcher:
             await self.replicate(model, executor, timeout_s)
         except Unavailable:
             tried.append(executor)
-
-    def _split(self, model: ModelInfo, requests: list[InferRequest], answer: Executed, input_ns: int
-               ) -> list[InferResult | MlosError]:
-        if isinstance(answer, MlosError):
-            return [answer] * len(requests)
-        outputs, compute_ns = answer
-        split_start = time.perf_counter_ns()
-        results: list[InferResult | MlosError] = [
-            InferResult(model.name, model.version, r.id, outs)
-            for r, outs in zip(requests, split_outputs(outputs, requests), strict=True)
-        ]
-        rows = sum(r.rows for r in requests)
-        self.stats.executed(
-            model.name, model.version, rows, len(requests), input_ns, compute_ns, time.perf_counter_ns() - split_start
-        )
-        return results
-
-    def _one(self, model: ModelInfo, request: InferRequest, answer: Executed, input_ns: int) -> InferResult | MlosError:
-        if isinstance(answer, MlosError):
-            return answer
-        outputs, compute_ns = answer
-        self.stats.executed(model.name, model.version, request.rows, 1, input_ns, compute_ns, 0)
-        return InferResult(model.name, model.version, request.id, outputs)
 
     # ---- circuit breaker ----
 
