@@ -62,3 +62,8 @@ def test_up_takes_scheduler_workers(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["up", "--scheduler-workers", "0"])
     assert "must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_scheduler_subscribes_to_the_predictor(tmp_path: Path) -> None:
+    env = _suite(tmp_path)._env("scheduler")
+    assert env["MLOS_SCHEDULER_PREDICTOR_ADDR"] == "127.0.0.1:8301"

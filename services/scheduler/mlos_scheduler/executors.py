@@ -13,6 +13,7 @@ from mlos_common.errors import MlosError, Unavailable, error_for_code
 from mlos_common.shm import ShmSpan
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler.domain import ModelInfo, Tensor
+from mlos_scheduler.profiles import Warmup
 
 # One piece of work's answer: (output tensors, compute_ns), or the error it failed with alone.
 Executed = tuple[list[Tensor], int] | MlosError
@@ -24,7 +25,9 @@ class ExecutorPort(Protocol):
     in_flight: int
     execution_slots: int  # runs the executor may execute at once (1 until known)
 
-    async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
+    async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
+        """Loads the model; returns the executor's warm-up timings (empty when it ran none)."""
+        ...
     async def unload(self, model: ModelInfo) -> None: ...
     async def execute(
         self, model: ModelInfo, work: list[list[Tensor]], outputs: list[str], timeout_s: float | None,
@@ -56,14 +59,15 @@ class RemoteExecutor:
     def __post_init__(self) -> None:
         self.addr = self.client.addr
 
-    async def load(self, model: ModelInfo, timeout_s: float | None) -> None:
-        await self.client.load(model.name, model.version, model.sha256, timeout_s=timeout_s)
+    async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
+        reply = await self.client.load_model(model.name, model.version, model.sha256, model.max_batch_size, timeout_s)
         if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
             self._status_seen = True
             self.execution_slots = max(1, status.execution_slots)
             if self.link_mode == "auto":
                 await self.client.link.prefer_unix(status.link_socket)
+        return [Warmup(w.batch_size, w.mean_ms / 1000, w.max_ms / 1000, w.runs) for w in reply.warmup]
 
     async def unload(self, model: ModelInfo) -> None:
         await self.client.unload(model.name, model.version)
