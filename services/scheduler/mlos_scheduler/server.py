@@ -92,6 +92,7 @@ def build_core(
         execute_timeout_s=settings.execute_timeout_s,
         policy=batch_policy(settings),
         admission=AdmissionBook(registry),
+        profiles=profiles if profiles is not None else ProfileBook(),
     )
     return core, registry_client
 
