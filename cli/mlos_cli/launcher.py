@@ -109,6 +109,7 @@ class Suite:
         if name == "scheduler":
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
             env[f"{prefix}EXECUTOR_ADDRS"] = ",".join(self.addr(n) for n in self.executor_names())
+            env[f"{prefix}PREDICTOR_ADDR"] = self.addr("predictor")  # latency profiles
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
             env[f"{prefix}STARTUP_MODELS"] = ",".join(self.models)
             env[f"{prefix}WORKERS"] = str(c.scheduler_workers)

@@ -85,3 +85,8 @@ def test_up_takes_executors() -> None:
     assert _parser().parse_args(["up", "--executors", "3"]).executors == 3
     with pytest.raises(SystemExit):
         _parser().parse_args(["up", "--executors", "0"])
+
+
+def test_scheduler_subscribes_to_the_predictor(tmp_path: Path) -> None:
+    env = _suite(tmp_path)._env("scheduler")
+    assert env["MLOS_SCHEDULER_PREDICTOR_ADDR"] == "127.0.0.1:8301"

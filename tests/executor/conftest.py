@@ -82,6 +82,7 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             settings.executor_id, cache_dir=settings.cache_dir, fetch=counting_fetch, device=settings.device,
             intra_op_threads=settings.intra_op_threads, execution_slots=settings.execution_slots, sink=sink,
             inline_run_ns=settings.inline_run_us * 1000, heavy_run_ns=int(settings.heavy_run_ms * 1e6),
+            warmup_runs=settings.warmup_runs, warmup_max_s=settings.warmup_max_s,
         )
         servicer = make_servicer(core, parts, settings.shm_arena_bytes)
         server, port = create_executor_server(settings, core, parts, servicer)

@@ -56,6 +56,14 @@ def two_outputs_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET)
 
 
+def string_identity_model() -> onnx.ModelProto:
+    """Y = X, X BYTES (string) [-1]."""
+    x = helper.make_tensor_value_info("X", TensorProto.STRING, ["N"])
+    y = helper.make_tensor_value_info("Y", TensorProto.STRING, ["N"])
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "str_identity", [x], [y])
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
 def unrunnable_model() -> onnx.ModelProto:
     """Valid ONNX (onnx.checker passes) that onnxruntime rejects at session creation:
     Add binds its type parameter T to both float (X) and int64 (the initializer)."""

@@ -48,13 +48,20 @@ class ExecutorClient:
         await self._channel.close()
 
     async def load(self, name: str, version: int, sha256: str, timeout_s: float | None = None) -> pb.LoadedModel:
+        return (await self.load_model(name, version, sha256, timeout_s=timeout_s)).model
+
+    async def load_model(
+        self, name: str, version: int, sha256: str, max_batch_size: int | None = None, timeout_s: float | None = None
+    ) -> pb.LoadModelResponse:
+        """The whole reply (the loaded model and its warm-up timings). `max_batch_size` travels
+        in the serving config (None = none sent: the executor judges from the signature)."""
+        request = pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256)
+        if max_batch_size is not None:
+            request.config.max_batch_size = max_batch_size
         try:
-            reply = await self._stub.LoadModel(
-                pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256), timeout=timeout_s
-            )
+            return await self._stub.LoadModel(request, timeout=timeout_s)
         except aio.AioRpcError as exc:
             raise relay(exc, self.addr) from None
-        return reply.model
 
     async def unload(self, name: str, version: int) -> bool:
         try:

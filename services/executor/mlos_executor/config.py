@@ -47,3 +47,10 @@ class ExecutorSettings(ServiceSettings):
         description="Size of the shared memory arena each co-located scheduler stream gets for outputs "
         "(memory is reserved as it is used); 0 = refuse shared memory, every tensor travels in the message.",
     )
+    warmup_runs: int = Field(
+        3,
+        ge=0,
+        description="Timed warm-up runs per batch size right after a model loads (batch 1 and its max batch "
+        "size, zero-filled inputs); the timings go back in LoadModelResponse.warmup. 0 = no warm-up.",
+    )
+    warmup_max_s: float = Field(2.0, gt=0, description="Warm-up time per model load, at most (roughly).")

@@ -15,6 +15,7 @@ from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.core import LoadedModel, WorkItem, WorkOutcome
 from mlos_executor.stream_shm import StreamShm
+from mlos_executor.warmup import WarmupTiming
 
 
 def spec_pb(spec: TensorSpec) -> tensor_pb2.TensorSpec:
@@ -38,6 +39,10 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         mean_run_us=m.mean_run_ns // 1000,
         inline_runs=m.inline_runs,
     )
+
+
+def warmup_pb(timings: list[WarmupTiming]) -> list[pb.WarmupTiming]:
+    return [pb.WarmupTiming(batch_size=t.batch_size, runs=t.runs, mean_ms=t.mean_ms, max_ms=t.max_ms) for t in timings]
 
 
 def feeds(inputs) -> dict[str, np.ndarray]:

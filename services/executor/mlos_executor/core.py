@@ -19,11 +19,12 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from mlos_common.errors import DeadlineExceeded, Internal, MlosError
-from mlos_common.signatures import TensorHeader, TensorSpec, validate_inputs
+from mlos_common.signatures import TensorHeader, TensorSpec, batchable, validate_inputs
 from mlos_common.tensors import datatype_of
 from mlos_executor.errors import BadOutputName, ChecksumMismatch, ModelNotLoaded
 from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads, runtime_message
 from mlos_executor.runtime_mode import detect_runtime_mode
+from mlos_executor.warmup import WarmupTiming, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class LoadedModel:
     wide: OnnxModel | None = None  # a heavy model's second session, with every usable CPU
     wide_threads: int = 0
     wide_runs: int = 0  # runs that used it (nothing else was running)
+    batched: bool = True  # the first dimension is the batch (rows reported to telemetry); else 1 row
+    warmup: list[WarmupTiming] = field(default_factory=list)  # timed at load (see warmup.py)
 
 
 @dataclass
@@ -89,6 +92,8 @@ class ExecutorCore:
     inline_run_ns: int = 300_000  # work expected to run shorter than this runs on the event loop
     heavy_run_ns: int = 20_000_000  # a model whose runs average longer gets a session with every CPU
     sink: Sink | None = None
+    warmup_runs: int = 3  # timed warm-up runs per batch size at load; 0 = no warm-up
+    warmup_max_s: float = 2.0  # warm-up time per model, at most (roughly: a run in progress finishes)
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,12 +109,15 @@ class ExecutorCore:
 
     # ---- loading ----
 
-    async def load(self, name: str, version: int, sha256: str) -> LoadedModel:
+    async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None) -> LoadedModel:
+        """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
+        given: the signature decides, and warm-up runs at batch 1 only)."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
             current = self.models.get(key)
             if current is not None and (not sha256 or current.sha256 == sha256):
+                current.batched = current.batched if max_batch_size is None else max_batch_size > 0
                 return current
             start = time.perf_counter()
             path = await self._artifact(name, version, sha256)
@@ -119,7 +127,13 @@ class ExecutorCore:
             loaded = LoadedModel(
                 name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
                 threads=self.intra_op_threads, path=path,
+                batched=batchable(model) if max_batch_size is None else max_batch_size > 0,
             )
+            loaded.warmup, skipped = await asyncio.to_thread(
+                warm_up, model, loaded.batched, max_batch_size or 1, self.warmup_runs, self.warmup_max_s
+            )
+            if skipped and self.warmup_runs > 0:
+                log.info("warm-up of %s v%d skipped: %s", name, version, skipped)
             self.models[key] = loaded
             log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
                      loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
@@ -215,8 +229,8 @@ class ExecutorCore:
             loaded.executions += len(runnable)
         if self.sink is not None:
             for item, _, outcome in runnable:
-                self.sink(ExecutionSample(name, version, _batch_size(item.feeds), outcome.compute_ns,
-                                          outcome.error is None))
+                rows = _batch_size(item.feeds) if loaded.batched else 1
+                self.sink(ExecutionSample(name, version, rows, outcome.compute_ns, outcome.error is None))
         return outcomes
 
     def _rethread(self, loaded: LoadedModel) -> None:

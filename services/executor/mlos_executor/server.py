@@ -65,6 +65,8 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         inline_run_ns=settings.inline_run_us * 1000,
         heavy_run_ns=int(settings.heavy_run_ms * 1e6),
         sink=sink,
+        warmup_runs=settings.warmup_runs,
+        warmup_max_s=settings.warmup_max_s,
     )
     servicer = make_servicer(core, parts, settings.shm_arena_bytes)
     svcs = services(servicer)

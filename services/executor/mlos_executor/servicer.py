@@ -43,8 +43,9 @@ class ExecutorServicer(pbg.ExecutorServicer):
             self.link_socket = ""
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
-        loaded = await self._core.load(request.model.name, request.model.version, request.sha256)
-        return pb.LoadModelResponse(model=convert.loaded_pb(loaded))
+        max_batch_size = request.config.max_batch_size if request.HasField("config") else None
+        loaded = await self._core.load(request.model.name, request.model.version, request.sha256, max_batch_size)
+        return pb.LoadModelResponse(model=convert.loaded_pb(loaded), warmup=convert.warmup_pb(loaded.warmup))
 
     async def UnloadModel(self, request: pb.UnloadModelRequest, context) -> pb.UnloadModelResponse:
         return pb.UnloadModelResponse(unloaded=self._core.unload(request.model.name, request.model.version))

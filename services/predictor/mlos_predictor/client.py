@@ -15,11 +15,12 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
-from mlos_predictor.convert import record_to_proto, summary_from_proto
+from mlos_predictor.convert import profile_from_proto, record_to_proto, summary_from_proto
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.profiles import LatencyProfile
 from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
 
-__all__ = ["PredictorClient", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
+__all__ = ["PredictorClient", "ProfileUpdate", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
 
 Record = ExecutionRecord | predictor_pb2.ExecutionRecord
 
@@ -28,6 +29,14 @@ Record = ExecutionRecord | predictor_pb2.ExecutionRecord
 class TelemetryAck:
     accepted: int
     rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    """One WatchLatencyProfiles message: every profile (snapshot) or the ones that changed."""
+
+    profiles: list[LatencyProfile]
+    snapshot: bool
 
 
 class PredictorClient:
@@ -43,8 +52,11 @@ class PredictorClient:
         settings: ServiceSettings | None = None,
         tracer_provider: TracerProvider | None = None,
         timeout_s: float | None = 10.0,
+        channel: aio.Channel | None = None,
     ) -> None:
+        """`channel`: one made by the caller (e.g. with its own reconnect options); closed on exit."""
         self.addr = addr
+        self._given_channel = channel
         self._settings = settings
         self._tracer_provider = tracer_provider
         self._timeout_s = timeout_s
@@ -52,7 +64,7 @@ class PredictorClient:
         self._stub: predictor_pb2_grpc.PredictorStub | None = None
 
     async def __aenter__(self) -> PredictorClient:
-        self._channel = client_channel(self.addr, self._settings, self._tracer_provider)
+        self._channel = self._given_channel or client_channel(self.addr, self._settings, self._tracer_provider)
         self._stub = predictor_pb2_grpc.PredictorStub(self._channel)
         return self
 
@@ -91,3 +103,17 @@ class PredictorClient:
         except aio.AioRpcError as exc:
             raise typed_error(exc) from exc
         return [summary_from_proto(s) for s in reply.summaries]
+
+    async def watch_profiles(self, model: str = "", interval_ms: int = 0) -> AsyncIterator[ProfileUpdate]:
+        """Latency profiles of `model` (empty = every model): the snapshot first, then changes,
+        for as long as the caller iterates (no deadline). Closing the iterator cancels the call;
+        a broken stream raises a typed error (Unavailable when the predictor went away)."""
+        request = predictor_pb2.WatchLatencyProfilesRequest(model_name=model, interval_ms=interval_ms)
+        call = self.stub.WatchLatencyProfiles(request)
+        try:
+            async for reply in call:
+                yield ProfileUpdate([profile_from_proto(p) for p in reply.profiles], reply.snapshot)
+        except aio.AioRpcError as exc:
+            raise typed_error(exc) from exc
+        finally:
+            call.cancel()

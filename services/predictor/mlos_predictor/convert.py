@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlos.predictor.v1 import predictor_pb2
 
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.profiles import LatencyProfile
 
 
 def record_from_proto(msg: predictor_pb2.ExecutionRecord) -> ExecutionRecord:
@@ -58,4 +59,19 @@ def summary_from_proto(msg: predictor_pb2.LatencySummary) -> LatencySummary:
         p99_ms=msg.p99_ms,
         mean_batch_size=msg.mean_batch_size,
         failures=msg.failures,
+    )
+
+
+def profile_to_proto(p: LatencyProfile) -> predictor_pb2.LatencyProfile:
+    return predictor_pb2.LatencyProfile(
+        model_name=p.model_name, model_version=p.model_version, batch_size=p.batch_size, count=p.count,
+        mean_ms=p.mean_ms, std_ms=p.std_ms, p50_ms=p.p50_ms, p95_ms=p.p95_ms, p99_ms=p.p99_ms, max_ms=p.max_ms,
+    )
+
+
+def profile_from_proto(msg: predictor_pb2.LatencyProfile) -> LatencyProfile:
+    return LatencyProfile(
+        model_name=msg.model_name, model_version=msg.model_version, batch_size=msg.batch_size, count=msg.count,
+        mean_ms=msg.mean_ms, std_ms=msg.std_ms, p50_ms=msg.p50_ms, p95_ms=msg.p95_ms, p99_ms=msg.p99_ms,
+        max_ms=msg.max_ms,
     )

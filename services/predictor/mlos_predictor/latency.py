@@ -1,5 +1,9 @@
 """Latency book: per (model, version), the compute times of the last `window` executions.
 
+Beside each (model, version) series the book keeps one per (model, version, batch size), the
+latency profiles WatchLatencyProfiles publishes (see mlos_predictor.profiles); `changed_since`
+says which of those took new samples after a change number, in O(changed).
+
 Each series is a preallocated float64 ring (milliseconds), so recording is O(1) with no
 allocation; percentiles are computed with numpy over the filled part of the ring when asked.
 All-time counters (executions, failures, batch sizes) sit beside the ring. Failed executions
@@ -9,6 +13,7 @@ are counted but never enter the percentiles. Not thread-safe: use it from one ev
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from mlos_predictor.errors import BadQuery, UnknownModel
 
 log = logging.getLogger(__name__)
+
+ProfileKey = tuple[str, int, int]  # (model, version, batch size)
 
 MAX_COMPUTE_NS = 3600 * 1_000_000_000  # an execution claiming an hour or more is bogus
 PERCENTILES = (50.0, 95.0, 99.0)
@@ -133,6 +140,9 @@ class LatencyBook:
         self.max_models = max_models
         self._series: dict[str, dict[int, _Series]] = {}  # model -> version -> series
         self._n_series = 0
+        self._profiles: dict[ProfileKey, _Series] = {}  # (model, version, batch size) -> series
+        self._changes: OrderedDict[ProfileKey, int] = OrderedDict()  # key -> change number, oldest first
+        self.change = 0  # number of the latest change to any profile
         self._metrics = LatencyMetrics(registry) if registry is not None else None
         self.accepted = 0
         self.rejected = 0
@@ -153,6 +163,8 @@ class LatencyBook:
             return False
         ms = rec.compute_ns / 1e6
         series.add(rec, ms)
+        if rec.ok:
+            self._add_profile_sample(rec, ms)
         self.accepted += 1
         if self._metrics is not None:
             self._metrics.accepted.inc()
@@ -172,6 +184,37 @@ class LatencyBook:
         self._series.setdefault(model, {})[version] = series
         self._n_series += 1
         return series
+
+    def _add_profile_sample(self, rec: ExecutionRecord, ms: float) -> None:
+        key = (rec.model_name, rec.model_version, rec.batch_size)
+        series = self._profiles.get(key)
+        if series is None:
+            if len(self._profiles) >= self.max_models:
+                log.debug("no profile for %s: tracking %d profiles already", key, self.max_models)
+                return
+            series = self._profiles[key] = _Series(self.window)
+        series.add(rec, ms)
+        self.change += 1
+        self._changes[key] = self.change
+        self._changes.move_to_end(key)
+
+    def profile_keys(self) -> list[ProfileKey]:
+        return list(self._profiles)
+
+    def profile_samples(self, key: ProfileKey) -> np.ndarray:
+        """The compute times (ms) of the profile's window; raises KeyError for an unknown key."""
+        return self._profiles[key].samples()
+
+    def changed_since(self, change: int) -> list[tuple[ProfileKey, int]]:
+        """(key, its change number) of every profile changed after `change`, oldest first."""
+        out: list[tuple[ProfileKey, int]] = []
+        for key in reversed(self._changes):
+            number = self._changes[key]
+            if number <= change:
+                break
+            out.append((key, number))
+        out.reverse()
+        return out
 
     def models(self) -> list[str]:
         return sorted(self._series)

@@ -13,6 +13,7 @@ from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_se
 from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings
 from mlos_predictor.latency import LatencyBook
+from mlos_predictor.profiles import ProfileHub
 from mlos_predictor.servicer import PredictorServicer
 
 log = logging.getLogger(__name__)
@@ -20,18 +21,18 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
 
 
-def predictor_services(book: LatencyBook) -> list[GrpcService]:
-    servicer = PredictorServicer(book)
+def predictor_services(book: LatencyBook, hub: ProfileHub | None = None) -> list[GrpcService]:
+    servicer = PredictorServicer(book, hub)
     return [
         GrpcService(SERVICE_NAME, lambda server: predictor_pb2_grpc.add_PredictorServicer_to_server(servicer, server))
     ]
 
 
 def create_server(
-    settings: PredictorSettings, book: LatencyBook, parts: ServerParts | None = None
+    settings: PredictorSettings, book: LatencyBook, parts: ServerParts | None = None, hub: ProfileHub | None = None
 ) -> tuple[aio.Server, int]:
     """The bound (not yet started) server and its port. Health stays NOT_SERVING until set."""
-    return build_server(settings, predictor_services(book), parts or ServerParts())
+    return build_server(settings, predictor_services(book, hub), parts or ServerParts())
 
 
 async def start(

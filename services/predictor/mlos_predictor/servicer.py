@@ -8,15 +8,17 @@ from typing import AsyncIterator
 from grpc import aio
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 
-from mlos_predictor.convert import record_from_proto, summary_to_proto
+from mlos_predictor.convert import profile_to_proto, record_from_proto, summary_to_proto
 from mlos_predictor.latency import LatencyBook
+from mlos_predictor.profiles import ProfileHub, interval_s_of
 
 log = logging.getLogger(__name__)
 
 
 class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
-    def __init__(self, book: LatencyBook) -> None:
+    def __init__(self, book: LatencyBook, hub: ProfileHub | None = None) -> None:
         self._book = book
+        self._hub = hub or ProfileHub(book)
 
     async def ReportTelemetry(
         self, request_iterator: AsyncIterator[predictor_pb2.TelemetryBatch], context: aio.ServicerContext
@@ -37,3 +39,10 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
     ) -> predictor_pb2.LatencySummaryResponse:
         summaries = self._book.summary(request.model_name, request.model_version)
         return predictor_pb2.LatencySummaryResponse(summaries=[summary_to_proto(s) for s in summaries])
+
+    async def WatchLatencyProfiles(
+        self, request: predictor_pb2.WatchLatencyProfilesRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[predictor_pb2.LatencyProfiles]:
+        interval_s = interval_s_of(request.interval_ms)
+        async for profiles, snapshot in self._hub.watch(request.model_name, interval_s):
+            yield predictor_pb2.LatencyProfiles(profiles=[profile_to_proto(p) for p in profiles], snapshot=snapshot)

@@ -86,6 +86,8 @@ class Scheduler:
         # and routing compares executors on the same estimates.
         if self.dispatcher.on_compute is None:
             self.dispatcher.on_compute = lambda m, rows, s: self.profiles.observe(m.name, m.version, rows, s)
+        if self.dispatcher.on_warmup is None:
+            self.dispatcher.on_warmup = lambda m, timings: self.profiles.seed_warmup(m.name, m.version, timings)
         if self.dispatcher.book.estimate is None:
             self.dispatcher.book.estimate = lambda m, rows: self.profiles.estimate(m.name, m.version, rows).mean_s
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from dataclasses import dataclass, field
 
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
@@ -39,6 +40,7 @@ from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.merging import merge_inputs
+from mlos_scheduler.profiles import Warmup
 from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
 from mlos_scheduler.routing import Estimate, RouteBook, RoutingMetrics
 from mlos_scheduler.stats import StatsBook
@@ -71,6 +73,7 @@ class Dispatcher:
     breaker_open_s: float = 2.0
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
     on_compute: ComputeObserver | None = None  # each answered batch: (model, rows, compute seconds)
+    on_warmup: Callable[[ModelInfo, list[Warmup]], None] | None = None  # timings an executor took at load
     placed: dict[ModelKey, list[ExecutorPort]] = field(default_factory=dict)  # holders, first placed first
 
     def __post_init__(self) -> None:
@@ -127,11 +130,13 @@ class Dispatcher:
 
     async def _load(self, model: ModelInfo, executor: ExecutorPort, timeout_s: float | None) -> None:
         try:
-            await executor.load(model, timeout_s)
+            warmup = await executor.load(model, timeout_s)
         except Unavailable:
             self._failed(executor)
             raise
         self._answered(executor)
+        if warmup and self.on_warmup is not None:
+            self.on_warmup(model, warmup)
         key = (model.name, model.version)
         self._loaded_at[(executor.addr, key)] = time.perf_counter()
         if key in self.placed:  # placed before: a move, a reload after a restart, or a replica

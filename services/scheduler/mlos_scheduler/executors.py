@@ -15,6 +15,7 @@ from mlos_executor.client import ExecutorClient
 from mlos_executor.errors import is_not_loaded
 from mlos_scheduler.domain import ModelInfo, Tensor
 from mlos_scheduler.errors import ModelMissing
+from mlos_scheduler.profiles import Warmup
 
 # One piece of work's answer: (output tensors, compute_ns), or the error it failed with alone.
 Executed = tuple[list[Tensor], int] | MlosError
@@ -26,7 +27,10 @@ class ExecutorPort(Protocol):
     in_flight: int
     execution_slots: int  # runs the executor may execute at once (1 until known)
 
-    async def load(self, model: ModelInfo, timeout_s: float | None) -> None: ...
+    async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
+        """Loads the model; returns the executor's warm-up timings (empty when it ran none)."""
+        ...
+
     async def probe(self, timeout_s: float) -> None:
         """A real round trip to the executor (its Status); raises Unavailable when it does not answer."""
         ...
@@ -63,14 +67,15 @@ class RemoteExecutor:
     def __post_init__(self) -> None:
         self.addr = self.client.addr
 
-    async def load(self, model: ModelInfo, timeout_s: float | None) -> None:
-        await self.client.load(model.name, model.version, model.sha256, timeout_s=timeout_s)
+    async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
+        reply = await self.client.load_model(model.name, model.version, model.sha256, model.max_batch_size, timeout_s)
         if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
             self._status_seen = True
             self.execution_slots = max(1, status.execution_slots)
             if self.link_mode == "auto":
                 await self.client.link.prefer_unix(status.link_socket)
+        return [Warmup(w.batch_size, w.mean_ms / 1000, w.max_ms / 1000, w.runs) for w in reply.warmup]
 
     async def probe(self, timeout_s: float) -> None:
         await self.client.status(timeout_s)

@@ -24,6 +24,8 @@ from mlos_scheduler.core import Scheduler
 from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.executors import RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
+from mlos_scheduler.profile_feed import ProfileFeed
+from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.rest import start_rest
 from mlos_scheduler.routing import RoutingMetrics
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
@@ -60,8 +62,11 @@ def shm_registry(registry: CollectorRegistry | None) -> ShmRegistry:
 
 
 def build_core(
-    settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry | None
+    settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry | None,
+    profiles: ProfileBook | None = None,
 ) -> tuple[Scheduler, RegistryClient]:
+    """`profiles`: the execution-time book the deadline prediction reads (start() passes the one
+    its ProfileFeed keeps up to date)."""
     registry_client = RegistryClient(
         settings.registry_addr, channel=client_channel(settings.registry_addr, settings, parts.tracer_provider)
     )
@@ -95,6 +100,7 @@ def build_core(
         execute_timeout_s=settings.execute_timeout_s,
         policy=batch_policy(settings),
         admission=AdmissionBook(registry),
+        profiles=profiles if profiles is not None else ProfileBook(),
     )
     return core, registry_client
 
@@ -161,8 +167,14 @@ def load_startup_models(
     return asyncio.get_running_loop().create_task(bring_up())
 
 
+def profile_feed(settings: SchedulerSettings) -> ProfileFeed:
+    """One ProfileBook (feed.book) and its subscription to settings.predictor_addr (none if empty)."""
+    return ProfileFeed(settings.predictor_addr, ProfileBook(), settings=settings)
+
+
 async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
-    core, registry_client = build_core(settings, parts, registry)
+    feed = profile_feed(settings)
+    core, registry_client = build_core(settings, parts, registry, profiles=feed.book)
     shm = shm_registry(registry)
     svcs = services(core, shm)
     server, port = build_server(settings, svcs, parts, settings.reuse_port)
@@ -173,6 +185,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     bring_up = load_startup_models(settings, core, parts, svcs)
     await monitor.check_all()
     monitor.start()
+    feed.start()
 
     async def close_core() -> None:
         if bring_up is not None:
@@ -181,7 +194,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
         await registry_client.close()
         shm.close()
 
-    closers = [monitor.close, close_core]
+    closers = [feed.close, monitor.close, close_core]
     if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core
         http_port, close_rest = await start_rest(settings, core, parts.tracer_provider, shm)
         parts.extra_ports["http_port"] = http_port
