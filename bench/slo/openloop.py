@@ -11,7 +11,7 @@ A request carries its class's deadline twice: Triton's `timeout` parameter (µs)
 deadline of the call. Outcomes:
   met       answered OK within the deadline (counted from when it was sent)
   late      answered OK after the deadline
-  rejected  DEADLINE_EXCEEDED whose message starts with REJECT_PREFIX (refused at admission)
+  rejected  DEADLINE_EXCEEDED whose message says REJECT_MARK (refused at admission)
   expired   DEADLINE_EXCEEDED otherwise (in the queue, or the client's own deadline)
   error     any other status (by code name)
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from mlos.inference import grpc_service_pb2 as pb
 
-REJECT_PREFIX = "predicted to miss"
+REJECT_MARK = "predicted to miss"  # the scheduler's refusal: "... is predicted to miss its deadline: ..."
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 
 
@@ -85,7 +85,7 @@ def class_payloads(request: pb.ModelInferRequest, classes: list[PriorityClass]) 
 
 def _classify(code: grpc.StatusCode, details: str) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return "rejected" if (details or "").startswith(REJECT_PREFIX) else "expired"
+        return "rejected" if REJECT_MARK in (details or "") else "expired"
     return f"error:{code.name}"
 
 

@@ -73,7 +73,6 @@ def infer_request(
         timeout_us=timeout_us,
         best_effort=params.best_effort,
         deadline=now + min(limits) if limits else None,
-        best_effort="best_effort" in params and params["best_effort"].bool_param,
     )
 
 
