@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install up test test-unit test-e2e test-peers protos bench bench-peers clean
+.PHONY: install up test test-unit test-e2e test-peers protos bench bench-peers bench-slo clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,demo]'
+	$(PIP) install -q -e '.[dev,demo,bench]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
@@ -43,6 +43,11 @@ bench: install
 bench-peers: install
 	bench/peers/setup.sh
 	$(PY) bench/bench_peers.py $(PEERS_ARGS)
+
+# Deadline-aware scheduler vs FIFO at 0.5/1.0/1.5x capacity (~2 min); see bench/README.md.
+# Options: make bench-slo SLO_ARGS='--quick'   SLO_ARGS='--mode all'
+bench-slo: install
+	$(PY) bench/bench_slo.py $(SLO_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

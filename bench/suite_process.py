@@ -15,15 +15,17 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 STOP_GRACE_S = 15.0
 LOG_TAIL_CHARS = 4000
 
@@ -44,17 +46,20 @@ class SuiteStartError(RuntimeError):
 
 @contextlib.contextmanager
 def running_suite(
-    home: Path, startup_timeout_s: float, extra_args: tuple[str, ...] = ()
+    home: Path, startup_timeout_s: float, extra_args: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Suite]:
-    """Start `mlos up` (plus ``extra_args``, e.g. ``--no-demo``) in its own process group,
-    yield once ready, always stop it."""
+    """Start `mlos up` (plus ``extra_args``, e.g. ``--no-demo``) in its own process group, with
+    ``env`` (e.g. ``MLOS_SCHEDULER_POLICY``) over this process's environment; yield once ready,
+    always stop it."""
     log_path = home / "mlos-up.stderr.log"
     cmd = [sys.executable, "-m", "mlos_cli", "up", "--json", "--ephemeral-ports",
            "--home", str(home), *extra_args]  # fmt: skip
     logger.info("starting the suite: %s", " ".join(cmd))
     with log_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True
+            cmd, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
         try:
             lines = _pump_lines(proc.stdout)
@@ -145,3 +150,12 @@ def log_tail(path: Path) -> str:
         return path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     except OSError:
         return "(no stderr log)"
+
+
+def run_in_home(home: Path | None, prefix: str, run: Callable[[Path], T]) -> T:
+    """``run(home)``; without a home, in a temporary folder removed afterwards."""
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        return run(home)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return run(Path(tmp))

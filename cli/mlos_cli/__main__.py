@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("path", type=Path)
     reg.add_argument("--registry", default="127.0.0.1:8101")
     reg.add_argument("--addr", default="127.0.0.1:8001", help="scheduler front door")
+    reg.add_argument("--max-batch-size", type=_non_negative, default=0, metavar="N",
+                     help="rows per batch (default: derived from the model; 0 keeps that)")
+    reg.add_argument("--priority-levels", type=_non_negative, default=0, metavar="N",
+                     help="priorities 1..N accepted, 1 = highest (at most 64; default: the scheduler's)")
+    reg.add_argument("--default-priority", type=_non_negative, default=0, metavar="P",
+                     help="priority of requests that set none (default: the lowest level)")
+    reg.add_argument("--preferred-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
+                     help="batch sizes the batcher aims for, each 1..max_batch_size")
+
+    bench = sub.add_parser("bench", help="benchmarks of a source checkout (bench/)")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    slo = bsub.add_parser("slo", help="deadline-aware scheduler vs FIFO (bench/bench_slo.py; --help there)",
+                          add_help=False)
 
     infer = sub.add_parser("infer", help="run one inference through the front door")
     infer.add_argument("model")
@@ -59,6 +72,20 @@ def _parser() -> argparse.ArgumentParser:
 
     admin.add_parsers(sub)
     return p
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _size_list(text: str) -> tuple[int, ...]:
+    return tuple(_non_negative(part.strip()) for part in text.split(",") if part.strip())
 
 
 def _positive(text: str) -> int:
@@ -141,11 +168,17 @@ async def _models_register(args: argparse.Namespace) -> int:
     from mlos_cli.frontdoor import FrontDoor
     from mlos_registry.client import RegistryClient
 
+    from mlos_registry.domain import ServingConfig
+
+    config = ServingConfig(max_batch_size=args.max_batch_size, priority_levels=args.priority_levels,
+                           default_priority=args.default_priority, preferred_batch_sizes=args.preferred_batch_sizes)
     async with RegistryClient(args.registry) as registry:
-        mv = await registry.register(args.name, str(args.path.resolve()))
+        mv = await registry.register(args.name, str(args.path.resolve()), config=config)
     async with FrontDoor(args.addr) as front:
         await front.load(args.name)
-    print(f"registered and loaded {mv.name} v{mv.version} ({mv.sha256[:12]}, max_batch_size {mv.config.max_batch_size})")
+    c = mv.config
+    print(f"registered and loaded {mv.name} v{mv.version} ({mv.sha256[:12]}, max_batch_size {c.max_batch_size}, "
+          f"priority_levels {c.priority_levels or 'default'}, preferred_batch_sizes {list(c.preferred_batch_sizes)})")
     return 0
 
 
@@ -190,9 +223,26 @@ def _jsonable(array: np.ndarray):
     return array.tolist()
 
 
+def _bench(args: argparse.Namespace, bench_args: list[str]) -> int:
+    """Runs bench/bench_<name>.py of the checkout this package is installed from (editable)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "bench" / f"bench_{args.bench_command}.py"
+    if not script.is_file():
+        print(f"mlos: {script} not found: `mlos bench` needs a source checkout installed with `make install`",
+              file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *bench_args])
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return _bench(args, extra)  # every option is the benchmark's
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from mlos_cli import admin
 
     handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission}

@@ -36,3 +36,21 @@ def test_infer_unknown_model(suite):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "NOT_FOUND" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_register_with_priority_levels_and_preferred_batch_sizes(suite, demo_models):
+    path = str(demo_models["iris"].path)
+    where = ("--registry", suite.info["registry_addr"], "--addr", suite.scheduler_addr)
+    done = mlos("models", "register", "iris_prio", path, *where, "--priority-levels", "5",
+                "--default-priority", "2", "--preferred-batch-sizes", "2,4")
+    assert done.returncode == 0, done.stderr
+    assert "priority_levels 5" in done.stdout and "preferred_batch_sizes [2, 4]" in done.stdout, done.stdout
+
+    refused = mlos("models", "register", "iris_bad", path, *where, "--preferred-batch-sizes", "0")
+    assert refused.returncode == 2 and "INVALID_ARGUMENT" in refused.stderr and "preferred batch size 0" in refused.stderr
+    refused = mlos("models", "register", "iris_bad", path, *where, "--priority-levels", "65")
+    assert refused.returncode == 2 and "priority_levels must be at most 64" in refused.stderr, refused.stderr
+    for flag, value in (("--priority-levels", "many"), ("--preferred-batch-sizes", "2,-4")):
+        refused = mlos("models", "register", "iris_bad", path, *where, flag, value)
+        assert refused.returncode == 2 and flag in refused.stderr and "Traceback" not in refused.stderr
+    assert "iris_prio" in mlos("models", "list", "--addr", suite.scheduler_addr).stdout

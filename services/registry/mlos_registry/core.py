@@ -79,8 +79,13 @@ def _validate_config(config: ServingConfig, sig: signature.Signature, name: str)
             f"default_priority {config.default_priority} is outside the model's {config.priority_levels} "
             "priority levels (1 = highest)"
         )
+    if config.preferred_batch_sizes and not config.max_batch_size:
+        raise InvalidArgument(
+            f"preferred_batch_sizes {list(config.preferred_batch_sizes)} need batching; model {name!r} has "
+            "max_batch_size 0"
+        )
     for size in config.preferred_batch_sizes:
-        if size < 1 or (config.max_batch_size and size > config.max_batch_size):
+        if size < 1 or size > config.max_batch_size:
             raise InvalidArgument(
                 f"preferred batch size {size} must be between 1 and max_batch_size {config.max_batch_size}"
             )

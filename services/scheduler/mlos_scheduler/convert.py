@@ -7,6 +7,7 @@ from typing import Callable
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import MlosError, Unimplemented
 from mlos_common.tensors import array_from_values, array_to_raw, dtype
+from mlos_scheduler import request_params
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
 from mlos_scheduler.errors import BadRequest
 from mlos_scheduler.overrides import ConfigOverride, parse_override
@@ -18,13 +19,6 @@ DATA_TYPES = {
     "BYTES": pb.TYPE_STRING, "BF16": pb.TYPE_BF16,
 }
 SHM_PARAMS = ("shared_memory_region", "shared_memory_offset", "shared_memory_byte_size")
-
-
-def _int_param(p: pb.InferParameter, name: str) -> int:
-    kind = p.WhichOneof("parameter_choice")
-    if kind in ("int64_param", "uint64_param"):
-        return getattr(p, kind)
-    raise BadRequest(f"parameter {name!r} must be an integer, got {kind or 'nothing'}")
 
 
 def _in_shm(t: pb.ModelInferRequest.InferInputTensor) -> bool:
@@ -41,6 +35,7 @@ def infer_request(
     shared memory take no raw_input_contents entry, as in Triton."""
     if not msg.model_name:
         raise BadRequest("model_name is empty")
+    params = request_params.parse(msg.parameters)  # before any tensor is converted
     raw = msg.raw_input_contents
     in_message = sum(1 for t in msg.inputs if not _in_shm(t))
     if raw and len(raw) != in_message:
@@ -66,11 +61,7 @@ def infer_request(
         values = getattr(t.contents, dt.contents_field)
         array = array_from_values(t.name, t.datatype, shape, values)
         inputs.append(Tensor(t.name, t.datatype, shape, array_to_raw(array)))
-    params = msg.parameters
-    priority = _int_param(params["priority"], "priority") if "priority" in params else 0
-    timeout_us = _int_param(params["timeout"], "timeout") if "timeout" in params else 0
-    if priority < 0 or timeout_us < 0:
-        raise BadRequest("priority and timeout must not be negative")
+    timeout_us = params.timeout_us
     limits = [x for x in (time_remaining, timeout_us / 1e6 if timeout_us else None) if x is not None]
     return InferRequest(
         model=msg.model_name,
@@ -78,10 +69,10 @@ def infer_request(
         id=msg.id,
         inputs=inputs,
         outputs=[o.name for o in msg.outputs],
-        priority=priority,
+        priority=params.priority,
         timeout_us=timeout_us,
+        best_effort=params.best_effort,
         deadline=now + min(limits) if limits else None,
-        best_effort="best_effort" in params and params["best_effort"].bool_param,
     )
 
 
