@@ -56,10 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=(*MODES, "all"), default="slo")
     p.add_argument("--model", default="ocr_cls", help="a demo model that batches (default ocr_cls)")
+    p.add_argument("--rows", type=int, default=4,
+                   help="batch rows per request (default 4: the model, not the Python processes, saturates first "
+                        "on a 2-core host; see bench/README.md)")
     p.add_argument("--policies", default="fifo,deadline", help="scheduler policies, in this order")
     p.add_argument("--loads", type=_floats, default=[0.5, 1.0, 1.5], help="multiples of measured capacity")
-    p.add_argument("--classes", type=_classes, default=_classes("1:20:20,2:100:30,3:1000:50"),
-                   help="PRIORITY:DEADLINE_MS:SHARE,... (default 1:20:20,2:100:30,3:1000:50)")
+    p.add_argument("--classes", type=_classes, default=_classes("1:50:20,2:200:30,3:2000:50"),
+                   help="PRIORITY:DEADLINE_MS:SHARE,... (default 1:50:20,2:200:30,3:2000:50)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per open-loop run")
     p.add_argument("--capacity", type=float, default=None, help="req/s; skips the capacity measurement")
     p.add_argument("--capacity-duration", type=float, default=4.0)
@@ -85,7 +88,7 @@ def _plan(args: argparse.Namespace, home: Path) -> runs.Plan:
     demos = {d.name: d for d in prepare_demo_models(home / "demo")}
     if args.model not in demos:
         raise SystemExit(f"bench_slo: {args.model!r} is not a demo model ({', '.join(demos)})")
-    request = build_request(args.model, demos[args.model].sample_inputs(batch=1, seed=0))
+    request = build_request(args.model, demos[args.model].sample_inputs(batch=args.rows, seed=0))
     return runs.Plan(args.model, request, args.classes, args.loads, args.duration, args.capacity_duration,
                      args.capacity_concurrency, args.seed)  # fmt: skip
 
@@ -179,7 +182,12 @@ def _print_summary(out: dict, json_path: Path, png: Path | None) -> None:
         print(f"scheduler CPU per request: predict {report.fmt(c['predict_true']['cpu_ms_per_request'], '.3f')} ms, "
               f"no predict {report.fmt(c['predict_false']['cpu_ms_per_request'], '.3f')} ms "
               f"(ratio {report.fmt(c['predict_over_no_predict'], '.3f')}; target <= 1.05)")  # fmt: skip
-    print(f"results: {json_path}" + (f"  plot: {png}" if png else "  (no plot: pip install -e '.[bench]')"))
+    if png:
+        print(f"results: {json_path}  plot: {png}")
+    elif "policies" in out:
+        print(f"results: {json_path}  (no plot: pip install -e '.[bench]')")
+    else:
+        print(f"results: {json_path}")
 
 
 def run(args: argparse.Namespace, home: Path) -> dict:

@@ -170,3 +170,16 @@ async def test_fifo_policy_never_refuses_on_prediction() -> None:
     rec.gate.set()
     await blocker
     assert b.admission.snapshot()[0].rejected_predicted == 0
+
+
+def test_miss_thresholds_per_priority_level() -> None:
+    from pydantic import ValidationError
+
+    from mlos_scheduler.config import SchedulerSettings
+
+    policy = BatchPolicy(miss_thresholds=SchedulerSettings(miss_threshold="0.01, 0.2,0.6").miss_thresholds())
+    assert [policy.threshold(p) for p in (1, 2, 3, 9)] == [0.01, 0.2, 0.6, 0.6]
+    assert BatchPolicy(miss_thresholds=(0.5,)).threshold(1) == 0.5
+    for bad in ("", "0", "1.5", "half", "0.1,-0.2"):
+        with pytest.raises(ValidationError, match="miss_threshold"):
+            SchedulerSettings(miss_threshold=bad)

@@ -11,7 +11,7 @@ from mlos_scheduler.window import PRESETS_US
 class BatchPolicy:
     order: str = "deadline"      # "deadline" (priority, then EDF, with aging) or "fifo"
     predicting: bool = True      # predict misses and refuse them at admission (order "deadline" only)
-    miss_threshold: float = 0.5  # refuse when the predicted miss probability exceeds this
+    miss_thresholds: tuple[float, ...] = (0.05, 0.5)  # per level from 1; the last for every lower one
     priority_levels: int = 3     # for models whose config sets none
     aging_s: float = 0.1         # one priority level is worth this much deadline (queues.py)
     windows_us: tuple[float, float, float] = PRESETS_US["balanced"]
@@ -19,6 +19,10 @@ class BatchPolicy:
     @property
     def admits_by_prediction(self) -> bool:
         return self.order == "deadline" and self.predicting
+
+    def threshold(self, priority: int) -> float:
+        """Refuse a request of this priority predicted to miss with a higher probability."""
+        return self.miss_thresholds[min(max(priority, 1), len(self.miss_thresholds)) - 1]
 
     def levels_of(self, model_levels: int) -> int:
         return model_levels or self.priority_levels

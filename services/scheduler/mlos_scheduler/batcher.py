@@ -8,7 +8,7 @@ earliest-deadline-first heaps with aging; `fifo` = arrival order (the naive base
 Admission (policy deadline, `predict` on, request with a deadline). Before queuing, predict.py
 predicts its completion from the work ahead of it, the batch it will join (execution times from
 the profile replica) and the measured link share. Predicted to miss with probability above
-`miss_threshold` -> refused at once with DEADLINE_EXCEEDED saying predicted vs allowed time,
+`miss_threshold` of its level -> refused at once with DEADLINE_EXCEEDED saying predicted vs allowed time,
 unless the request is best-effort. Admitted requests get a timer at their *latest start*
 (deadline - predicted execution - link share): still queued then, they fail at once (they can
 no longer make it) instead of when they reach the front. Under fifo the timer is the deadline.
@@ -38,7 +38,7 @@ from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import QueueFull
 from mlos_scheduler.formation import BatchFormation, Pending, settle, signature
-from mlos_scheduler.predict import Prediction, QueueView, predict
+from mlos_scheduler.predict import ArrivalRates, Overhead, Prediction, QueueView, predict
 from mlos_scheduler.profiles import ExecEstimate
 from mlos_scheduler.queues import Entry, make_queue
 from mlos_scheduler.window import AdaptiveWindow
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # Raising fails every request of the batch.
 BatchRunner = Callable[[ModelInfo, list[InferRequest], float | None], Awaitable[list[InferResult | MlosError]]]
 Estimator = Callable[[int], ExecEstimate]  # rows -> execution time of one batch
+
+
+CLIENT_DEADLINE_SLACK_S = 0.002  # a cancellation this close to the deadline is the client's deadline firing
 
 
 @dataclass
@@ -79,8 +82,8 @@ class DynamicBatcher(BatchFormation):
     window: AdaptiveWindow | None = None  # None = adaptive on the policy's windows
     admission: AdmissionBook = field(default_factory=AdmissionBook)
     batch_s_avg: float = 0.0  # moving average of a batch's time from dispatch to answer
-    link_s: float = 0.0       # moving average of (batch time - predicted execution): the link's share
-    link_var: float = 0.0
+    overhead: Overhead = field(default_factory=Overhead)
+    rates: ArrivalRates = field(default_factory=ArrivalRates)
     _stats: BatcherStats = field(default_factory=BatcherStats)
     _closed: str = ""
     _timer: asyncio.TimerHandle | None = None
@@ -103,13 +106,22 @@ class DynamicBatcher(BatchFormation):
     def predict(self, rows: int, priority: int, deadline: float | None, now: float) -> Prediction:
         """What would happen to a request sent now (queues nothing)."""
         entries, rows_ahead = self._queue.ahead(priority, deadline, now)
-        in_flight = tuple(
-            (max(est.mean_s - (now - start), 0.1 * est.mean_s), est.std_s) for start, est in self._running.values()
-        )
-        view = QueueView(entries, rows_ahead, in_flight, self.slots_now, self.target_rows,
-                         self.link_s, self.link_var**0.5)
+        overhead = self.overhead
+
+        def service(n: int) -> ExecEstimate:
+            return overhead.service(self.estimate(n))
+
+        in_flight = []
+        for start, est in self._running.values():
+            full = overhead.service(est)
+            in_flight.append((max(full.mean_s - (now - start), 0.1 * full.mean_s), full.std_s))
+        slots, target = self.slots_now, self.target_rows
+        per_row_s = service(target).mean_s / target if target > 0 else service(1).mean_s
+        residual, residual_std = overhead.residual_s(priority)
+        view = QueueView(entries, rows_ahead, tuple(in_flight), slots, target, residual, residual_std,
+                         self._queue.rows, higher_load=self.rates.above(priority, now) * per_row_s / slots)
         allowed = None if deadline is None else deadline - now
-        return predict(self.estimate, view, rows, allowed, self.policy.miss_threshold)
+        return predict(service, view, rows, allowed, self.policy.threshold(priority))
 
     async def submit(self, request: InferRequest) -> InferResult:
         if self._closed:
@@ -130,13 +142,14 @@ class DynamicBatcher(BatchFormation):
                 raise DeadlineExceeded(f"request to model {name!r} arrived after its deadline")
             if self.policy.admits_by_prediction:
                 pred = self.predict(request.rows, priority, deadline, now)
-                if pred.miss_probability > self.policy.miss_threshold and not request.best_effort:
+                if pred.miss_probability > self.policy.threshold(priority) and not request.best_effort:
                     self.admission.decided(name, version, priority, "rejected_predicted")
                     raise DeadlineExceeded(f"request to model {name!r} is predicted to miss its deadline: {pred.explain()}")
-                item.p_miss = pred.miss_probability
+                item.p_miss, item.predicted_s = pred.miss_probability, pred.completion_s
                 if not request.best_effort:
                     latest_start = deadline - pred.execution_s - pred.network_s
             self.admission.decided(name, version, priority, "admitted")
+        self.rates.add(priority, request.rows, now)
         entry = Entry(item, request.rows, priority, now, deadline)
         if latest_start is not None:
             item.timer = loop.call_at(latest_start, self._expire, entry, latest_start < deadline)
@@ -150,14 +163,23 @@ class DynamicBatcher(BatchFormation):
                 self._pump()  # its place may have been holding a batch back
             if item.timer is not None:
                 item.timer.cancel()
-            self.admission.cancelled(name, version, priority)
+            if deadline is not None and loop.time() >= deadline - CLIENT_DEADLINE_SLACK_S:
+                # The client's own deadline fired first (its gRPC deadline is the request's): a miss.
+                self.admission.outcome(name, version, priority, True, item.p_miss)
+                if item.predicted_s is not None:
+                    self.overhead.request_done(priority, loop.time() - now, item.predicted_s)
+            else:
+                self.admission.cancelled(name, version, priority)
             raise
         except DeadlineExceeded:
             if deadline is not None:
                 self.admission.outcome(name, version, priority, True, item.p_miss)
             raise
         if deadline is not None:
-            self.admission.outcome(name, version, priority, loop.time() > deadline, item.p_miss)
+            done = loop.time()
+            self.admission.outcome(name, version, priority, done > deadline, item.p_miss)
+            if item.predicted_s is not None:
+                self.overhead.request_done(priority, done - now, item.predicted_s)
         return result
 
     def _expire(self, entry: Entry, early: bool) -> None:
@@ -248,10 +270,7 @@ class DynamicBatcher(BatchFormation):
 
     def _learn(self, rows: int, took: float, est: ExecEstimate) -> None:
         self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
-        share = max(took - est.mean_s, 0.0)
-        delta = share - self.link_s
-        self.link_s += 0.1 * delta
-        self.link_var = 0.9 * (self.link_var + 0.1 * delta * delta)
+        self.overhead.batch_done(took, est.mean_s)
 
     async def _isolate(self, live: list[Pending]) -> None:
         """Runs each request of a merged batch that the runtime refused on its own (concurrently),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlos_common.config import ServiceSettings
@@ -48,14 +48,19 @@ class SchedulerSettings(ServiceSettings):
     predict: bool = Field(
         True, description="Predict deadline misses and refuse requests predicted to miss (policy deadline only)."
     )
-    miss_threshold: float = Field(
-        0.5, gt=0, le=1, description="Refuse a request (not best-effort) whose predicted miss probability exceeds this."
+    miss_threshold: str = Field(
+        "0.05,0.5",
+        description="Refuse a request (not best-effort) whose predicted miss probability exceeds this: one value, "
+        "or one per priority level from 1 (the last applies to every lower level). The default keeps the top "
+        "level strict (what is admitted is meant to be kept) and admits lower levels while a hit is likelier "
+        "than a miss.",
     )
     priority_levels: int = Field(3, ge=1, le=64, description="Priority levels of a model whose config sets none.")
     aging_ms: float = Field(
         100.0,
         gt=0,
-        description="Starvation guard: a queued request rises one priority level for every aging_ms it has waited.",
+        description="Starvation guard: one priority level is worth aging_ms of deadline in the queue order, so a "
+        "lower priority goes first once it is due that much sooner (see the README).",
     )
     predictor_addr: str = Field("", description="Predictor to subscribe to for latency profiles; empty = none.")
 
@@ -109,5 +114,24 @@ class SchedulerSettings(ServiceSettings):
     )
     worker_index: int = Field(-1, description="This worker's number, set by the supervisor; -1 = not a worker.")
 
+    @field_validator("miss_threshold")
+    @classmethod
+    def _thresholds(cls, text: str) -> str:
+        parse_thresholds(text)
+        return text
+
+    def miss_thresholds(self) -> tuple[float, ...]:
+        return parse_thresholds(self.miss_threshold)
+
     def executor_list(self) -> list[str]:
         return [a.strip() for a in self.executor_addrs.split(",") if a.strip()]
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"miss_threshold must be numbers separated by commas, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise ValueError(f"miss_threshold values must be in (0, 1], got {text!r}")
+    return values

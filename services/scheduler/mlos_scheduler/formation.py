@@ -27,17 +27,19 @@ class Pending:
     signature: tuple
     enqueued: float
     p_miss: float | None = None
+    predicted_s: float | None = None  # predicted completion at admission
     timer: asyncio.TimerHandle | None = None
 
 
 class BatchFormation:
     model: ModelInfo
     target_rows: int
-    link_s: float
+    overhead: Any
     window: "AdaptiveWindow | None"
     _queue: QueuePolicy
     _preferred: list[int]
     estimate: Any
+    policy: Any
 
     def _wait_for_company(self, now: float) -> float:
         """Seconds a partial batch may still wait (0 = go now); see the module docstring."""
@@ -52,7 +54,7 @@ class BatchFormation:
         deadlines = [e.deadline for e in self._queue if e.deadline is not None]
         if deadlines:
             own = self.estimate(self._queue.rows)
-            wait = min(wait, min(deadlines) - now - own.mean_s - self.link_s)
+            wait = min(wait, min(deadlines) - now - own.mean_s - self.overhead.link_s)
         return max(wait, 0.0)
 
     def _cap(self) -> int:
@@ -72,7 +74,7 @@ class BatchFormation:
             while len(batch) < GROUP_LIMIT and (item := self._next_live(now)) is not None:
                 batch.append(item)
             return batch
-        rows, limit, kept, scanned = first.request.rows, self._cap(), [], 0
+        rows, limit, kept, scanned = first.request.rows, self._fitting(first, now), [], 0
         while rows < limit and scanned < SCAN_LIMIT and (entry := self._queue.pop()) is not None:
             scanned += 1
             item = entry.payload
@@ -83,6 +85,18 @@ class BatchFormation:
                 kept.append(entry)
         self._queue.push_front([e for e in kept if not e.payload.future.done()])
         return batch
+
+    def _fitting(self, first: Pending, now: float) -> int:
+        """The batch size cap, lowered (policy deadline) until the batch's predicted time still
+        lets its most urgent request, `first`, make its deadline; never below its own rows."""
+        limit = self._cap()
+        deadline = first.request.deadline
+        if deadline is None or self.policy.order != "deadline":
+            return limit
+        budget = deadline - now - self.overhead.mean_s(first.request.priority)
+        while limit > first.request.rows and self.estimate(limit).mean_s > budget:
+            limit = max(limit // 2, first.request.rows)
+        return limit
 
     def _next_live(self, now: float) -> Pending | None:
         while (entry := self._queue.pop()) is not None:

@@ -5,10 +5,11 @@ A request's completion time from now is modelled as a sum of independent normal 
     completion = (remaining time of the batches in flight + the queued work that leaves before
                   it, packed into batches of the model's target size) / execution slots
                + the execution time of the batch it joins
-               + the scheduler <-> executor share (round trip minus compute, measured)
+               + the time outside queue and runtime (Overhead: link share and the
+                 prediction's own learned error)
 
-Each batch's time comes from the local profile replica (`ProfileBook.estimate`: mean and
-standard deviation per batch size). The miss probability is P(completion > allowed) under the
+Each batch's time is its compute from the local profile replica (`ProfileBook.estimate`: mean
+and standard deviation per batch size) plus the link's measured share (`Overhead.service`). The miss probability is P(completion > allowed) under the
 normal approximation, with a floor on the spread (5 % of the mean, at least 100 µs) so one
 lucky profile cannot make it certain. `should_preempt`: it would miss where the queue puts it,
 but would make it if it ran next. Costs a few estimate lookups; nothing is awaited.
@@ -17,13 +18,14 @@ but would make it if it ran next. Costs a few estimate lookups; nothing is await
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from mlos_scheduler.profiles import ExecEstimate
 
 MIN_STD_S = 100e-6
 REL_STD = 0.05
+MIN_FREE_SHARE = 0.02  # higher priorities' load is capped just under the whole executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,49 @@ class Prediction:
         )
 
 
+@dataclass(slots=True)
+class Overhead:
+    """Time outside the queue and the runtime, learned per model while it serves.
+
+    `link`: a batch's round trip minus its predicted compute (the link, merging and splitting).
+    `residual` (per priority level): a request's measured time from admission until its task
+    resumes with the answer, minus what was predicted for it — whatever the model above misses
+    (a busy event loop; for lower priorities, higher-priority requests that arrive later and go
+    ahead). Exponential moving averages (mean and variance), so the prediction corrects itself as
+    load changes; a request cut off by its client's deadline adds a lower bound of its error.
+    """
+
+    link_s: float = 0.0
+    link_var: float = 0.0
+    residual: dict[int, tuple[float, float]] = field(default_factory=dict)  # priority -> (mean, var)
+    alpha: float = 0.05
+
+    def batch_done(self, took_s: float, predicted_compute_s: float) -> None:
+        self.link_s, self.link_var = _ema(self.link_s, self.link_var, max(took_s - predicted_compute_s, 0.0), 0.1)
+
+    def request_done(self, priority: int, actual_s: float, predicted_s: float) -> None:
+        mean, var = self.residual.get(priority, (0.0, 0.0))
+        self.residual[priority] = _ema(mean, var, actual_s - predicted_s, self.alpha)
+
+    def service(self, compute: ExecEstimate) -> ExecEstimate:
+        """A batch's time on its slot: predicted compute plus the link's share."""
+        return ExecEstimate(compute.mean_s + self.link_s, math.sqrt(compute.std_s**2 + self.link_var), compute.basis)
+
+    def residual_s(self, priority: int) -> tuple[float, float]:
+        """(mean, std) of the learned error of predictions at this priority (mean never below 0)."""
+        mean, var = self.residual.get(priority, (0.0, 0.0))
+        return max(mean, 0.0), math.sqrt(var)
+
+    def mean_s(self, priority: int) -> float:
+        """Everything outside a batch's compute: the link's share and the learned error."""
+        return self.link_s + self.residual_s(priority)[0]
+
+
+def _ema(mean: float, var: float, sample: float, alpha: float) -> tuple[float, float]:
+    delta = sample - mean
+    return mean + alpha * delta, (1 - alpha) * (var + alpha * delta * delta)
+
+
 @dataclass(frozen=True, slots=True)
 class QueueView:
     """What the batcher knows when a request arrives."""
@@ -62,8 +107,26 @@ class QueueView:
     in_flight: tuple[tuple[float, float], ...]  # per running batch: (remaining mean s, std s)
     slots: int
     batch_target: int        # rows per batch the queue packs into (0 = no batch dimension)
-    network_s: float
+    network_s: float         # outside queue and batches (Overhead.residual_s of its priority)
     network_std_s: float
+    queued_rows: int = 0     # every queued row: lower priorities fill the batch it joins
+    higher_load: float = 0.0  # share of the executor slots that higher priorities' arrivals take
+
+
+@dataclass(slots=True)
+class ArrivalRates:
+    """Rows per second arriving at each priority level, exponentially decayed over `tau_s`."""
+
+    tau_s: float = 1.0
+    _rates: dict[int, tuple[float, float]] = field(default_factory=dict)  # priority -> (rows/s, at)
+
+    def add(self, priority: int, rows: int, now: float) -> None:
+        rate, at = self._rates.get(priority, (0.0, now))
+        self._rates[priority] = (rate * math.exp((at - now) / self.tau_s) + rows / self.tau_s, now)
+
+    def above(self, priority: int, now: float) -> float:
+        """Rows per second arriving at priorities higher than `priority` (1 = highest)."""
+        return sum(rate * math.exp((at - now) / self.tau_s) for p, (rate, at) in self._rates.items() if p < priority)
 
 
 def miss_probability(mean_s: float, std_s: float, allowed_s: float | None) -> float:
@@ -95,23 +158,28 @@ def predict(
             big = estimate(target)
             queue_mean += full * big.mean_s
             var += full * big.std_s**2
-        own = estimate(min(own_rows, target))
+        fill = own_rows + max(view.queued_rows - view.rows_ahead, 0)  # rows behind it join its batch
+        own = estimate(min(max(fill, own_rows), target))
     else:
         own = estimate(1)
         queue_mean += view.entries_ahead * own.mean_s
         var += view.entries_ahead * own.std_s**2
     slots = max(view.slots, 1)
-    queue_s = queue_mean / slots
-    var = var / (slots * slots) + own.std_s**2 + view.network_std_s**2
+    # Higher priorities arriving while it waits go ahead of it (M/G/1 with priorities): its wait
+    # stretches by 1 / (1 - their load); at or over 1 it would never start.
+    stretch = 1.0 / max(1.0 - view.higher_load, MIN_FREE_SHARE)
+    queue_s = queue_mean / slots * stretch
+    var = var * (stretch / slots) ** 2 + own.std_s**2 + view.network_std_s**2
     completion = queue_s + own.mean_s + view.network_s
     std = max(math.sqrt(var), REL_STD * completion, MIN_STD_S)
     p_miss = miss_probability(completion, std, allowed_s)
-    preempt = False
-    if p_miss > threshold and (view.entries_ahead or len(view.in_flight) >= slots):
-        first_done = min((m for m, _ in view.in_flight), default=0.0) if len(view.in_flight) >= slots else 0.0
-        front = first_done + own.mean_s + view.network_s
-        front_std = max(math.sqrt(own.std_s**2 + view.network_std_s**2), REL_STD * front, MIN_STD_S)
-        preempt = miss_probability(front, front_std, allowed_s) <= threshold
+    # If it ran next: at once in a free slot, else after the first running batch.
+    free = len(view.in_flight) < slots
+    first_done = 0.0 if free else min((m for m, _ in view.in_flight), default=0.0)
+    front = first_done + own.mean_s + view.network_s
+    front_std = max(math.sqrt(own.std_s**2 + view.network_std_s**2), REL_STD * front, MIN_STD_S)
+    p_front = miss_probability(front, front_std, allowed_s)
+    preempt = p_miss > threshold and p_front <= threshold and bool(view.entries_ahead or not free)
     return Prediction(
         completion_s=completion,
         std_s=std,
@@ -126,4 +194,4 @@ def predict(
     )
 
 
-__all__ = ["Prediction", "QueueView", "miss_probability", "predict"]
+__all__ = ["ArrivalRates", "Overhead", "Prediction", "QueueView", "miss_probability", "predict"]

@@ -109,7 +109,7 @@ def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
     return BatchPolicy(
         order=settings.policy,
         predicting=settings.predict,
-        miss_threshold=settings.miss_threshold,
+        miss_thresholds=settings.miss_thresholds(),
         priority_levels=settings.priority_levels,
         aging_s=settings.aging_ms / 1000,
         windows_us=windows_us(settings.preset, settings.window_low_us, settings.window_medium_us, settings.window_high_us),

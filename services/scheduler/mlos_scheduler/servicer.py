@@ -159,11 +159,11 @@ class AdminServicer(spbg.SchedulerAdminServicer):
         ])
 
     async def PredictDeadline(self, request, context) -> spb.PredictDeadlineResponse:
-        _, _, prediction = await self._core.predict_deadline(
+        _, priority, prediction = await self._core.predict_deadline(
             request.model_name, request.model_version, request.priority, request.timeout_us, request.batch_rows or 1
         )
         policy = self._core.policy
-        return admin_convert.prediction(prediction, policy.admits_by_prediction, policy.miss_threshold)
+        return admin_convert.prediction(prediction, policy.admits_by_prediction, policy.threshold(priority))
 
     async def GetAdmissionStats(self, request, context) -> spb.GetAdmissionStatsResponse:
         records = self._core.admission.snapshot(request.model_name)
