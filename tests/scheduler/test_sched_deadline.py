@@ -38,7 +38,8 @@ def slow_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def _slow_stack(root: Path, demo: dict[str, DemoModel], slow_path: Path, **overrides) -> AsyncIterator[Stack]:
     async with running_stack(root, demo, load=("iris",), heavy_batch_ms=1e6, **overrides) as stack:
-        await stack.registry.register("slow", slow_path, ServingConfig(max_batch_size=ROWS, priority_levels=3))
+        await stack.registry.register("slow", slow_path, ServingConfig(
+            max_batch_size=ROWS, priority_levels=3, default_priority=3, default_timeout_us=5_000_000))
         await stack.stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="slow"), timeout=60)
         for _ in range(3):  # the profile learns what a full batch costs
             await stack.stub.ModelInfer(slow_request(), timeout=30)
@@ -229,3 +230,27 @@ async def test_aging_lets_an_old_low_priority_request_through(tmp_path: Path, de
             await until(stack, lambda q, n=i + 3: q.pending + q.in_flight_batches >= n, f"{i + 3} waiting")
         await asyncio.gather(blocker, filler, old, *news)
         assert done.index("old-low") < done.index("new-high-0"), done  # aged past the newer high ones
+
+
+async def test_the_models_default_priority_and_timeout_apply(stack: Stack) -> None:
+    reply = await stack.admin.PredictDeadline(spb.PredictDeadlineRequest(model_name="slow"), timeout=5)
+    assert 4_900 < reply.allowed_ms < 5_001  # default_timeout_us 5 s when the request sets none
+    own = await stack.admin.PredictDeadline(spb.PredictDeadlineRequest(model_name="slow", timeout_us=9_000_000), timeout=5)
+    assert 8_900 < own.allowed_ms < 9_001  # a request's own timeout wins over the default
+    await stack.stub.ModelInfer(slow_request("defaults"), timeout=30)
+    stats = await stack.admin.GetAdmissionStats(spb.GetAdmissionStatsRequest(model_name="slow"), timeout=5)
+    assert any(s.priority == 3 and s.met >= 1 for s in stats.stats)  # priority 0 -> default_priority 3
+
+
+async def test_an_idle_model_sits_at_the_low_window(stack: Stack) -> None:
+    qs = await queue_stats(stack, "iris")
+    assert qs.window_us == pytest.approx(750.0)  # balanced preset, depth 0-1
+
+
+async def test_unloading_drops_the_models_queue_metrics(stack: Stack) -> None:
+    await stack.stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="ocr_cls"), timeout=60)
+    labels = {"model": "ocr_cls", "version": "1"}
+    assert stack.metrics.get_sample_value("mlos_inference_pending_request_count", labels) == 0
+    await stack.stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="ocr_cls"), timeout=60)
+    assert stack.metrics.get_sample_value("mlos_inference_pending_request_count", labels) is None
+    assert stack.metrics.get_sample_value("mlos_scheduler_batch_window_seconds", labels) is None

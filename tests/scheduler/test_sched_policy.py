@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from mlos_common.errors import DeadlineExceeded
+from mlos_common.errors import DeadlineExceeded, Internal
+from mlos_scheduler.domain import InferResult
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
@@ -183,3 +184,60 @@ def test_miss_thresholds_per_priority_level() -> None:
     for bad in ("", "0", "1.5", "half", "0.1,-0.2"):
         with pytest.raises(ValidationError, match="miss_threshold"):
             SchedulerSettings(miss_threshold=bad)
+
+
+async def test_the_queue_limit_counts_only_live_requests() -> None:
+    rec = Recorder()
+    rec.gate = asyncio.Event()
+    b = DynamicBatcher(model(max_batch_size=1), rec, max_queue_size=2, policy=BatchPolicy(predicting=False))
+    blocker = asyncio.ensure_future(b.submit(req("blocker")))
+    await rec.started.wait()
+    loop = asyncio.get_running_loop()
+    doomed = [asyncio.ensure_future(b.submit(req(f"d{i}", deadline=loop.time() + 0.005))) for i in range(2)]
+    results = await asyncio.gather(*doomed, return_exceptions=True)
+    assert all(isinstance(r, DeadlineExceeded) for r in results)
+    cancelled = asyncio.ensure_future(b.submit(req("c")))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert b.stats().pending == 0
+    later = [asyncio.ensure_future(b.submit(req(f"ok{i}"))) for i in range(2)]  # room for two again
+    await asyncio.sleep(0)
+    rec.gate.set()
+    await asyncio.gather(blocker, *later)
+    assert rec.batches[1:] == [["ok0"], ["ok1"]]
+
+
+async def test_a_wrong_result_count_fails_every_waiter_instead_of_hanging() -> None:
+    gate = asyncio.Event()
+
+    async def short(m, requests, timeout):
+        await gate.wait()
+        return [InferResult(m.name, m.version, requests[0].id, [])]  # one answer, whatever the batch
+
+    b = DynamicBatcher(model(), short, max_queue_size=8)
+    first = asyncio.ensure_future(b.submit(req("first")))  # runs alone (fast path), held
+    await asyncio.sleep(0)
+    pair = [asyncio.ensure_future(b.submit(req(x))) for x in ("a", "b")]  # queue up and merge
+    await asyncio.sleep(0)
+    gate.set()
+    await first
+    results = await asyncio.wait_for(asyncio.gather(*pair, return_exceptions=True), 5)
+    assert all(isinstance(r, Internal) for r in results), results  # no waiter left hanging
+    assert "1 results for 2 requests" in results[0].message
+
+
+async def test_the_window_applies_with_one_slot_while_requests_queue() -> None:
+    rec = Recorder()
+    rec.gate = asyncio.Event()
+    b = DynamicBatcher(model(delay_us=200_000), rec, max_queue_size=16)  # the model's own 200 ms window
+    first = asyncio.ensure_future(b.submit(req("first")))
+    await rec.started.wait()
+    queued = [asyncio.ensure_future(b.submit(req(x))) for x in ("b", "c")]
+    await asyncio.sleep(0)
+    rec.gate.set()
+    await first
+    late = asyncio.ensure_future(b.submit(req("d")))  # arrives while b and c wait for company
+    await asyncio.gather(*queued, late)
+    assert rec.batches == [["first"], ["b", "c", "d"]]
+    assert b.stats().fast_path == 1
