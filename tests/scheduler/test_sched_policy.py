@@ -241,3 +241,21 @@ async def test_the_window_applies_with_one_slot_while_requests_queue() -> None:
     await asyncio.gather(*queued, late)
     assert rec.batches == [["first"], ["b", "c", "d"]]
     assert b.stats().fast_path == 1
+
+
+def test_the_error_tail_becomes_the_miss_probability() -> None:
+    from mlos_scheduler.predict import ErrorBook
+
+    book = ErrorBook(size=200)
+    for i in range(49):
+        book.add(i / 1000)
+    assert book.exceeding(0.010) is None  # too few: the normal approximation decides
+    for i in range(49, 100):
+        book.add(i / 1000)
+    assert book.exceeding(0.0495) == pytest.approx(0.5)
+    assert book.exceeding(1.0) == 0.0 and book.exceeding(-1.0) == 1.0
+    view = QueueView(entries_ahead=0, rows_ahead=0, in_flight=(), slots=1, batch_target=8,
+                     network_s=0.0, network_std_s=0.0, errors=book)
+    # modelled 10 ms, 60 ms allowed: the slack is 50 ms and half the recent errors exceed 49.5 ms
+    p = predict(flat(10.0), view, rows=1, allowed_s=0.060)
+    assert p.miss_probability == pytest.approx(0.5, abs=0.02)

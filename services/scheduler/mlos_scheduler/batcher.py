@@ -119,7 +119,8 @@ class DynamicBatcher(BatchFormation):
         per_row_s = service(target).mean_s / target if target > 0 else service(1).mean_s
         residual, residual_std = overhead.residual_s(priority)
         view = QueueView(entries, rows_ahead, tuple(in_flight), slots, target, residual, residual_std,
-                         self._queue.rows, higher_load=self.rates.above(priority, now) * per_row_s / slots)
+                         self._queue.rows, higher_load=self.rates.above(priority, now) * per_row_s / slots,
+                         errors=overhead.errors.get(priority))
         allowed = None if deadline is None else deadline - now
         return predict(service, view, rows, allowed, self.policy.threshold(priority))
 
@@ -145,7 +146,7 @@ class DynamicBatcher(BatchFormation):
                 if pred.miss_probability > self.policy.threshold(priority) and not request.best_effort:
                     self.admission.decided(name, version, priority, "rejected_predicted")
                     raise DeadlineExceeded(f"request to model {name!r} is predicted to miss its deadline: {pred.explain()}")
-                item.p_miss, item.predicted_s = pred.miss_probability, pred.completion_s
+                item.p_miss, item.predicted_s = pred.miss_probability, pred.modelled_s
                 if not request.best_effort:
                     latest_start = deadline - pred.execution_s - pred.network_s
             self.admission.decided(name, version, priority, "admitted")

@@ -93,7 +93,7 @@ class BatchFormation:
         deadline = first.request.deadline
         if deadline is None or self.policy.order != "deadline":
             return limit
-        budget = deadline - now - self.overhead.mean_s(first.request.priority)
+        budget = deadline - now - self.overhead.link_s  # the batch itself must end in time
         while limit > first.request.rows and self.estimate(limit).mean_s > budget:
             limit = max(limit // 2, first.request.rows)
         return limit

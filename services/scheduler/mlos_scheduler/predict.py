@@ -17,7 +17,9 @@ but would make it if it ran next. Costs a few estimate lookups; nothing is await
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,6 +33,7 @@ MIN_FREE_SHARE = 0.02  # higher priorities' load is capped just under the whole 
 @dataclass(frozen=True, slots=True)
 class Prediction:
     completion_s: float          # mean predicted time until the answer leaves the scheduler
+    modelled_s: float            # the same without the learned error (what errors are measured against)
     std_s: float
     allowed_s: float | None      # deadline - now; None = no deadline
     miss_probability: float      # 0.0 without a deadline
@@ -55,29 +58,64 @@ class Prediction:
         )
 
 
+class ErrorBook:
+    """Recent prediction errors of one priority level: actual time from admission to answer
+    minus the modelled completion. Their empirical tail is the miss probability once there are
+    `MIN_SAMPLES` of them, so the admission threshold holds for whatever the load does to the
+    tail (the normal approximation is only the start-up fallback)."""
+
+    MIN_SAMPLES = 50
+    RESORT_EVERY = 16
+
+    def __init__(self, size: int = 512) -> None:
+        self._ring: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] = []
+        self._stale = 0
+        self.mean_s = 0.0
+        self.var = 0.0
+
+    def add(self, error_s: float) -> None:
+        self._ring.append(error_s)
+        self._stale += 1
+        self.mean_s, self.var = _ema(self.mean_s, self.var, error_s, 0.05)
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def exceeding(self, slack_s: float) -> float | None:
+        """Share of recent errors larger than `slack_s`; None while there are too few."""
+        n = len(self._ring)
+        if n < self.MIN_SAMPLES:
+            return None
+        if self._stale >= self.RESORT_EVERY or len(self._sorted) != n:
+            self._sorted = sorted(self._ring)
+            self._stale = 0
+        return (n - bisect.bisect_right(self._sorted, slack_s)) / n
+
+
 @dataclass(slots=True)
 class Overhead:
     """Time outside the queue and the runtime, learned per model while it serves.
 
     `link`: a batch's round trip minus its predicted compute (the link, merging and splitting).
-    `residual` (per priority level): a request's measured time from admission until its task
-    resumes with the answer, minus what was predicted for it — whatever the model above misses
-    (a busy event loop; for lower priorities, higher-priority requests that arrive later and go
-    ahead). Exponential moving averages (mean and variance), so the prediction corrects itself as
-    load changes; a request cut off by its client's deadline adds a lower bound of its error.
+    `errors` (per priority level, ErrorBook): a request's measured time from admission until its
+    task resumes with the answer, minus its modelled completion — whatever the model misses (a
+    busy event loop; for lower priorities, higher-priority requests that arrive later and go
+    ahead). A request cut off by its client's deadline adds a lower bound of its error.
     """
 
     link_s: float = 0.0
     link_var: float = 0.0
-    residual: dict[int, tuple[float, float]] = field(default_factory=dict)  # priority -> (mean, var)
-    alpha: float = 0.05
+    errors: dict[int, ErrorBook] = field(default_factory=dict)
 
     def batch_done(self, took_s: float, predicted_compute_s: float) -> None:
         self.link_s, self.link_var = _ema(self.link_s, self.link_var, max(took_s - predicted_compute_s, 0.0), 0.1)
 
-    def request_done(self, priority: int, actual_s: float, predicted_s: float) -> None:
-        mean, var = self.residual.get(priority, (0.0, 0.0))
-        self.residual[priority] = _ema(mean, var, actual_s - predicted_s, self.alpha)
+    def request_done(self, priority: int, actual_s: float, modelled_s: float) -> None:
+        book = self.errors.get(priority)
+        if book is None:
+            book = self.errors[priority] = ErrorBook()
+        book.add(actual_s - modelled_s)
 
     def service(self, compute: ExecEstimate) -> ExecEstimate:
         """A batch's time on its slot: predicted compute plus the link's share."""
@@ -85,8 +123,8 @@ class Overhead:
 
     def residual_s(self, priority: int) -> tuple[float, float]:
         """(mean, std) of the learned error of predictions at this priority (mean never below 0)."""
-        mean, var = self.residual.get(priority, (0.0, 0.0))
-        return max(mean, 0.0), math.sqrt(var)
+        book = self.errors.get(priority)
+        return (max(book.mean_s, 0.0), math.sqrt(book.var)) if book is not None else (0.0, 0.0)
 
     def mean_s(self, priority: int) -> float:
         """Everything outside a batch's compute: the link's share and the learned error."""
@@ -111,6 +149,7 @@ class QueueView:
     network_std_s: float
     queued_rows: int = 0     # every queued row: lower priorities fill the batch it joins
     higher_load: float = 0.0  # share of the executor slots that higher priorities' arrivals take
+    errors: ErrorBook | None = None  # this priority's recent errors: their tail is the miss probability
 
 
 @dataclass(slots=True)
@@ -136,6 +175,15 @@ def miss_probability(mean_s: float, std_s: float, allowed_s: float | None) -> fl
         return 1.0
     z = (allowed_s - mean_s) / (std_s * math.sqrt(2.0))
     return 0.5 * math.erfc(z)
+
+
+def _miss(view: QueueView, modelled: float, mean: float, std: float, allowed_s: float | None) -> float:
+    """The empirical tail of this priority's recent errors when there are enough, else normal."""
+    if allowed_s is not None and allowed_s > 0 and view.errors is not None:
+        tail = view.errors.exceeding(allowed_s - modelled)
+        if tail is not None:
+            return tail
+    return miss_probability(mean, std, allowed_s)
 
 
 def predict(
@@ -170,18 +218,20 @@ def predict(
     stretch = 1.0 / max(1.0 - view.higher_load, MIN_FREE_SHARE)
     queue_s = queue_mean / slots * stretch
     var = var * (stretch / slots) ** 2 + own.std_s**2 + view.network_std_s**2
-    completion = queue_s + own.mean_s + view.network_s
+    modelled = queue_s + own.mean_s
+    completion = modelled + view.network_s
     std = max(math.sqrt(var), REL_STD * completion, MIN_STD_S)
-    p_miss = miss_probability(completion, std, allowed_s)
+    p_miss = _miss(view, modelled, completion, std, allowed_s)
     # If it ran next: at once in a free slot, else after the first running batch.
     free = len(view.in_flight) < slots
     first_done = 0.0 if free else min((m for m, _ in view.in_flight), default=0.0)
     front = first_done + own.mean_s + view.network_s
     front_std = max(math.sqrt(own.std_s**2 + view.network_std_s**2), REL_STD * front, MIN_STD_S)
-    p_front = miss_probability(front, front_std, allowed_s)
+    p_front = _miss(view, first_done + own.mean_s, front, front_std, allowed_s)
     preempt = p_miss > threshold and p_front <= threshold and bool(view.entries_ahead or not free)
     return Prediction(
         completion_s=completion,
+        modelled_s=modelled,
         std_s=std,
         allowed_s=allowed_s,
         miss_probability=p_miss,
@@ -194,4 +244,4 @@ def predict(
     )
 
 
-__all__ = ["ArrivalRates", "Overhead", "Prediction", "QueueView", "miss_probability", "predict"]
+__all__ = ["ArrivalRates", "ErrorBook", "Overhead", "Prediction", "QueueView", "miss_probability", "predict"]
