@@ -74,23 +74,26 @@ class ErrorBook:
         self.mean_s = 0.0
         self.var = 0.0
 
-    def add(self, error_s: float) -> None:
-        self._ring.append(error_s)
+    def add(self, error_s: float, modelled_s: float) -> None:
+        """One request's error; kept relative to its modelled completion, so errors learned on
+        short queues scale to long ones (a wait twice as long errs about twice as much)."""
+        self._ring.append(error_s / max(modelled_s, MIN_STD_S))
         self._stale += 1
         self.mean_s, self.var = _ema(self.mean_s, self.var, error_s, 0.05)
 
     def __len__(self) -> int:
         return len(self._ring)
 
-    def exceeding(self, slack_s: float) -> float | None:
-        """Share of recent errors larger than `slack_s`; None while there are too few."""
+    def exceeding(self, slack_s: float, modelled_s: float) -> float | None:
+        """Share of recent errors that would exceed `slack_s` on a request modelled at
+        `modelled_s`; None while there are too few."""
         n = len(self._ring)
         if n < self.MIN_SAMPLES:
             return None
         if self._stale >= self.RESORT_EVERY or len(self._sorted) != n:
             self._sorted = sorted(self._ring)
             self._stale = 0
-        return (n - bisect.bisect_right(self._sorted, slack_s)) / n
+        return (n - bisect.bisect_right(self._sorted, slack_s / max(modelled_s, MIN_STD_S))) / n
 
 
 @dataclass(slots=True)
@@ -115,7 +118,7 @@ class Overhead:
         book = self.errors.get(priority)
         if book is None:
             book = self.errors[priority] = ErrorBook()
-        book.add(actual_s - modelled_s)
+        book.add(actual_s - modelled_s, modelled_s)
 
     def service(self, compute: ExecEstimate) -> ExecEstimate:
         """A batch's time on its slot: predicted compute plus the link's share."""
@@ -180,7 +183,7 @@ def miss_probability(mean_s: float, std_s: float, allowed_s: float | None) -> fl
 def _miss(view: QueueView, modelled: float, mean: float, std: float, allowed_s: float | None) -> float:
     """The empirical tail of this priority's recent errors when there are enough, else normal."""
     if allowed_s is not None and allowed_s > 0 and view.errors is not None:
-        tail = view.errors.exceeding(allowed_s - modelled)
+        tail = view.errors.exceeding(allowed_s - modelled, modelled)
         if tail is not None:
             return tail
     return miss_probability(mean, std, allowed_s)
