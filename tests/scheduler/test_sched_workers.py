@@ -199,12 +199,14 @@ async def test_workers_that_never_get_ready_stop_the_supervisor(stack: Stack, tm
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         nowhere = f"127.0.0.1:{unused.getsockname()[1]}"
-    env = _env(stack, registry_addr=nowhere, worker_ready_timeout_s=2)
+    # 6 s: long enough for both workers to finish starting (imports take ~2 s on a busy 2-core
+    # host), so each stops gracefully; short enough to keep the test quick.
+    env = _env(stack, registry_addr=nowhere, worker_ready_timeout_s=6)
     process, line = await run_scheduler(env, tmp_path / "never.log")
     assert line is None
     assert await process.wait() == 1
     log = (tmp_path / "never.log").read_text()
-    assert "cannot start: scheduler worker" in log and "not ready within 2s" in log, log
+    assert "cannot start: scheduler worker" in log and "not ready within 6s" in log, log
     assert "scheduler[w0]: stopped" in log and "scheduler[w1]: stopped" in log, log
 
 

@@ -15,6 +15,7 @@ class BatchPolicy:
     priority_levels: int = 3     # for models whose config sets none
     aging_s: float = 0.1         # one priority level is worth this much deadline (queues.py)
     windows_us: tuple[float, float, float] = PRESETS_US["balanced"]
+    return_margin_s: float = 0.002  # answers must leave this long before the client's deadline
 
     @property
     def admits_by_prediction(self) -> bool:

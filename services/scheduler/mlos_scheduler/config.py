@@ -55,6 +55,12 @@ class SchedulerSettings(ServiceSettings):
         "level strict (what is admitted is meant to be kept) and admits lower levels while a hit is likelier "
         "than a miss.",
     )
+    return_margin_ms: float = Field(
+        2.0,
+        ge=0,
+        description="The scheduler plans every answer to leave this long before the request's deadline: the "
+        "time the answer still needs to reach the client (serialisation, the wire, the client's own loop).",
+    )
     priority_levels: int = Field(3, ge=1, le=64, description="Priority levels of a model whose config sets none.")
     aging_ms: float = Field(
         100.0,

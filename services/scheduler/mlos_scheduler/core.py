@@ -207,6 +207,8 @@ class Scheduler:
         if not request.timeout_us and model.default_timeout_us:
             default = asyncio.get_running_loop().time() + model.default_timeout_us / 1e6
             request.deadline = default if request.deadline is None else min(request.deadline, default)
+        if request.deadline is not None:
+            request.deadline -= self.policy.return_margin_s  # the answer still has to reach the client
 
     async def predict_deadline(
         self, name: str, version: str, priority: int, timeout_us: int, rows: int

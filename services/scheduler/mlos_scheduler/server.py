@@ -110,6 +110,7 @@ def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
         order=settings.policy,
         predicting=settings.predict,
         miss_thresholds=settings.miss_thresholds(),
+        return_margin_s=settings.return_margin_ms / 1000,
         priority_levels=settings.priority_levels,
         aging_s=settings.aging_ms / 1000,
         windows_us=windows_us(settings.preset, settings.window_low_us, settings.window_medium_us, settings.window_high_us),
