@@ -273,23 +273,6 @@ class DynamicBatcher(BatchFormation):
         self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
         self.overhead.batch_done(took, est.mean_s)
 
-    async def _isolate(self, live: list[Pending]) -> None:
-        """Runs each request of a merged batch that the runtime refused on its own (concurrently),
-        so only the culprit fails."""
-        loop = asyncio.get_running_loop()
-
-        async def alone(p: Pending) -> None:
-            deadline = p.request.deadline
-            try:
-                (result,) = await self.run_batch(
-                    self.model, [p.request], None if deadline is None else deadline - loop.time()
-                )
-            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
-                result = exc
-            settle(p, result)
-
-        await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
-
     def stats(self) -> BatcherStats:
         self._stats.pending = len(self._queue)
         return self._stats

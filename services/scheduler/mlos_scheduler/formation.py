@@ -1,4 +1,5 @@
-"""Batch formation of the batcher (a mixin): when a partial batch leaves and who joins it.
+"""Batch formation of the batcher (a mixin): when a partial batch leaves, who joins it, and
+re-running a merged batch the runtime refused request by request.
 
 See batcher.py's docstring for the rules; this holds the part that walks the queue.
 """
@@ -39,6 +40,7 @@ class BatchFormation:
     _queue: QueuePolicy
     _preferred: list[int]
     estimate: Any
+    run_batch: Any
     policy: Any
 
     def _wait_for_company(self, now: float) -> float:
@@ -113,6 +115,23 @@ class BatchFormation:
             return False
         item.future.set_exception(DeadlineExceeded(f"request to model {self.model.name!r} reached a batch after its deadline"))
         return True
+
+    async def _isolate(self, live: list[Pending]) -> None:
+        """Runs each request of a merged batch that the runtime refused on its own (concurrently),
+        so only the culprit fails."""
+        loop = asyncio.get_running_loop()
+
+        async def alone(p: Pending) -> None:
+            deadline = p.request.deadline
+            try:
+                (result,) = await self.run_batch(
+                    self.model, [p.request], None if deadline is None else deadline - loop.time()
+                )
+            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+                result = exc
+            settle(p, result)
+
+        await asyncio.gather(*(alone(p) for p in live if not p.future.done()))
 
 
 def settle(p: Pending, result: object) -> None:
