@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install up test test-unit test-e2e test-peers protos bench bench-peers bench-slo clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,13 @@ up: install
 
 # tritonclient's generated `inference` protos and ours cannot share one process, so the
 # end-to-end tests (tritonclient against the suite's processes) run in their own invocation.
-test: install
+test: install lint
 	$(PY) -m pytest tests --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q
+
+# ruff, configured in pyproject.toml (generated stubs under protos/ are checked by tests/contracts).
+lint: install
+	$(VENV)/bin/ruff check services cli bench tests scripts
 
 test-unit: install
 	$(PY) -m pytest tests --ignore=tests/e2e -q

@@ -28,7 +28,6 @@ from typing import Any
 import grpc
 import numpy as np
 import onnxruntime as ort
-
 from loadgen import (
     LoadResult,
     build_request,
@@ -38,8 +37,9 @@ from loadgen import (
     run_floor,
     run_ours,
 )
-from mlos_cli.demo import DemoModel, prepare_demo_models
 from suite_process import SuiteStartError, running_suite
+
+from mlos_cli.demo import DemoModel, prepare_demo_models
 
 logger = logging.getLogger("bench_infer")
 

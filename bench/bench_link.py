@@ -21,7 +21,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import onnxruntime as ort
-
 from suite_process import running_suite
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

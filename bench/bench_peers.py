@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -26,16 +25,16 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-
 from bench_infer import machine_info, write_json
 from loadgen import build_request, floor_outputs, infer_once, open_floor_session, run_floor
-from mlos.inference import grpc_service_pb2 as pb
-from mlos.inference import grpc_service_pb2_grpc as pbg
 from peers import pa_client, servers
 from peers.models import FULL_LEVELS, MODELS, PeerModel, write_pa_input
 from peers.procstat import cpu_s, wait_for_idle
 from peers.report import format_table, ratios
 from suite_process import SuiteStartError
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos.inference import grpc_service_pb2_grpc as pbg
 
 logger = logging.getLogger("bench_peers")
 

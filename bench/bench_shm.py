@@ -1,7 +1,8 @@
 """A large tensor sent in the message vs by system shared memory, through `mlos up`.
 
 Builds an ONNX Identity model on FP32 [B, N] (both dynamic; sent as [1, N]) with the `onnx` helper API, registers it,
-and times unmodified tritonclient.grpc (or, with --protocol http, tritonclient.http on the REST port) calls: the tensor in raw_input_contents / back in
+and times unmodified tritonclient.grpc (or, with --protocol http, tritonclient.http on the REST port) calls:
+the tensor in raw_input_contents / back in
 raw_output_contents, against input and output in registered regions (only descriptors in the
 messages). Latency is one ModelInfer call until the output is readable as numpy. Few rounds,
 one caller: seconds, not minutes. Prints a table and writes JSON.
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
-
 from suite_process import running_suite
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -139,7 +139,8 @@ def main() -> None:
     print(f"  shared memory / in message = {med['shared_memory_ms'] / med['in_message_ms']:.2f}")
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"bench_shm_{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"protocol": args.protocol, "bytes": nbytes, "rounds": args.rounds, "median_ms": med, "raw_ms": result}, indent=1))
+    summary = {"protocol": args.protocol, "bytes": nbytes, "rounds": args.rounds, "median_ms": med, "raw_ms": result}
+    out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -23,15 +23,16 @@ import datetime as dt
 import logging
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench_infer import machine_info, write_json
 from loadgen import build_request
-from mlos_cli.demo import prepare_demo_models
 from slo import report, runs
 from slo.openloop import PriorityClass
 from suite_process import SuiteStartError, run_in_home, running_suite
+
+from mlos_cli.demo import prepare_demo_models
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODES = ("slo", "batching", "cpu")

@@ -32,13 +32,13 @@ import urllib.request
 from pathlib import Path
 
 import onnxruntime as ort
-from prometheus_client.parser import text_string_to_metric_families
-
 from loadgen import build_request, open_channel
+from prometheus_client.parser import text_string_to_metric_families
+from suite_process import running_suite
+
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos_cli.demo import DemoModel, prepare_demo_models
 from mlos_executor.onnx_backend import auto_intra_op_threads
-from suite_process import running_suite
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYERS = ("client", "client <-> front door", "scheduler inside", "hop + executor", "runtime", "floor")
@@ -110,7 +110,8 @@ def spy(pid: int, out: Path, seconds: float) -> subprocess.Popen:
 
 def children(pid: int) -> dict[str, int]:
     found = {}
-    for line in subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout.splitlines():
+    listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
         child, _, args = line.strip().partition(" ")
         for svc in ("scheduler", "executor"):
             if f"mlos_{svc}" in args:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from multiprocessing import shared_memory
-from typing import Callable, Iterator
 
 import pytest
 

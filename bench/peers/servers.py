@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from suite_process import SuiteStartError, log_tail, running_suite, stop_process_group
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from peers.models import PeerModel, prepare_mlserver_repo
 from peers.procstat import cmdline, descendants
-from suite_process import SuiteStartError, log_tail, running_suite, stop_process_group
 
 PEERS_DIR = Path(__file__).resolve().parent
 MLSERVER_PYTHON = PEERS_DIR.parent / ".peers" / "mlserver" / "bin" / "python"

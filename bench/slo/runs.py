@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 
 import grpc
-
 from loadgen import CONNECT_TIMEOUT_S, open_channel, run_ours
+from peers.procstat import cmdline, cpu_s, descendants
+
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
-from peers.procstat import cmdline, cpu_s, descendants
 from slo import admin
 from slo.openloop import PriorityClass, class_payloads, poisson_schedule, run_open_loop, summarize
 

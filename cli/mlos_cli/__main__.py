@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks of a source checkout (bench/)")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
-    slo = bsub.add_parser("slo", help="deadline-aware scheduler vs FIFO (bench/bench_slo.py; --help there)",
+    bsub.add_parser("slo", help="deadline-aware scheduler vs FIFO (bench/bench_slo.py; --help there)",
                           add_help=False)
 
     infer = sub.add_parser("infer", help="run one inference through the front door")
@@ -167,7 +167,6 @@ async def _models_list(args: argparse.Namespace) -> int:
 async def _models_register(args: argparse.Namespace) -> int:
     from mlos_cli.frontdoor import FrontDoor
     from mlos_registry.client import RegistryClient
-
     from mlos_registry.domain import ServingConfig
 
     config = ServingConfig(max_batch_size=args.max_batch_size, priority_levels=args.priority_levels,

@@ -17,7 +17,7 @@ class FrontDoor:
         self._stub = pbg.GRPCInferenceServiceStub(self._channel)
         self._timeout_s = timeout_s
 
-    async def __aenter__(self) -> "FrontDoor":
+    async def __aenter__(self) -> FrontDoor:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -126,7 +126,7 @@ class Suite:
         log_file.close()
         try:
             line = await asyncio.wait_for(self._listening_line(process), self._listen_timeout_s(name))
-        except (asyncio.TimeoutError, SuiteError) as exc:
+        except (TimeoutError, SuiteError) as exc:
             if process.returncode is None:  # still running (timed out); an exited child cannot be killed
                 process.kill()
             await process.wait()
@@ -198,7 +198,7 @@ class Suite:
             child.process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(child.process.wait(), grace_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("%s did not stop within %.0fs; killing it", name, grace_s)
                 child.process.kill()
                 await child.process.wait()

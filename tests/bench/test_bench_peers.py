@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from peers_testkit import MLSERVER_PYTHON, run_harness, row
+from peers_testkit import MLSERVER_PYTHON, row, run_harness
 
 MLOS_PROCS = {"scheduler", "executor", "registry", "predictor", "perf_analyzer"}
 

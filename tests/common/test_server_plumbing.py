@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest

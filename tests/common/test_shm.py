@@ -54,7 +54,7 @@ def test_symlink_directory_and_fifo_are_refused(tmp_path: Path) -> None:
     os.mkdir(paths["dir"])
     os.mkfifo(paths["fifo"])
     try:
-        for kind, name in names.items():
+        for name in names.values():
             with pytest.raises(InvalidArgument):
                 map_window("/" + name, 0, 8)
     finally:

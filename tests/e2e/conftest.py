@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from proc_testkit import alive, children_of
 
 _OUR_PROTOS = "mlos.inference.grpc_service_pb2"
@@ -188,7 +187,6 @@ def client(suite):
 def good_infer(client, demo_models, ort_sessions):
     """One known-good iris request, checked against ONNX Runtime."""
     import numpy as np
-
     from e2e_testkit import make_inputs
 
     def run() -> None:

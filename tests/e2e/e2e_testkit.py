@@ -57,6 +57,7 @@ def shm_regions(client, prefix: str) -> Iterator[Callable]:
 def iris_sample(home, seed: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Three rows of the demo iris model's sample inputs and the labels in-process ONNX Runtime gives."""
     import onnxruntime
+
     from mlos_cli.demo import prepare_demo_models
 
     iris = {m.name: m for m in prepare_demo_models(home / "demo")}["iris"]

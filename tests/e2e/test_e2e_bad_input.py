@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import tritonclient.grpc as grpcclient
-
 from e2e_testkit import expect_status, make_inputs
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the services' default gRPC message limit

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from e2e_testkit import iris_sample, scheduler_metrics, serves_iris
 
 

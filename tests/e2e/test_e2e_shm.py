@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
-
 from e2e_testkit import expect_status, shm_regions
 
 OCR_OUT = "save_infer_model/scale_0.tmp_1"

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 import tritonclient.utils.shared_memory as shm
-from tritonclient.utils import InferenceServerException
-
 from e2e_testkit import shm_regions
 from test_e2e_tritonclient_http import http_client, http_url  # noqa: F401 (fixtures)
+from tritonclient.utils import InferenceServerException
 
 OCR_OUT = "save_infer_model/scale_0.tmp_1"
 PREFIX = "mlos_e2e_http"

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
-
 from e2e_testkit import make_inputs
+from tritonclient.utils import InferenceServerException
 
 BUILDER = Path(__file__).resolve().parents[1] / "scheduler" / "string_models.py"
 

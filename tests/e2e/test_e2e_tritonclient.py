@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcclient_aio
-
 from e2e_testkit import make_inputs
 
 MODELS = ("iris", "ocr_cls", "silero_vad")
@@ -173,7 +172,9 @@ def test_async_infer_iris(client, demo_models, ort_sessions):
     results: queue.Queue = queue.Queue()
     requests = {f"req-{i}": demo_models["iris"].sample_inputs(batch=1, seed=i * 37) for i in range(8)}
     for request_id, arrays in requests.items():
-        client.async_infer("iris", make_inputs(arrays), callback=lambda result, error: results.put((result, error)), request_id=request_id)
+        client.async_infer(
+            "iris", make_inputs(arrays), callback=lambda result, error: results.put((result, error)), request_id=request_id
+        )
     got = _collect(len(requests), results)
     assert set(got) == set(requests)
     for request_id, arrays in requests.items():

@@ -11,9 +11,8 @@ import urllib.request
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
-
 from test_e2e_tritonclient import assert_matches, reference
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 import pytest
-
 from e2e_testkit import iris_sample, scheduler_metrics, serves_iris
 
 

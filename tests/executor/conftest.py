@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
-
 from exec_testkit import (
+    ExecutorServed,
+    ModelFiles,
+    RegistryServed,
     StartExecutor,
-    ExecutorServed, ModelFiles, RegistryServed, int64_double_model, plus_one_model, save,
-    two_outputs_model, unrunnable_model,
+    int64_double_model,
+    plus_one_model,
+    save,
+    two_outputs_model,
+    unrunnable_model,
 )
+
 from mlos_common.bootstrap import ServerParts
 from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
@@ -23,7 +29,6 @@ from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
 from mlos_registry.server import create_server as create_registry_server
-
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
-
 from grpc import aio
+from onnx import TensorProto, helper
 
 from mlos.common.v1 import tensor_pb2
 from mlos_common.tensors import array_to_raw, datatype_of

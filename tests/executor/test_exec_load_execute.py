@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, tensor
+
 from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mlos_common.tensors import array_from_raw
 from mlos_executor.runtime_mode import detect_runtime_mode

@@ -12,8 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from exec_testkit import tensor
+
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.arena import host_id

@@ -7,8 +7,8 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, tensor
+
 from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.errors import DeadlineExceeded, Unavailable

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from exec_testkit import RegistryServed, StartExecutor, tensor
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from exec_testkit import RegistryServed, StartExecutor, tensor
 from mlos_common.bootstrap import ServerParts
 from mlos_common.errors import FailedPrecondition, InvalidArgument
 from mlos_executor import onnx_backend
@@ -214,7 +214,6 @@ async def test_status_reports_the_thread_rule(start_executor) -> None:
 
 async def test_tiny_runs_execute_inline_and_heavy_ones_on_a_worker_thread(registry, start_executor, model_files, demo_models):
     import numpy as np
-
     from exec_testkit import tensor
 
     # 5 ms: far above plus_one's ~20 us run even on a loaded host, far below 8 images of ocr_cls
@@ -248,8 +247,8 @@ async def test_a_heavy_model_running_alone_gets_every_cpu(registry, start_execut
 
     import numpy as np
     import pytest
-
     from exec_testkit import tensor
+
     from mlos_executor.onnx_backend import auto_intra_op_threads
 
     if auto_intra_op_threads(1) <= auto_intra_op_threads(2):

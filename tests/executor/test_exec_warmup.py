@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-
 from exec_testkit import RegistryServed, StartExecutor, save, string_identity_model, tensor
+
 from mlos_executor.core import ExecutionSample
 
 

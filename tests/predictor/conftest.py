@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 import pytest
-
 from predictor_testkit import Running, free_port, poll, start_predictor
 
 

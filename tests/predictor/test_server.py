@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import ServerParts
 from mlos_common.errors import NotFound
 from mlos_predictor.client import PredictorClient

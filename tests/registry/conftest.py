@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
+from registry_testkit import Serve, Served, add_model, identity_model, save
 
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
 from mlos_registry.server import create_server
-from registry_testkit import Serve, Served, add_model, identity_model, save
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 from onnx import helper
+from registry_testkit import add_model, identity_model, save
 
 from mlos_registry import formats, signature
 from mlos_registry.artifacts import BlobStore
-from mlos_registry.core import Registry, validate_name
 from mlos_registry.config import RegistrySettings
+from mlos_registry.core import Registry, validate_name
 from mlos_registry.domain import ModelVersion, ServingConfig, TensorSpec
 from mlos_registry.errors import ArtifactCorrupt, ArtifactTooLarge, InvalidModelFile, UnsupportedFormat
 from mlos_registry.store import MetadataStore
-from registry_testkit import add_model, identity_model, save
 
 
 def _draft(name: str, sha: str) -> ModelVersion:

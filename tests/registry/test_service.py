@@ -11,6 +11,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from onnx import TensorProto
 from prometheus_client import CollectorRegistry
+from registry_testkit import Serve, Served, add_model, identity_model, save
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_common.bootstrap import ServerParts
@@ -18,7 +19,6 @@ from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound, Re
 from mlos_registry.config import RegistrySettings
 from mlos_registry.domain import ServingConfig, TensorSpec
 from mlos_registry.server import start
-from registry_testkit import Serve, Served, add_model, identity_model, save
 
 
 async def test_register_extracts_signature_and_defaults(served: Served, dynamic_onnx: Path) -> None:

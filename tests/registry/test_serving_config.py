@@ -8,12 +8,12 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
+from registry_testkit import Served
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_common.errors import InvalidArgument, NotFound
 from mlos_registry.core import MAX_PRIORITY_LEVELS
 from mlos_registry.domain import ServingConfig
-from registry_testkit import Served
 
 
 async def test_levels_and_preferred_sizes_round_trip(served: Served, dynamic_onnx: Path) -> None:

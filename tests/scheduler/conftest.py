@@ -7,16 +7,16 @@ Test modules using it carry `pytestmark = pytest.mark.asyncio(loop_scope="sessio
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
-
-from mlos_cli.demo import DemoModel
 from sched_testkit import Stack, demo_models, running_stack
 from string_models import build_string_models
+
+from mlos_cli.demo import DemoModel
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
 
+import grpc
 import numpy as np
 import onnxruntime as ort
-import grpc
 import pytest
 from grpc import aio
 from prometheus_client import CollectorRegistry
@@ -24,10 +24,9 @@ from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
 from mlos_executor.server import create_server as create_executor_server
-from mlos_executor.server import make_servicer
+from mlos_executor.server import make_servicer, registry_fetcher
 from mlos_executor.servicer import ExecutorServicer
 from mlos_executor.unix_link import socket_name
-from mlos_executor.server import registry_fetcher
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry

@@ -3,13 +3,14 @@ as telemetry, and the feed comes back after the predictor restarts on the same p
 
 from __future__ import annotations
 
+from predictor_testkit import free_port, poll, start_predictor
+
 from mlos_predictor.client import PredictorClient
 from mlos_predictor.latency import ExecutionRecord
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.profile_feed import ProfileFeed
 from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.server import profile_feed
-from predictor_testkit import free_port, poll, start_predictor
 
 
 def records(ms: float, n: int, batch: int = 2) -> list[ExecutionRecord]:

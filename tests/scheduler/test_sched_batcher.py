@@ -52,7 +52,8 @@ class Recorder:
         if self.fail is not None:
             raise self.fail
         if m.max_batch_size <= 0:  # nothing merges: each request runs on its own
-            return [self.fail_alone.get(r.id) or InferResult(m.name, m.version, r.id, [Tensor("y", "FP32", r.inputs[0].shape, doubled(r))])
+            return [self.fail_alone.get(r.id)
+                    or InferResult(m.name, m.version, r.id, [Tensor("y", "FP32", r.inputs[0].shape, doubled(r))])
                     for r in requests]
         merged = merge_inputs(requests, m.max_batch_size > 0)
         x = array_from_raw("x", "FP32", merged[0].shape, merged[0].raw)

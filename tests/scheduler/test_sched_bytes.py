@@ -7,11 +7,11 @@ import asyncio
 import grpc
 import numpy as np
 import pytest
+from sched_testkit import Stack, infer_request, response_arrays
+from test_sched_errors import expect_error, still_serves
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_scheduler.convert import stream_error
-from sched_testkit import Stack, infer_request, response_arrays
-from test_sched_errors import expect_error, still_serves
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

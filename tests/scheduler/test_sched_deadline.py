@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
 from grpc import aio
+from sched_testkit import Stack, infer_request, running_stack
+from slow_models import build_slow_model
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.scheduler.v1 import scheduler_pb2 as spb
 from mlos_cli.demo import DemoModel
 from mlos_registry.domain import ServingConfig
-from sched_testkit import Stack, infer_request, running_stack
-from slow_models import build_slow_model
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -215,7 +215,7 @@ async def test_aging_lets_an_old_low_priority_request_through(tmp_path: Path, de
         blocker = await blocked(stack)
         done: list[str] = []
 
-        async def send(rid: str, priority: int) -> None:
+        async def send(rid: str, priority: int, stack: Stack = stack, done: list[str] = done) -> None:
             await stack.stub.ModelInfer(slow_request(rid, priority), timeout=30)
             done.append(rid)
 

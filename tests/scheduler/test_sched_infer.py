@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 import pytest
 from grpc import aio
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.scheduler.v1 import scheduler_pb2 as spb
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import grpc
 import numpy as np
@@ -12,10 +12,10 @@ import pytest
 import pytest_asyncio
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_cli.demo import DemoModel
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -17,10 +17,10 @@ import onnx
 import pytest
 import pytest_asyncio
 from onnx import TensorProto, helper
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_executor.link import WorkLink
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

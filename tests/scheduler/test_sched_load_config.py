@@ -9,11 +9,11 @@ import grpc
 import numpy as np
 import pytest
 from grpc import aio
+from sched_testkit import Stack, infer_request
+from test_sched_errors import expect_error
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.scheduler.v1 import scheduler_pb2 as spb
-from sched_testkit import Stack, infer_request
-from test_sched_errors import expect_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

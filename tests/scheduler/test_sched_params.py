@@ -11,12 +11,12 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from sched_testkit import Stack, expect_error, infer_request, still_serves
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_scheduler import convert
 from mlos_scheduler.errors import BadRequest
 from mlos_scheduler.request_params import MAX_PRIORITY, MAX_TIMEOUT_US, RequestParams, parse
-from sched_testkit import Stack, expect_error, infer_request, still_serves
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

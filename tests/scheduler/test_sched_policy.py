@@ -6,17 +6,17 @@ import asyncio
 import math
 
 import pytest
+from test_sched_batcher import Recorder, model, req
 
 from mlos_common.errors import DeadlineExceeded, Internal
-from mlos_scheduler.domain import InferResult
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
+from mlos_scheduler.domain import InferResult
 from mlos_scheduler.predict import QueueView, miss_probability, predict
 from mlos_scheduler.profiles import ExecEstimate
 from mlos_scheduler.queues import DeadlineQueue, Entry, FifoQueue
 from mlos_scheduler.window import AdaptiveWindow, windows_us
-from test_sched_batcher import Recorder, model, req
 
 
 def drain(q) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 from grpc import aio
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
 
 from mlos.inference import grpc_service_pb2 as pb
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -11,12 +11,12 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
+from sched_testkit import NP_TO_OIP, Stack, assert_matches, ort_run
 
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_common.tracing import build_tracer_provider
 from mlos_scheduler.rest import RestApp, RestServer, executor_modes
 from mlos_scheduler.stats import StatsBook
-from sched_testkit import NP_TO_OIP, Stack, assert_matches, ort_run
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -179,7 +179,8 @@ async def test_binary_and_json_inputs_mixed(http: httpx.AsyncClient, stack: Stac
 async def test_repository_index_unload_load(http: httpx.AsyncClient) -> None:
     index = (await http.post("/v2/repository/index")).json()
     assert {"name": "iris", "version": "1", "state": "READY", "reason": ""} in index
-    assert (await http.post("/v2/repository/models/silero_vad/unload", json={"parameters": {"unload_dependents": False}})).status_code == 200
+    body = {"parameters": {"unload_dependents": False}}
+    assert (await http.post("/v2/repository/models/silero_vad/unload", json=body)).status_code == 200
     assert (await http.get("/v2/models/silero_vad/ready")).status_code == 400
     ready = (await http.post("/v2/repository/index", json={"ready": True})).json()
     assert "silero_vad" not in {m["name"] for m in ready}

@@ -9,10 +9,10 @@ import json
 import httpx
 import numpy as np
 import pytest
+from sched_testkit import Stack
 
 from mlos_common.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailable
 from mlos_scheduler.rest import HTTP_STATUS, RestApp, RestServer, error_response, start_rest
-from sched_testkit import Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

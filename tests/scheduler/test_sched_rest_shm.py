@@ -11,12 +11,12 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
-
-from mlos.inference import grpc_service_pb2 as pb
-from mlos_common.tensors import array_from_raw
 from sched_testkit import Stack, assert_matches, ort_run, still_serves
 from test_sched_rest import outputs_of
 from test_sched_shm import iris_shm_request, register
+
+from mlos.inference import grpc_service_pb2 as pb
+from mlos_common.tensors import array_from_raw
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

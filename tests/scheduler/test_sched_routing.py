@@ -12,6 +12,16 @@ import onnx
 import pytest
 from grpc import aio
 from onnx import TensorProto, helper, numpy_helper
+from sched_testkit import (
+    InProcessExecutor,
+    Stack,
+    assert_matches,
+    infer_request,
+    ort_run,
+    response_arrays,
+    running_stack,
+)
+from workers_testkit import until
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_cli.demo import DemoModel
@@ -19,8 +29,6 @@ from mlos_common.errors import Internal, Unavailable
 from mlos_executor.client import relay
 from mlos_scheduler.breaker import Breaker, BreakerState
 from mlos_scheduler.dispatch import may_retry
-from sched_testkit import InProcessExecutor, Stack, assert_matches, infer_request, ort_run, response_arrays, running_stack
-from workers_testkit import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

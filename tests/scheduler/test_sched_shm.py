@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from grpc import aio
+from sched_testkit import Stack, assert_matches, expect_error, infer_request, ort_run, response_arrays, still_serves
 
 from mlos.inference import grpc_service_pb2 as pb
-from sched_testkit import Stack, assert_matches, expect_error, infer_request, ort_run, response_arrays, still_serves
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
+from sched_testkit import Stack
+from string_models import build_unloadable_model
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
@@ -20,8 +21,6 @@ from mlos_common.bootstrap import ServerParts, wait_for_serving
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.server import start
 from mlos_scheduler.startup import parse_names
-from sched_testkit import Stack
-from string_models import build_unloadable_model
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sched_testkit import Stack
 
 from mlos_scheduler.profiles import ProfileBook, Warmup
-from sched_testkit import Stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

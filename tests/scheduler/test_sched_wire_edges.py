@@ -6,10 +6,10 @@ import grpc
 import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from mlos.executor.v1 import executor_pb2, executor_pb2_grpc
 from sched_testkit import Stack
 from test_sched_errors import still_serves
+
+from mlos.executor.v1 import executor_pb2, executor_pb2_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,8 +10,8 @@ import importlib.util
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import grpc
 import httpx
@@ -20,16 +20,16 @@ import onnxruntime as ort
 import pytest
 import pytest_asyncio
 from grpc import aio
+from proc_testkit import alive
 from prometheus_client import CollectorRegistry
+from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
+from workers_testkit import Supervised, run_scheduler, supervised, supervisor_env, until
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.supervisor import Supervisor
 from mlos_scheduler.worker_metrics import SupervisorMetrics
-from sched_testkit import Stack, assert_matches, infer_request, ort_run, response_arrays
-from proc_testkit import alive
-from workers_testkit import Supervised, run_scheduler, supervised, supervisor_env, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,9 +8,9 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -98,7 +98,7 @@ async def supervised(env: dict[str, str], log_path: Path) -> AsyncIterator[Super
             process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
 

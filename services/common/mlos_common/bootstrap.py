@@ -9,14 +9,14 @@ then the service's own close hooks run.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
-import errno
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence
 
 import grpc
 from grpc import aio

@@ -12,11 +12,11 @@ method and message type, where grpc.aio would answer UNKNOWN on its own.
 from __future__ import annotations
 
 import asyncio
-
 import inspect
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from grpc import aio

@@ -26,8 +26,8 @@ import mmap
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -103,7 +103,7 @@ class Window:
         except BufferError:
             pass  # a view is still referenced: the mmap object frees the mapping after it
 
-    def __enter__(self) -> "Window":
+    def __enter__(self) -> Window:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -166,7 +166,7 @@ class _Region:
 class Lease:
     """One request's hold on a region: the mapping stays open until `release` (or `with` exit)."""
 
-    def __init__(self, owner: "ShmRegistry", region: _Region) -> None:
+    def __init__(self, owner: ShmRegistry, region: _Region) -> None:
         self._owner, self._region = owner, region
         self.info = region.info
 
@@ -193,7 +193,7 @@ class Lease:
             self._owner._release(self._region)
             self._region = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc) -> None:

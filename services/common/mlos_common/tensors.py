@@ -8,8 +8,8 @@ buffer of that size is allocated, so a hostile shape like [2**62, 4] costs nothi
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

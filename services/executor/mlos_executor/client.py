@@ -37,7 +37,7 @@ class ExecutorClient:
         self._stub = pbg.ExecutorStub(self._channel)
         self.link = WorkLink(self._stub, addr, (settings or ServiceSettings()).max_message_bytes, shm)
 
-    async def __aenter__(self) -> "ExecutorClient":
+    async def __aenter__(self) -> ExecutorClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
-
 NOT_LOADED_PHRASE = "is not loaded on"  # how a caller tells this FAILED_PRECONDITION from the others
 
 

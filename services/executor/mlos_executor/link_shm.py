@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily
 

@@ -78,7 +78,7 @@ class OnnxModel:
     providers: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: Path, *, device: str, intra_op_threads: int) -> "OnnxModel":
+    def load(cls, path: Path, *, device: str, intra_op_threads: int) -> OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1

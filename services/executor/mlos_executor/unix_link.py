@@ -21,7 +21,7 @@ import os
 import secrets
 import socket
 import struct
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from google.protobuf.message import DecodeError
 from grpc import aio
@@ -132,7 +132,7 @@ async def probe(name: str, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Whether `name` accepts a connection from here (same host, same network namespace)."""
     try:
         _reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(_address(name)), timeout_s)
-    except (OSError, asyncio.TimeoutError, TimeoutError):
+    except (OSError, TimeoutError):
         return False
     writer.close()
     return True
@@ -152,7 +152,7 @@ class UnixCall:
             reader, self._writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(_address(name)), CONNECT_TIMEOUT_S
             )
-        except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             raise LinkBroken(f"cannot connect to the executor's Unix link: {exc}") from None
         self._replies = _frames(reader, self._max_bytes).__aiter__()
 

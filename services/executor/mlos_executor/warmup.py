@@ -13,8 +13,8 @@ executions: nothing is reported to telemetry or counted. Call from a worker thre
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -6,13 +6,13 @@ offer() never waits on the predictor.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Iterable
 
 from grpc import aio
-from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
 from mlos_predictor.convert import profile_from_proto, record_to_proto, summary_from_proto

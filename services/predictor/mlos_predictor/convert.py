@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from mlos.predictor.v1 import predictor_pb2
-
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
 from mlos_predictor.profiles import LatencyProfile
 

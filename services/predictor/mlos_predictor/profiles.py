@@ -16,8 +16,8 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
 
 import numpy as np
 

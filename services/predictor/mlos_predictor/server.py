@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from grpc import aio
-from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_serving
 from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings

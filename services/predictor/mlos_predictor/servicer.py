@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from grpc import aio
-from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_predictor.convert import profile_to_proto, record_from_proto, summary_to_proto
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.profiles import ProfileHub, interval_s_of

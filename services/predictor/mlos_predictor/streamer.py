@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 import grpc
 from grpc import aio
-from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 
+from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import channel_options
 from mlos_common.config import ServiceSettings
 from mlos_predictor.convert import record_to_proto
@@ -138,7 +138,7 @@ class TelemetryStreamer:
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), flush_s)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -228,7 +228,7 @@ async def _wait_ready(channel: aio.Channel, timeout_s: float) -> bool:
             return False
         try:
             await asyncio.wait_for(channel.wait_for_state_change(state), remaining)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return False
         state = channel.get_state(try_to_connect=True)
     return True

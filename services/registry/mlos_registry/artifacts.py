@@ -14,9 +14,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 from mlos_registry.errors import ArtifactCorrupt, ArtifactTooLarge
 

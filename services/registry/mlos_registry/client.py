@@ -16,8 +16,8 @@ import asyncio
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from grpc import aio
 

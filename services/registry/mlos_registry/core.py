@@ -7,8 +7,8 @@ import logging
 import re
 import stat
 import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping
 
 from mlos_common.errors import InvalidArgument
 from mlos_registry import formats, signature

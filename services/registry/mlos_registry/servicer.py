@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_registry.convert import config_from_pb, version_to_pb

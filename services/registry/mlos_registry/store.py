@@ -11,10 +11,11 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from mlos_registry.domain import ModelVersion, ServingConfig, TensorSpec
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from mlos_common.errors import DeadlineExceeded, Internal, InvalidArgument, MlosError, Unavailable
 from mlos_scheduler.admission import AdmissionBook

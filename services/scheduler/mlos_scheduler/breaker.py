@@ -14,8 +14,8 @@ success. While open or half-open the executor gets no work and no loads; `usable
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class BreakerState(enum.IntEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import MlosError, Unimplemented

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from mlos_common.errors import MlosError
 from mlos_common.signatures import TensorHeader, validate_inputs

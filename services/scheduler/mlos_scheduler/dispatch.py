@@ -31,17 +31,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
 from mlos_scheduler.breaker import Breaker
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.merging import merge_inputs
 from mlos_scheduler.profiles import Warmup
-from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
 from mlos_scheduler.routing import Estimate, RouteBook, RoutingMetrics
 from mlos_scheduler.stats import StatsBook
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from mlos_scheduler.profiles import ExecEstimate
 

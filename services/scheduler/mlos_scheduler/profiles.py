@@ -22,8 +22,8 @@ All times in seconds. One event loop; not thread-safe.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 BASES = ("telemetry", "local", "warmup", "prior")  # most trusted first
 

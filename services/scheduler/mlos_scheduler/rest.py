@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError

@@ -10,8 +10,8 @@ run it; `prior_s` before anyone has).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 

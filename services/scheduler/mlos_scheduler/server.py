@@ -15,11 +15,10 @@ from mlos_common.shm import ShmCollector, ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link_shm import LinkCollector, LinkShmSettings
 from mlos_registry.client import RegistryClient
-from mlos_scheduler.catalog import registry_catalog
-from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
-from mlos_scheduler.window import windows_us
+from mlos_scheduler.catalog import registry_catalog
+from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.executors import RemoteExecutor
@@ -31,6 +30,7 @@ from mlos_scheduler.routing import RoutingMetrics
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
 from mlos_scheduler.startup import StartupModels, parse_names
 from mlos_scheduler.stats import StatsBook
+from mlos_scheduler.window import windows_us
 
 log = logging.getLogger(__name__)
 

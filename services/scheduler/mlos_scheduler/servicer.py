@@ -10,8 +10,8 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2 as spb
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.errors import MlosError
-from mlos_common.streams import serve_concurrently
 from mlos_common.shm import ShmRegistry
+from mlos_common.streams import serve_concurrently
 from mlos_scheduler import admin_convert, convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
 from mlos_scheduler.stats import Duration

@@ -149,7 +149,7 @@ class ShmRequest:
             lease.release()
         self._leases.clear()
 
-    def __enter__(self) -> "ShmRequest":
+    def __enter__(self) -> ShmRequest:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -3,15 +3,16 @@
 Triton's strict readiness: a client polling ServerReady (or grpc.health "") must not see the
 server ready while a model it was started with is still loading. A model that fails to load
 keeps the server not ready; the reason is logged once per distinct failure, kept in `errors`
-(shared with the core, so RepositoryIndex shows it as the model's reason), and the load is retried on every round (e.g. the model is registered a moment later).
+(shared with the core, so RepositoryIndex shows it as the model's reason), and the load is retried on every
+round (e.g. the model is registered a moment later).
 No grpc here.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from mlos_common.errors import MlosError
 

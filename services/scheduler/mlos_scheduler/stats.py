@@ -6,15 +6,14 @@ Metric names mirror Triton's (nv_inference_* -> mlos_inference_*), so dashboards
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-from typing import Any, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from mlos_common.metrics import LATENCY_BUCKETS_S
-
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -65,7 +64,7 @@ class ModelStats:
     compute_input: Duration = field(default_factory=Duration)   # merging the batch, building the call
     compute_infer: Duration = field(default_factory=Duration)   # executor runtime
     compute_output: Duration = field(default_factory=Duration)  # splitting the answer per request
-    batches: dict[int, "BatchStats"] = field(default_factory=dict)  # batch rows -> durations
+    batches: dict[int, BatchStats] = field(default_factory=dict)  # batch rows -> durations
 
 
 @dataclass

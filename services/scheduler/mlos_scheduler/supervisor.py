@@ -194,7 +194,7 @@ class Supervisor:
         for process in live:
             try:
                 await asyncio.wait_for(process.wait(), self.settings.shutdown_grace_s + STOP_MARGIN_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("worker pid %d did not stop in time; killing it", process.pid)
                 process.kill()
                 await process.wait()

@@ -11,7 +11,7 @@ says whether it is ready).
 from __future__ import annotations
 
 import urllib.request
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import Metric
