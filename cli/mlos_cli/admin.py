@@ -41,7 +41,8 @@ async def predict_deadline(args: argparse.Namespace) -> int:
     ))
     allowed = f"{r.allowed_ms:.2f} ms" if r.allowed_ms else "none"
     print(f"predicted completion  {r.predicted_completion_ms:.2f} ms  (queue {r.queue_ms:.2f} + execution "
-          f"{r.execution_ms:.2f} + link {r.network_ms:.2f}; {r.queued_ahead} requests ahead; basis {r.basis})")
+          f"{r.execution_ms:.2f} + learned error {r.network_ms:.2f}; {r.queued_ahead} requests ahead; "
+          f"basis {r.basis})")
     print(f"allowed               {allowed}")
     print(f"slack                 {r.slack_ms:.2f} ms" if r.allowed_ms else "slack                 -")
     print(f"miss probability      {r.miss_probability:.3f}")

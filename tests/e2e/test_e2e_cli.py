@@ -54,3 +54,18 @@ def test_register_with_priority_levels_and_preferred_batch_sizes(suite, demo_mod
         refused = mlos("models", "register", "iris_bad", path, *where, flag, value)
         assert refused.returncode == 2 and flag in refused.stderr and "Traceback" not in refused.stderr
     assert "iris_prio" in mlos("models", "list", "--addr", suite.scheduler_addr).stdout
+
+
+def test_predict_deadline_and_admission(suite):
+    mlos("infer", "iris", "--addr", suite.scheduler_addr, "-i", "X=[[5.1,3.5,1.4,0.2]]")
+    roomy = mlos("predict-deadline", "iris", "--addr", suite.scheduler_addr, "--priority", "1", "--timeout-ms", "1000")
+    assert roomy.returncode == 0, roomy.stderr
+    assert "miss probability      0.000" in roomy.stdout and "would be admitted     yes" in roomy.stdout
+    hopeless = mlos("predict-deadline", "iris", "--addr", suite.scheduler_addr, "--timeout-ms", "0.001")
+    assert hopeless.returncode == 0, hopeless.stderr
+    assert "would be admitted     no" in hopeless.stdout, hopeless.stdout
+    bad = mlos("predict-deadline", "iris", "--addr", suite.scheduler_addr, "--priority", "9")
+    assert bad.returncode == 2 and "INVALID_ARGUMENT" in bad.stderr and "priority" in bad.stderr
+    table = mlos("admission", "--addr", suite.scheduler_addr)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split()[:4] == ["MODEL", "V", "PRIO", "ADMITTED"]

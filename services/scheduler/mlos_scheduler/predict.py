@@ -54,7 +54,7 @@ class Prediction:
         return (
             f"predicted {self.completion_s * 1e3:.1f} ms vs {allowed} (miss probability "
             f"{self.miss_probability:.2f}): {self.queued_ahead} requests and {self.queue_s * 1e3:.1f} ms of work "
-            f"ahead, {self.execution_s * 1e3:.1f} ms to execute, {self.network_s * 1e3:.2f} ms on the link "
+            f"ahead, {self.execution_s * 1e3:.1f} ms to execute, {self.network_s * 1e3:.2f} ms of learned error "
             f"(execution time from {self.basis})"
         )
 
