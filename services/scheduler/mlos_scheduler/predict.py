@@ -9,7 +9,7 @@ A request's *modelled* completion time from now:
 
 where each batch costs its compute from the local profile replica (`ProfileBook.estimate`) plus
 the link's measured share (`Overhead.service`). What the model misses is learned: each priority
-level keeps its recent errors (actual - modelled, scaled by the square root of the modelled time; `ErrorBook`),
+level keeps its recent errors (actual - modelled, relative to the modelled time; `ErrorBook`),
 and once there are enough, the miss probability is the share of those errors that would overrun
 the deadline: an empirical tail, calibrated by construction on what this scheduler sees. Before
 that, a normal approximation (spread at least 5 % of the mean and 100 µs). `should_preempt`: it
@@ -76,10 +76,10 @@ class ErrorBook:
         self.var = 0.0
 
     def add(self, error_s: float, modelled_s: float) -> None:
-        """One request's error, scaled by the square root of its modelled completion: a wait made
-        of n batches (and of the arrivals during it) errs about as sqrt(n), so errors learned on
-        short queues carry over to long ones."""
-        self._ring.append(error_s / math.sqrt(max(modelled_s, MIN_STD_S)))
+        """One request's error, relative to its modelled completion, so errors learned on short
+        queues carry over to long ones. (Scaling by the square root of the modelled time, as for
+        a sum of independent batch times, calibrated worse in the SLO benchmark.)"""
+        self._ring.append(error_s / max(modelled_s, MIN_STD_S))
         self._stale += 1
         self.mean_s, self.var = _ema(self.mean_s, self.var, error_s, 0.05)
 
@@ -95,7 +95,7 @@ class ErrorBook:
         if self._stale >= self.RESORT_EVERY or len(self._sorted) != n:
             self._sorted = sorted(self._ring)
             self._stale = 0
-        return (n - bisect.bisect_right(self._sorted, slack_s / math.sqrt(max(modelled_s, MIN_STD_S)))) / n
+        return (n - bisect.bisect_right(self._sorted, slack_s / max(modelled_s, MIN_STD_S))) / n
 
 
 @dataclass(slots=True)
