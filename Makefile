@@ -26,9 +26,11 @@ test: install lint
 	$(PY) -m pytest tests --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q
 
-# ruff, configured in pyproject.toml (generated stubs under protos/ are checked by tests/contracts).
+# ruff and mypy, configured in pyproject.toml (generated stubs under protos/ are checked by tests/contracts;
+# mypy covers the packages listed there, the scheduler first).
 lint: install
 	$(VENV)/bin/ruff check services cli bench tests scripts
+	$(VENV)/bin/mypy
 
 test-unit: install
 	$(PY) -m pytest tests --ignore=tests/e2e -q

@@ -79,7 +79,7 @@ class DynamicBatcher(BatchFormation):
     heavy_batch_s: float = 0.010
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     estimate: Estimator = lambda rows: ExecEstimate(0.005, 0.005, "prior")  # noqa: E731
-    window: AdaptiveWindow | None = None  # None = adaptive on the policy's windows
+    window: AdaptiveWindow = field(default_factory=AdaptiveWindow)  # the scheduler passes its policy's bands
     admission: AdmissionBook = field(default_factory=AdmissionBook)
     batch_s_avg: float = 0.0  # moving average of a batch's time from dispatch to answer
     overhead: Overhead = field(default_factory=Overhead)
@@ -93,8 +93,6 @@ class DynamicBatcher(BatchFormation):
         policy = self.policy
         self.levels = policy.levels_of(self.model.priority_levels)
         self._queue = make_queue(policy.order, self.levels, policy.aging_s)
-        if self.window is None:
-            self.window = AdaptiveWindow(policy.windows_us)
         if self.model.max_queue_delay_us:
             self.window.fixed_us = float(self.model.max_queue_delay_us)
         sizes = sorted(s for s in self.model.preferred_batch_sizes if 0 < s <= self.model.max_batch_size)
@@ -153,7 +151,7 @@ class DynamicBatcher(BatchFormation):
         self.rates.add(priority, request.rows, now)
         entry = Entry(item, request.rows, priority, now, deadline)
         if latest_start is not None:
-            item.timer = loop.call_at(latest_start, self._expire, entry, latest_start < deadline)
+            item.timer = loop.call_at(latest_start, self._expire, entry, deadline is not None and latest_start < deadline)
         self._queue.push(entry)
         self._stats.requests += 1
         self._pump()

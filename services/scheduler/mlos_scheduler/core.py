@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from mlos_common.errors import MlosError
 from mlos_common.signatures import TensorHeader, validate_inputs
@@ -24,6 +25,7 @@ from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.predict import Prediction
 from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.stats import StatsBook
+from mlos_scheduler.window import AdaptiveWindow
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Scheduler:
     lookup: Lookup
     lister: Lister
     executors: list[ExecutorPort]
+    dispatcher: Dispatcher  # placement and routing over `executors`
     stats: StatsBook = field(default_factory=StatsBook)
     max_queue_size: int = 1024
     batch_slots: int = 1
@@ -70,7 +73,6 @@ class Scheduler:
     startup_ready: bool = True        # False while start-up models are still loading
     load_errors: dict[str, str] = field(default_factory=dict)  # name -> why its start-up load failed
 
-    dispatcher: Dispatcher | None = None  # placement and routing; None = one over `executors` with defaults
 
     @property
     def server_ready(self) -> bool:
@@ -80,8 +82,6 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
-        if self.dispatcher is None:
-            self.dispatcher = Dispatcher(self.executors, self.stats, self.execute_timeout_s)
         # The executors' compute times feed the profile replica the deadline predictions read,
         # and routing compares executors on the same estimates.
         if self.dispatcher.on_compute is None:
@@ -128,7 +128,8 @@ class Scheduler:
                     heavy_batch_s=self.heavy_batch_s,
                     on_dispatch=self._on_dispatch,
                     policy=self.policy,
-                    estimate=lambda rows, n=name, v=model.version: self.profiles.estimate(n, v, rows),
+                    estimate=partial(self.profiles.estimate, name, model.version),
+                    window=AdaptiveWindow(self.policy.windows_us),
                     admission=self.admission,
                 )
                 self.served[key] = Served(model, batcher, placed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from opentelemetry import propagate, trace
 
@@ -18,7 +18,7 @@ from mlos_scheduler.errors import ModelMissing
 from mlos_scheduler.profiles import Warmup
 
 # One piece of work's answer: (output tensors, compute_ns), or the error it failed with alone.
-Executed = tuple[list[Tensor], int] | MlosError
+Executed: TypeAlias = tuple[list[Tensor], int] | MlosError
 
 
 class ExecutorPort(Protocol):

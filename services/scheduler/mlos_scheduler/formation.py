@@ -36,7 +36,7 @@ class BatchFormation:
     model: ModelInfo
     target_rows: int
     overhead: Any
-    window: AdaptiveWindow | None
+    window: AdaptiveWindow
     _queue: QueuePolicy
     _preferred: list[int]
     estimate: Any

@@ -39,7 +39,7 @@ class ConfigOverride:
 
     def apply(self, model: ModelInfo) -> ModelInfo:
         """The model with the override applied; BadRequest when the model file cannot honour it."""
-        changes: dict[str, int] = {}
+        changes: dict[str, Any] = {}
         if self.max_batch_size is not None:
             if self.max_batch_size > 0 and not batchable(model):
                 fixed = next(s for s in (*model.inputs, *model.outputs) if not s.shape or s.shape[0] != -1)

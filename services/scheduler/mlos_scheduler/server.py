@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from grpc import aio
 from prometheus_client import CollectorRegistry
@@ -21,7 +22,7 @@ from mlos_scheduler.catalog import registry_catalog
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.dispatch import Dispatcher
-from mlos_scheduler.executors import RemoteExecutor
+from mlos_scheduler.executors import ExecutorPort, RemoteExecutor
 from mlos_scheduler.peers import Peer, PeerMonitor
 from mlos_scheduler.profile_feed import ProfileFeed
 from mlos_scheduler.profiles import ProfileBook
@@ -74,7 +75,7 @@ def build_core(
     shm = None
     if settings.executor_shm == "auto":
         shm = LinkShmSettings(min_bytes=settings.executor_shm_min_bytes, arena_bytes=settings.executor_shm_arena_bytes)
-    executors = [
+    remotes = [
         RemoteExecutor(
             ExecutorClient(addr, settings=settings, tracer_provider=parts.tracer_provider, shm=shm),
             link_mode=settings.executor_link,
@@ -82,7 +83,8 @@ def build_core(
         for addr in settings.executor_list()
     ]
     if registry is not None:
-        registry.register(LinkCollector({e.addr: e.client.link.counters for e in executors}))
+        registry.register(LinkCollector({e.addr: e.client.link.counters for e in remotes}))
+    executors: list[ExecutorPort] = list(remotes)
     stats = StatsBook(registry)
     dispatcher = Dispatcher(
         executors, stats, settings.execute_timeout_s, breaker_failures=settings.breaker_failures,
@@ -195,7 +197,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
         await registry_client.close()
         shm.close()
 
-    closers = [feed.close, monitor.close, close_core]
+    closers: list[Callable[[], Awaitable[None]]] = [feed.close, monitor.close, close_core]
     if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core
         http_port, close_rest = await start_rest(settings, core, parts.tracer_provider, shm)
         parts.extra_ports["http_port"] = http_port
