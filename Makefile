@@ -26,8 +26,7 @@ test: install lint
 	$(PY) -m pytest tests --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q
 
-# ruff and mypy, configured in pyproject.toml (generated stubs under protos/ are checked by tests/contracts;
-# mypy covers the packages listed there, the scheduler first).
+# ruff and mypy, configured in pyproject.toml (generated stubs under protos/ are checked by tests/contracts).
 lint: install
 	$(VENV)/bin/ruff check services cli bench tests scripts
 	$(VENV)/bin/mypy

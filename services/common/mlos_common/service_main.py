@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from grpc import aio
 from prometheus_client import CollectorRegistry
@@ -17,14 +18,12 @@ from mlos_common.metrics import GrpcMetrics, start_metrics_server
 from mlos_common.tracing import build_tracer_provider
 
 Closer = Callable[[], Awaitable[None]]
+S = TypeVar("S", bound=ServiceSettings)
 # (settings, parts, registry) -> (server, port, closers)
-Starter = Callable[
-    [ServiceSettings, ServerParts, CollectorRegistry],
-    Awaitable[tuple[aio.Server, int, Sequence[Closer]]],
-]
+Starter = Callable[[S, ServerParts, CollectorRegistry], Awaitable[tuple[aio.Server, int, Sequence[Closer]]]]
 
 
-def run_service(service: str, settings: ServiceSettings, start: Starter) -> None:
+def run_service(service: str, settings: S, start: Starter[S]) -> None:
     setup_logging(settings.log_level, service)
 
     async def main() -> None:

@@ -167,7 +167,8 @@ class Lease:
     """One request's hold on a region: the mapping stays open until `release` (or `with` exit)."""
 
     def __init__(self, owner: ShmRegistry, region: _Region) -> None:
-        self._owner, self._region = owner, region
+        self._owner = owner
+        self._region: _Region | None = region
         self.info = region.info
 
     def _window(self) -> Window:

@@ -28,8 +28,10 @@ class TensorHeader:
 
 
 class HasSignature(Protocol):
-    inputs: Sequence[TensorSpec]
-    outputs: Sequence[TensorSpec]
+    @property
+    def inputs(self) -> Sequence[TensorSpec]: ...
+    @property
+    def outputs(self) -> Sequence[TensorSpec]: ...
 
 
 def batchable(signature: HasSignature) -> bool:

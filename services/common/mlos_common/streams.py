@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -14,8 +14,8 @@ _END = object()
 
 async def serve_concurrently(
     requests: AsyncIterable[Request],
-    handle: Callable[[Request], Awaitable[None]],
-    answers: asyncio.Queue[Answer],
+    handle: Callable[[Request], Coroutine[Any, Any, None]],
+    answers: asyncio.Queue[Any],  # the handlers' answers, then an end marker of its own
 ) -> AsyncIterator[Answer]:
     """Runs `handle(request)` in its own task for every request as it arrives, and yields what
     the handlers put into `answers`, until the requests end and every handler has finished.

@@ -115,7 +115,7 @@ def check_raw_size(name: str, datatype: str, shape: Sequence[int], nbytes: int) 
     return count
 
 
-def array_from_raw(name: str, datatype: str, shape: Sequence[int], buf: bytes) -> np.ndarray:
+def array_from_raw(name: str, datatype: str, shape: Sequence[int], buf: bytes | memoryview) -> np.ndarray:
     """Wraps raw bytes as an array without copying (BYTES: object array of bytes)."""
     dt = dtype(datatype)
     count = check_raw_size(name, datatype, shape, len(buf))
@@ -147,7 +147,7 @@ def array_from_values(name: str, datatype: str, shape: Sequence[int], values: Se
     return array.reshape(tuple(shape))
 
 
-def decode_bytes(name: str, buf: bytes, count: int) -> np.ndarray:
+def decode_bytes(name: str, buf: bytes | memoryview, count: int) -> np.ndarray:
     """Triton raw BYTES layout: each element is a 4-byte little-endian length, then the bytes.
 
     The buffer must hold at least the length prefixes of `count` elements before anything of

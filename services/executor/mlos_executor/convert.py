@@ -70,10 +70,12 @@ def group_work(works) -> dict[tuple[str, int], list[pb.Work]]:
 
 
 def work_item(work: pb.Work, shm: StreamShm | None = None, opened: list[Window] | None = None) -> WorkItem:
-    """Inputs with an shm ref are read in place through `shm`; windows it opens go into `opened`."""
+    """Inputs with an shm ref are read in place through `shm`; windows it opens go into `opened`
+    (required with `shm`: the caller closes them after the work)."""
     deadline_ns = time.perf_counter_ns() + work.timeout_us * 1000 if work.timeout_us else 0
     if shm is None or not any(t.HasField("shm") for t in work.inputs):
         return WorkItem(feeds(work.inputs), list(work.output_names), deadline_ns)
+    assert opened is not None, "work_item: `opened` is required with `shm`"
     arrays = {
         t.name: shm.input_array(t, opened) if t.HasField("shm") else array_from_raw(t.name, t.datatype, t.shape, t.raw)
         for t in work.inputs
@@ -91,7 +93,11 @@ def result_pb(work: pb.Work, outcome: WorkOutcome, shm: StreamShm | None = None,
     error = outcome.error
     if error is None:
         try:
-            outputs = shm.outputs_pb(work, outcome.outputs, opened) if shm is not None else outputs_pb(outcome.outputs)
+            if shm is not None:
+                assert opened is not None, "result_pb: `opened` is required with `shm`"
+                outputs = shm.outputs_pb(work, outcome.outputs, opened)
+            else:
+                outputs = outputs_pb(outcome.outputs)
             return pb.WorkResult(id=work.id, outputs=outputs, compute_ns=outcome.compute_ns)
         except MlosError as exc:
             if shm is not None:

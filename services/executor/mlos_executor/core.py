@@ -243,10 +243,13 @@ class ExecutorCore:
         """
         loaded.rethreading = True
 
+        path = loaded.path
+        assert path is not None, "a heavy model's session is rebuilt from its verified artifact"
+
         async def rebuild() -> None:
             try:
                 loaded.wide = await asyncio.to_thread(
-                    OnnxModel.load, loaded.path, device=self.device, intra_op_threads=self.heavy_threads
+                    OnnxModel.load, path, device=self.device, intra_op_threads=self.heavy_threads
                 )
                 loaded.wide_threads = self.heavy_threads
             except MlosError as exc:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from grpc import aio
 
@@ -112,7 +113,7 @@ class WorkLink:
         self._pending[work_id] = future
         if timeout_s is not None:
             timer = loop.call_later(timeout_s, self._expire, work_id)
-            future.add_done_callback(lambda _f, t=timer: t.cancel())
+            future.add_done_callback(partial(_cancel_timer, timer))
         self._schedule_flush(loop)
         self._outbox.append(work)
         return future
@@ -166,15 +167,15 @@ class WorkLink:
                     break
                 if self.shm is not None and not self.shm.answered:
                     if reply.HasField("answer"):
-                        self._accept(reply.answer)
+                        self._accept(self.shm, reply.answer)
                     elif reply.results:  # it answers an offer before any work: it does not speak shm
-                        self._accept(pb.LinkAnswer(error="it ignored the offer (an executor without shared memory)"))
+                        self._accept(self.shm, pb.LinkAnswer(error="it ignored the offer (an executor without shared memory)"))
                 for result in reply.results:
                     future = self._pending.pop(result.id, None)
                     wanted = future is not None and not future.done()
                     if self.shm is not None:
-                        self._finished(result, wanted)
-                    if wanted:
+                        self._finished(self.shm, result, wanted)
+                    if future is not None and wanted:
                         future.set_result(result)
         except aio.AioRpcError as exc:
             # Failures of single pieces of work travel inside replies; a failing stream is the
@@ -188,17 +189,17 @@ class WorkLink:
         finally:
             self._broken(call, error)
 
-    def _accept(self, answer: pb.LinkAnswer) -> None:
-        self.shm.accept(answer)
-        if self.shm.ready:
+    def _accept(self, shm: LinkShm, answer: pb.LinkAnswer) -> None:
+        shm.accept(answer)
+        if shm.ready:
             log.info("tensors of at least %d bytes go to executor %s by shared memory",
-                     self.shm.settings.min_bytes, self.addr)
+                     shm.settings.min_bytes, self.addr)
         else:
-            log.info("tensors go to executor %s in the message: %s", self.addr, self.shm.error)
+            log.info("tensors go to executor %s in the message: %s", self.addr, shm.error)
 
-    def _finished(self, result: pb.WorkResult, wanted: bool) -> None:
+    def _finished(self, shm: LinkShm, result: pb.WorkResult, wanted: bool) -> None:
         try:
-            release = self.shm.finished(result, wanted)
+            release = shm.finished(result, wanted)
         except MlosError as exc:  # the executor's arena shrank under us: this work fails alone
             release, work_id = True, result.id
             result.Clear()
@@ -208,7 +209,8 @@ class WorkLink:
             self._releases.append(result.id)
 
     def _broken(self, call: aio.StreamStreamCall | UnixCall, error: MlosError) -> None:
-        if self._call is not call:
+        current = self._call
+        if current is None or current is not call:
             return
         if isinstance(call, UnixCall):
             self.unix_name = ""
@@ -236,3 +238,7 @@ class WorkLink:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _cancel_timer(timer: asyncio.TimerHandle, _future: asyncio.Future) -> None:
+    timer.cancel()

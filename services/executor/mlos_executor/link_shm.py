@@ -45,11 +45,16 @@ class LinkTensor(Protocol):
     """An input as the scheduler holds it: raw bytes (or a view of a client's region) and, when it
     lies in a client's registered region, that window."""
 
-    name: str
-    datatype: str
-    shape: Sequence[int]
-    raw: bytes | memoryview
-    window: ShmSpan | None
+    @property
+    def name(self) -> str: ...
+    @property
+    def datatype(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int]: ...
+    @property
+    def raw(self) -> bytes | memoryview: ...
+    @property
+    def window(self) -> ShmSpan | None: ...
 
 
 @dataclass

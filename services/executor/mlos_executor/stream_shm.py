@@ -104,7 +104,7 @@ class StreamShm:
                 opened.append(window)
                 _copy_into(window.read(0, nbytes, f"output {spec.name!r}"), array, data)
                 t.shm.CopyFrom(tensor_pb2.ShmRef(key=ref.key, offset=ref.offset, byte_size=nbytes))
-            elif (offset := self._arena_slot(work, nbytes)) is not None:
+            elif self.arena is not None and (offset := self._arena_slot(work, nbytes)) is not None:
                 _copy_into(self.arena.view(offset, nbytes), array, data)
                 t.shm.CopyFrom(tensor_pb2.ShmRef(key=self.arena.key, offset=offset, byte_size=nbytes))
             else:

@@ -45,7 +45,7 @@ def synthetic_feeds(inputs: Sequence[TensorSpec], batch_size: int | None) -> dic
     return feeds
 
 
-def batch_sizes(batched: bool, max_batch_size: int) -> list[int | None]:
+def batch_sizes(batched: bool, max_batch_size: int) -> Sequence[int | None]:
     """The batch sizes to time: None = the model's own shape (no batch dimension)."""
     if not batched:
         return [None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from grpc import aio
 from opentelemetry.sdk.trace import TracerProvider
@@ -22,7 +23,7 @@ from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
 
 __all__ = ["PredictorClient", "ProfileUpdate", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
 
-Record = ExecutionRecord | predictor_pb2.ExecutionRecord
+Record: TypeAlias = ExecutionRecord | predictor_pb2.ExecutionRecord
 
 
 @dataclass(frozen=True, slots=True)

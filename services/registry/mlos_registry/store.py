@@ -8,6 +8,7 @@ serialised and the event loop never blocks on the database. Versions are monoton
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import sqlite3
@@ -151,7 +152,7 @@ class MetadataStore:
         return await self._run(tx)
 
     async def list(self, name: str = "") -> list[ModelVersion]:
-        def query(conn: sqlite3.Connection) -> list[ModelVersion]:
+        def query(conn: sqlite3.Connection) -> builtins.list[ModelVersion]:
             if name:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version", (name,)
@@ -176,11 +177,11 @@ class MetadataStore:
 
         return await self._run(query)
 
-    async def delete(self, name: str, version: int = 0) -> list[ModelVersion]:
+    async def delete(self, name: str, version: int = 0) -> builtins.list[ModelVersion]:
         """Deletes one version (or all when version is 0); returns what was deleted.
         The version counter is kept, so deleted versions are never issued again."""
 
-        def tx(conn: sqlite3.Connection) -> list[ModelVersion]:
+        def tx(conn: sqlite3.Connection) -> builtins.list[ModelVersion]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 where, args = ("name = ? AND version = ?", (name, version)) if version else ("name = ?", (name,))

@@ -140,6 +140,7 @@ class Supervisor:
         line = await read_announcement(w.process.stdout)
         if line is None:
             await asyncio.Event().wait()  # it exited: _spawn sees that
+            return
         w.metrics_port = line.get("metrics_port")
         w.private_port = int(line["private_port"])
         asyncio.ensure_future(_drain(w.process.stdout))
