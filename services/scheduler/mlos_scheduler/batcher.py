@@ -164,9 +164,7 @@ class DynamicBatcher(BatchFormation):
                 item.timer.cancel()
             if deadline is not None and loop.time() >= deadline - CLIENT_DEADLINE_SLACK_S:
                 # The client's own deadline fired first (its gRPC deadline is the request's): a miss.
-                self.admission.outcome(name, version, priority, True, item.p_miss)
-                if item.predicted_s is not None:
-                    self.overhead.request_done(priority, loop.time() - now, item.predicted_s)
+                self._outcome(item, now, missed=True)
             else:
                 self.admission.cancelled(name, version, priority)
             raise
@@ -175,11 +173,16 @@ class DynamicBatcher(BatchFormation):
                 self.admission.outcome(name, version, priority, True, item.p_miss)
             raise
         if deadline is not None:
-            done = loop.time()
-            self.admission.outcome(name, version, priority, done > deadline, item.p_miss)
-            if item.predicted_s is not None:
-                self.overhead.request_done(priority, done - now, item.predicted_s)
+            self._outcome(item, now, missed=loop.time() > deadline)
         return result
+
+    def _outcome(self, item: Pending, admitted_at: float, missed: bool) -> None:
+        """An admitted request with a deadline ended: score its prediction and learn its error."""
+        priority = item.request.priority
+        self.admission.outcome(self.model.name, self.model.version, priority, missed, item.p_miss)
+        if item.predicted_s is not None:
+            elapsed = asyncio.get_running_loop().time() - admitted_at
+            self.overhead.request_done(priority, elapsed, item.predicted_s)
 
     def _expire(self, entry: Entry, early: bool) -> None:
         item: Pending = entry.payload
