@@ -6,9 +6,9 @@ offer() never waits on the predictor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from grpc import aio
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,6 +24,15 @@ from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
 __all__ = ["PredictorClient", "ProfileUpdate", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
 
 Record: TypeAlias = ExecutionRecord | predictor_pb2.ExecutionRecord
+Row: TypeAlias = Sequence[float] | Mapping[str, float]
+T = TypeVar("T")
+
+
+def feature_row(row: Row) -> predictor_pb2.FeatureRow:
+    """A FeatureRow from values in the kind's order, or from a name -> value mapping."""
+    if isinstance(row, Mapping):
+        return predictor_pb2.FeatureRow(named={k: float(v) for k, v in row.items()})
+    return predictor_pb2.FeatureRow(values=[float(v) for v in row])
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,46 @@ class PredictorClient:
         except aio.AioRpcError as exc:
             raise typed_error(exc) from exc
         return TelemetryAck(accepted=ack.accepted, rejected=ack.rejected)
+
+    async def _call(self, method: Callable[..., Awaitable[T]], request: object) -> T:
+        """One unary call with the client's timeout; gRPC failures become typed errors."""
+        try:
+            return await method(request, timeout=self._timeout_s)
+        except aio.AioRpcError as exc:
+            raise typed_error(exc) from exc
+
+    async def predict(self, kind: str, row: Row, *, no_cache: bool = False) -> predictor_pb2.Prediction:
+        request = predictor_pb2.PredictRequest(kind=kind, features=feature_row(row), no_cache=no_cache)
+        return (await self._call(self.stub.Predict, request)).prediction
+
+    async def predict_batch(
+        self, kind: str, rows: Iterable[Row], *, no_cache: bool = False
+    ) -> list[predictor_pb2.Prediction]:
+        request = predictor_pb2.PredictBatchRequest(kind=kind, rows=[feature_row(r) for r in rows], no_cache=no_cache)
+        return list((await self._call(self.stub.PredictBatch, request)).predictions)
+
+    async def scores(self, kind: str, entities: Iterable[str] = ()) -> predictor_pb2.GetScoresResponse:
+        """The latest prediction per followed entity of `kind` (workload, failure, threat)."""
+        request = predictor_pb2.GetScoresRequest(kind=kind, entities=list(entities))
+        return await self._call(self.stub.GetScores, request)
+
+    async def metrics(self, kind: str = "") -> list[predictor_pb2.KindMetrics]:
+        return list((await self._call(self.stub.GetMetrics, predictor_pb2.GetMetricsRequest(kind=kind))).metrics)
+
+    async def reset_metrics(self, kind: str = "") -> None:
+        await self._call(self.stub.ResetMetrics, predictor_pb2.ResetMetricsRequest(kind=kind))
+
+    async def cache_stats(self) -> list[predictor_pb2.KindCacheStats]:
+        return list((await self._call(self.stub.CacheStats, predictor_pb2.CacheStatsRequest())).caches)
+
+    async def clear_cache(self, kind: str = "") -> int:
+        return (await self._call(self.stub.ClearCache, predictor_pb2.ClearCacheRequest(kind=kind))).cleared
+
+    async def model_info(self, kind: str = "") -> list[predictor_pb2.KindModelInfo]:
+        return list((await self._call(self.stub.ModelInfo, predictor_pb2.ModelInfoRequest(kind=kind))).models)
+
+    async def train(self, kind: str = "") -> list[predictor_pb2.TrainOutcome]:
+        return list((await self._call(self.stub.Train, predictor_pb2.TrainRequest(kind=kind))).outcomes)
 
     async def latency_summary(self, model: str = "", version: int = 0) -> list[LatencySummary]:
         """Summaries for `model` (empty = every model); version 0 aggregates all versions."""

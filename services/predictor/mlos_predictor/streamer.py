@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 from grpc import aio
@@ -38,6 +39,36 @@ CONNECT_TIMEOUT_S = 5.0
 CLOSE_FLUSH_S = 1.0
 FLUSH_INTERVAL_S = 0.05
 MAX_BATCH = 1024
+
+
+Offerable: TypeAlias = (
+    ExecutionRecord
+    | predictor_pb2.ExecutionRecord
+    | predictor_pb2.RateSample
+    | predictor_pb2.ClientSample
+    | predictor_pb2.HealthSample
+    | predictor_pb2.MemorySample
+)
+
+# TelemetryBatch field of each sample type (execution records go to `records`)
+_FIELD_OF: dict[type, str] = {
+    predictor_pb2.RateSample: "rates",
+    predictor_pb2.ClientSample: "clients",
+    predictor_pb2.HealthSample: "health",
+    predictor_pb2.MemorySample: "memory",
+}
+
+
+def batch_of(items: Iterable[Offerable]) -> predictor_pb2.TelemetryBatch:
+    """One TelemetryBatch holding `items`, each in the field of its type."""
+    batch = predictor_pb2.TelemetryBatch()
+    for item in items:
+        name = _FIELD_OF.get(type(item))
+        if name is None:
+            batch.records.append(record_to_proto(item))  # type: ignore[arg-type]
+        else:
+            getattr(batch, name).append(item)
+    return batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +109,7 @@ class TelemetryStreamer:
         self._flush_interval_s = flush_interval_s
         self._initial_backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
-        self._buf: deque[ExecutionRecord | predictor_pb2.ExecutionRecord] = deque()
+        self._buf: deque[Offerable] = deque()
         self._wakeup = asyncio.Event()  # buffer got records, or close() was called
         self._closed = asyncio.Event()
         self._closing = False
@@ -90,8 +121,9 @@ class TelemetryStreamer:
 
     # -- data plane ---------------------------------------------------------------------------
 
-    def offer(self, record: ExecutionRecord | predictor_pb2.ExecutionRecord) -> bool:
-        """Queues a record; returns False (and counts a drop) if the buffer is full or closed."""
+    def offer(self, record: Offerable) -> bool:
+        """Queues a record (an execution record or any sample of TelemetryBatch); returns False
+        (and counts a drop) if the buffer is full or closed."""
         if len(self._buf) >= self.queue_size or self._closing:
             self._dropped += 1
             return False
@@ -204,7 +236,7 @@ class TelemetryStreamer:
                 count = min(len(buf), MAX_BATCH)
                 self._sent += count
                 self._batches += 1
-                yield predictor_pb2.TelemetryBatch(records=[record_to_proto(buf.popleft()) for _ in range(count)])
+                yield batch_of(buf.popleft() for _ in range(count))
                 if not self._closing:  # let the next records gather (close() cuts the wait short)
                     with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                         await asyncio.wait_for(self._closed.wait(), self._flush_interval_s)

@@ -49,6 +49,51 @@ class PredictorStub:
                 request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.SerializeToString,
                 response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.FromString,
                 _registered_method=True)
+        self.Predict = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/Predict',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictResponse.FromString,
+                _registered_method=True)
+        self.PredictBatch = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/PredictBatch',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchResponse.FromString,
+                _registered_method=True)
+        self.GetScores = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/GetScores',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresResponse.FromString,
+                _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/GetMetrics',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
+        self.ResetMetrics = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/ResetMetrics',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsResponse.FromString,
+                _registered_method=True)
+        self.CacheStats = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/CacheStats',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsResponse.FromString,
+                _registered_method=True)
+        self.ClearCache = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/ClearCache',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheResponse.FromString,
+                _registered_method=True)
+        self.ModelInfo = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/ModelInfo',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoResponse.FromString,
+                _registered_method=True)
+        self.Train = channel.unary_unary(
+                '/mlos.predictor.v1.Predictor/Train',
+                request_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainRequest.SerializeToString,
+                response_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainResponse.FromString,
+                _registered_method=True)
 
 
 class PredictorServicer:
@@ -77,6 +122,71 @@ class PredictorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Predict(self, request, context):
+        """The five learned models (kinds: latency, workload, memory, failure, threat). Each answers
+        from its trained ONNX model, or from its documented prior before one has been trained.
+        Features are given in the kind's order (ModelInfo.features) or by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PredictBatch(self, request, context):
+        """Up to the server's batch limit (1,000 by default) rows of one kind in one call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetScores(self, request, context):
+        """The latest prediction for each entity the predictor follows from telemetry: models
+        (workload, with a scale hint), executors (failure) and clients (threat).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetrics(self, request, context):
+        """Per kind: predictions served, cache hits and misses, latency percentiles.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CacheStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearCache(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModelInfo(self, request, context):
+        """What answers for each kind: prior or trained model (registry version), its held-out score
+        against the naive baseline, and the rows it was trained on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Train(self, request, context):
+        """Trains now (otherwise the schedule does): a candidate replaces the served model only if it
+        beats it and the baseline on held-out data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PredictorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +204,51 @@ def add_PredictorServicer_to_server(servicer, server):
                     servicer.WatchLatencyProfiles,
                     request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.FromString,
                     response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.SerializeToString,
+            ),
+            'Predict': grpc.unary_unary_rpc_method_handler(
+                    servicer.Predict,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictResponse.SerializeToString,
+            ),
+            'PredictBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictBatch,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchResponse.SerializeToString,
+            ),
+            'GetScores': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScores,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'ResetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetMetrics,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsResponse.SerializeToString,
+            ),
+            'CacheStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.CacheStats,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsResponse.SerializeToString,
+            ),
+            'ClearCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearCache,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheResponse.SerializeToString,
+            ),
+            'ModelInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelInfo,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoResponse.SerializeToString,
+            ),
+            'Train': grpc.unary_unary_rpc_method_handler(
+                    servicer.Train,
+                    request_deserializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainRequest.FromString,
+                    response_serializer=mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +332,249 @@ class Predictor:
             '/mlos.predictor.v1.Predictor/WatchLatencyProfiles',
             mlos_dot_predictor_dot_v1_dot_predictor__pb2.WatchLatencyProfilesRequest.SerializeToString,
             mlos_dot_predictor_dot_v1_dot_predictor__pb2.LatencyProfiles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Predict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/Predict',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/PredictBatch',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.PredictBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/GetScores',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetScoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/GetMetrics',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/ResetMetrics',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ResetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CacheStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/CacheStats',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.CacheStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/ClearCache',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ClearCacheResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/ModelInfo',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.ModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Train(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.predictor.v1.Predictor/Train',
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainRequest.SerializeToString,
+            mlos_dot_predictor_dot_v1_dot_predictor__pb2.TrainResponse.FromString,
             options,
             channel_credentials,
             insecure,
