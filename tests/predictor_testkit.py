@@ -1,4 +1,5 @@
-"""A real predictor server in-process, and bounded polling (shared by predictor and scheduler tests)."""
+"""A real predictor server in-process, real ONNX models for the five kinds' contract, and bounded
+polling (shared by predictor and scheduler tests)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import numpy as np
+import onnx
 from grpc import aio
+from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import CollectorRegistry
 
 from mlos_common.bootstrap import ServerParts
 from mlos_predictor.config import PredictorSettings
-from mlos_predictor.server import start
+from mlos_predictor.engine import Engine
+from mlos_predictor.kinds import KindSpec
+from mlos_predictor.latency import LatencyBook
+from mlos_predictor.models import INPUT_NAME, ServedModel
+from mlos_predictor.rows import sample_rows
+from mlos_predictor.server import create_server, start
+from mlos_predictor.servicer import RowsAvailable, no_rows
+
+__all__ = ["sample_rows"]  # re-exported for the tests
 
 
 @dataclass
@@ -32,6 +44,57 @@ async def start_predictor(port: int = 0, window: int = 4096) -> Running:
     server, bound, _closers = await start(settings, ServerParts(), registry)
     await server.start()
     return Running(server, bound, registry)
+
+
+async def serve_engine(engine: Engine, rows_available: RowsAvailable = no_rows) -> Running:
+    """A started predictor answering the five kinds from `engine` (the test keeps a handle on it)."""
+    settings = PredictorSettings(grpc_port=0, metrics_port=-1)
+    server, port = create_server(settings, LatencyBook(), engine=engine, rows_available=rows_available)
+    await server.start()
+    return Running(server, port, CollectorRegistry())
+
+
+def linear_onnx(spec: KindSpec, weights: list[float], bias: float = 0.0, sigmoid: bool = False) -> bytes:
+    """A real ONNX model of the serving contract (models.py): `features` float32 [N, F] ->
+    `<spec.output>` float32 [N] = features @ weights + bias (through a sigmoid if asked)."""
+    w = numpy_helper.from_array(np.asarray(weights, np.float32).reshape(spec.width, 1), "w")
+    b = numpy_helper.from_array(np.asarray([bias], np.float32), "b")
+    flat = numpy_helper.from_array(np.asarray([-1], np.int64), "flat")
+    nodes = [helper.make_node("MatMul", [INPUT_NAME, "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["lin"])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["lin"], ["act"]))
+    nodes.append(helper.make_node("Reshape", ["act" if sigmoid else "lin", "flat"], [spec.output]))
+    graph = helper.make_graph(
+        nodes, f"{spec.kind}_linear",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", spec.width])],
+        [helper.make_tensor_value_info(spec.output, TensorProto.FLOAT, ["N"])],
+        initializer=[w, b, flat],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class CountingModel:
+    """A real served model (e.g. the prior) that also counts the calls and rows it got."""
+
+    def __init__(self, inner: ServedModel) -> None:
+        self.inner = inner
+        self.calls: list[int] = []  # rows per call
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        self.calls.append(len(rows))
+        return self.inner.predict(rows)
+
+
+class ManualClock:
+    """Seconds that move only when the test says so (clock.now += 1.5)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def free_port() -> int:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from predictor_testkit import Running, free_port, poll, start_predictor
+from predictor_testkit import Running, free_port, poll, serve_engine, start_predictor
+from prometheus_client import CollectorRegistry
+
+from mlos_predictor.engine import Engine, build_engine
 
 
 @pytest.fixture
@@ -43,3 +46,23 @@ async def predictor_factory():
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def prom() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def engine(prom: CollectorRegistry) -> Engine:
+    """The five kinds on their priors, with Prometheus series on `prom`."""
+    return build_engine(prom)
+
+
+@pytest.fixture
+async def engine_server(engine: Engine):
+    """A real gRPC predictor answering from the `engine` fixture (tests may swap its models)."""
+    running = await serve_engine(engine)
+    yield running
+    await running.server.stop(None)
+

@@ -8,6 +8,7 @@ import contextlib
 
 import numpy as np
 import pytest
+from predictor_testkit import ManualClock
 
 from mlos_common.errors import InvalidArgument
 from mlos_predictor.client import PredictorClient
@@ -21,14 +22,6 @@ def rec(model: str = "m", version: int = 1, ms: float = 1.0, batch: int = 1, ok:
     return ExecutionRecord(model_name=model, model_version=version, batch_size=batch, compute_ns=int(ms * 1e6), ok=ok)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 # ---- domain ----
 
 
@@ -40,7 +33,7 @@ def test_profiles_per_batch_size_match_numpy_and_summary_unchanged() -> None:
         for v in values:
             book.record(rec(ms=float(v), batch=batch))
     book.record(rec(ms=500.0, batch=8, ok=False))  # failures never enter a profile
-    hub = ProfileHub(book, clock=Clock())
+    hub = ProfileHub(book, clock=ManualClock())
     profiles, _ = hub.snapshot()
     assert sorted(p.batch_size for p in profiles) == [1, 8]
     for p in profiles:
@@ -56,7 +49,7 @@ def test_profiles_per_batch_size_match_numpy_and_summary_unchanged() -> None:
 
 def test_many_watchers_share_one_computation_per_change() -> None:
     book = LatencyBook()
-    clock = Clock()
+    clock = ManualClock()
     hub = ProfileHub(book, refresh_s=0.025, clock=clock)
     for batch in (1, 2, 4):
         book.record(rec(batch=batch))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlos_common.config import ServiceSettings
+from mlos_predictor.kinds import KINDS
 
 
 class PredictorSettings(ServiceSettings):
@@ -19,3 +20,21 @@ class PredictorSettings(ServiceSettings):
     max_models: int = Field(
         10000, ge=1, description="Most (model, version) series tracked; records for new ones beyond it are rejected."
     )
+    max_batch: int = Field(1000, ge=1, description="Most rows in one PredictBatch (or HTTP batch).")
+    cache_capacity: int = Field(10000, ge=1, description="Most cached results per kind (LRU beyond it).")
+    cache_ttl_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description='Per-kind result cache TTL overrides, JSON (e.g. {"threat": 250}); 0 = no caching for that kind.'
+        " Defaults: the kinds' (workload 100, threat 500, failure 1000, memory 50, latency 50).",
+    )
+    metrics_window: int = Field(1024, ge=1, description="Recent calls per kind the latency percentiles are computed over.")
+
+    @field_validator("cache_ttl_ms")
+    @classmethod
+    def _known_kinds(cls, ttl_ms: dict[str, float]) -> dict[str, float]:
+        for kind, ms in ttl_ms.items():
+            if kind not in KINDS:
+                raise ValueError(f"cache_ttl_ms: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+            if not ms >= 0:
+                raise ValueError(f"cache_ttl_ms[{kind!r}] must be >= 0 ms, got {ms}")
+        return ttl_ms

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 from mlos.predictor.v1 import predictor_pb2
+from mlos_predictor.cache import CacheStats
+from mlos_predictor.engine import Result
+from mlos_predictor.kind_metrics import KindMetrics
+from mlos_predictor.kinds import KindSpec
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.models import ModelSlot
 from mlos_predictor.profiles import LatencyProfile
+from mlos_predictor.rows import check_count, parse_row, rows_array
 
 
 def record_from_proto(msg: predictor_pb2.ExecutionRecord) -> ExecutionRecord:
@@ -74,3 +84,47 @@ def profile_from_proto(msg: predictor_pb2.LatencyProfile) -> LatencyProfile:
         mean_ms=msg.mean_ms, std_ms=msg.std_ms, p50_ms=msg.p50_ms, p95_ms=msg.p95_ms, p99_ms=msg.p99_ms,
         max_ms=msg.max_ms,
     )
+
+
+# ---- The five learned models ----
+
+
+def rows_from_proto(spec: KindSpec, rows: Sequence[predictor_pb2.FeatureRow], max_batch: int) -> np.ndarray:
+    """The validated (n, F) rows of a PredictBatch; errors name the row and the feature."""
+    check_count(spec, len(rows), max_batch)
+    return rows_array([parse_row(spec, r.values, r.named, f"rows[{i}]: ") for i, r in enumerate(rows)])
+
+
+def row_from_proto(spec: KindSpec, row: predictor_pb2.FeatureRow) -> np.ndarray:
+    """The validated (1, F) row of a Predict."""
+    return rows_array([parse_row(spec, row.values, row.named)])
+
+
+def prediction_to_proto(r: Result) -> predictor_pb2.Prediction:
+    return predictor_pb2.Prediction(value=r.value, reason=r.reason, cached=r.cached, model_version=r.model_version)
+
+
+def kind_metrics_to_proto(m: KindMetrics) -> predictor_pb2.KindMetrics:
+    return predictor_pb2.KindMetrics(
+        kind=m.kind, count=m.count, cache_hits=m.cache_hits, cache_misses=m.cache_misses, mean_ms=m.mean_ms,
+        min_ms=m.min_ms, max_ms=m.max_ms, p50_ms=m.p50_ms, p95_ms=m.p95_ms, p99_ms=m.p99_ms,
+    )  # fmt: skip
+
+
+def cache_stats_to_proto(s: CacheStats) -> predictor_pb2.KindCacheStats:
+    return predictor_pb2.KindCacheStats(
+        kind=s.kind, size=s.size, capacity=s.capacity, ttl_ms=s.ttl_ms, hits=s.hits, misses=s.misses,
+        expired=s.expired, evicted=s.evicted, hit_rate=s.hit_rate,
+    )  # fmt: skip
+
+
+def model_info_to_proto(slot: ModelSlot, rows_available: int) -> predictor_pb2.KindModelInfo:
+    """What answers for a kind (its slot's card) and the kind's contract (its spec)."""
+    spec, card = slot.spec, slot.card
+    return predictor_pb2.KindModelInfo(
+        kind=spec.kind, source=card.source, registry_name=spec.registry_name, version=card.version,
+        features=spec.names, unit=spec.unit, estimator=card.estimator, baseline=spec.baseline_text,
+        prior=spec.prior_text, metric=spec.metric, higher_is_better=spec.higher_is_better, score=card.score,
+        baseline_score=card.baseline_score, training_rows=card.training_rows, held_out_rows=card.held_out_rows,
+        trained_unix_ms=card.trained_unix_ms, rows_available=rows_available,
+    )  # fmt: skip

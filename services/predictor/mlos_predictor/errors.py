@@ -17,3 +17,15 @@ class UnknownModel(NotFound):
 
 class BadQuery(InvalidArgument):
     """A latency query that can never be answered (e.g. a negative version)."""
+
+
+class UnknownKind(InvalidArgument):
+    """A prediction kind the predictor does not have (gRPC INVALID_ARGUMENT; HTTP 404)."""
+
+    def __init__(self, kind: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown prediction kind {kind!r}; known kinds: {', '.join(known)}")
+        self.kind = kind
+
+
+class BadFeatures(InvalidArgument):
+    """A feature row that cannot be predicted on; the message names the row and the feature."""

@@ -12,34 +12,53 @@ from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_serving
 from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings
+from mlos_predictor.engine import Engine, build_engine
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.profiles import ProfileHub
-from mlos_predictor.servicer import PredictorServicer
+from mlos_predictor.servicer import PredictorServicer, RowsAvailable, no_rows
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
 
 
-def predictor_services(book: LatencyBook, hub: ProfileHub | None = None) -> list[GrpcService]:
-    servicer = PredictorServicer(book, hub)
+def engine_for(settings: PredictorSettings, registry: CollectorRegistry | None = None) -> Engine:
+    """The five kinds' engine as the settings say (priors answer until models are trained)."""
+    return build_engine(
+        registry, cache_capacity=settings.cache_capacity, ttl_ms=settings.cache_ttl_ms,
+        max_batch=settings.max_batch, metrics_window=settings.metrics_window,
+    )  # fmt: skip
+
+
+def predictor_services(
+    book: LatencyBook, hub: ProfileHub | None = None, engine: Engine | None = None, rows_available: RowsAvailable = no_rows
+) -> list[GrpcService]:
+    servicer = PredictorServicer(book, hub, engine, rows_available)
     return [
         GrpcService(SERVICE_NAME, lambda server: predictor_pb2_grpc.add_PredictorServicer_to_server(servicer, server))
     ]
 
 
 def create_server(
-    settings: PredictorSettings, book: LatencyBook, parts: ServerParts | None = None, hub: ProfileHub | None = None
+    settings: PredictorSettings,
+    book: LatencyBook,
+    parts: ServerParts | None = None,
+    hub: ProfileHub | None = None,
+    engine: Engine | None = None,
+    rows_available: RowsAvailable = no_rows,
 ) -> tuple[aio.Server, int]:
-    """The bound (not yet started) server and its port. Health stays NOT_SERVING until set."""
-    return build_server(settings, predictor_services(book, hub), parts or ServerParts())
+    """The bound (not yet started) server and its port. Health stays NOT_SERVING until set.
+    Without `engine`, one is built from the settings (without Prometheus series)."""
+    services = predictor_services(book, hub, engine or engine_for(settings), rows_available)
+    return build_server(settings, services, parts or ServerParts())
 
 
 async def start(
     settings: PredictorSettings, parts: ServerParts, metrics_registry: CollectorRegistry
 ) -> tuple[aio.Server, int, Sequence[Closer]]:
     book = LatencyBook(window=settings.window, max_models=settings.max_models, registry=metrics_registry)
-    services = predictor_services(book)
+    engine = engine_for(settings, metrics_registry)
+    services = predictor_services(book, engine=engine)
     server, port = build_server(settings, services, parts)
     await set_serving(parts, services, True)
     log.info("predictor on %s:%d (window %d, max %d series)", settings.host, port, settings.window, settings.max_models)

@@ -1,24 +1,58 @@
-"""gRPC servicer: convert, call the latency book, convert back. Errors map via the interceptor."""
+"""gRPC servicer: convert, call the latency book or the engine, convert back.
+
+Typed errors (mlos_common.errors, mlos_predictor.errors) become statuses in the ErrorInterceptor.
+GetScores and Train belong to the learning loop (UNIMPLEMENTED until it provides them).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from grpc import aio
 
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
-from mlos_predictor.convert import profile_to_proto, record_from_proto, summary_to_proto
+from mlos_predictor.convert import (
+    cache_stats_to_proto,
+    kind_metrics_to_proto,
+    model_info_to_proto,
+    prediction_to_proto,
+    profile_to_proto,
+    record_from_proto,
+    row_from_proto,
+    rows_from_proto,
+    summary_to_proto,
+)
+from mlos_predictor.engine import Engine, build_engine
+from mlos_predictor.kinds import KINDS
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.profiles import ProfileHub, interval_s_of
+from mlos_predictor.rows import kinds_of, spec_for
+
+RowsAvailable = Callable[[str], int]  # kind -> labelled rows in its training window
+
+
+def no_rows(kind: str) -> int:
+    return 0
 
 log = logging.getLogger(__name__)
 
 
 class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
-    def __init__(self, book: LatencyBook, hub: ProfileHub | None = None) -> None:
+    def __init__(
+        self,
+        book: LatencyBook,
+        hub: ProfileHub | None = None,
+        engine: Engine | None = None,
+        rows_available: RowsAvailable = no_rows,
+    ) -> None:
+        """`engine` answers the five kinds (a default one with the priors when None);
+        `rows_available` fills ModelInfo.rows_available (the learning loop provides it)."""
         self._book = book
         self._hub = hub or ProfileHub(book)
+        self._engine = engine or build_engine()
+        self._rows_available = rows_available
 
     async def ReportTelemetry(
         self, request_iterator: AsyncIterator[predictor_pb2.TelemetryBatch], context: aio.ServicerContext
@@ -46,3 +80,53 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         interval_s = interval_s_of(request.interval_ms)
         async for profiles, snapshot in self._hub.watch(request.model_name, interval_s):
             yield predictor_pb2.LatencyProfiles(profiles=[profile_to_proto(p) for p in profiles], snapshot=snapshot)
+
+    async def Predict(
+        self, request: predictor_pb2.PredictRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.PredictResponse:
+        start = time.perf_counter()
+        spec = spec_for(request.kind)
+        (result,) = self._engine.predict(spec.kind, row_from_proto(spec, request.features), no_cache=request.no_cache)
+        return predictor_pb2.PredictResponse(
+            prediction=prediction_to_proto(result), latency_ms=(time.perf_counter() - start) * 1000.0
+        )
+
+    async def PredictBatch(
+        self, request: predictor_pb2.PredictBatchRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.PredictBatchResponse:
+        start = time.perf_counter()
+        spec = spec_for(request.kind)
+        rows = rows_from_proto(spec, request.rows, self._engine.max_batch)
+        results = self._engine.predict(spec.kind, rows, no_cache=request.no_cache)
+        return predictor_pb2.PredictBatchResponse(
+            predictions=[prediction_to_proto(r) for r in results], latency_ms=(time.perf_counter() - start) * 1000.0
+        )
+
+    async def GetMetrics(
+        self, request: predictor_pb2.GetMetricsRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.GetMetricsResponse:
+        metrics = self._engine.metrics.snapshot(kinds_of(request.kind))
+        return predictor_pb2.GetMetricsResponse(metrics=[kind_metrics_to_proto(m) for m in metrics])
+
+    async def ResetMetrics(
+        self, request: predictor_pb2.ResetMetricsRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.ResetMetricsResponse:
+        self._engine.metrics.reset(kinds_of(request.kind))
+        return predictor_pb2.ResetMetricsResponse()
+
+    async def CacheStats(
+        self, request: predictor_pb2.CacheStatsRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.CacheStatsResponse:
+        return predictor_pb2.CacheStatsResponse(caches=[cache_stats_to_proto(s) for s in self._engine.cache_stats(KINDS)])
+
+    async def ClearCache(
+        self, request: predictor_pb2.ClearCacheRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.ClearCacheResponse:
+        return predictor_pb2.ClearCacheResponse(cleared=self._engine.clear_cache(kinds_of(request.kind)))
+
+    async def ModelInfo(
+        self, request: predictor_pb2.ModelInfoRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.ModelInfoResponse:
+        slots = self._engine.slots
+        models = [model_info_to_proto(slots[k], self._rows_available(k)) for k in kinds_of(request.kind)]
+        return predictor_pb2.ModelInfoResponse(models=models)
