@@ -39,8 +39,9 @@ class Running:
 
 
 async def start_predictor(port: int = 0, window: int = 4096) -> Running:
+    """The predictor as its process starts it (`server.start`), without its HTTP API."""
     registry = CollectorRegistry()
-    settings = PredictorSettings(grpc_port=port, metrics_port=-1, window=window)
+    settings = PredictorSettings(grpc_port=port, metrics_port=-1, http_port=-1, window=window)
     server, bound, _closers = await start(settings, ServerParts(), registry)
     await server.start()
     return Running(server, bound, registry)

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         up.add_argument(f"--{name}-port", type=int, default=grpc_port, help=f"{name} gRPC port ({grpc_port})")
         up.add_argument(f"--{name}-metrics-port", type=int, default=metrics_port, help=argparse.SUPPRESS)
     up.add_argument("--http-port", type=int, default=8080, help="scheduler KServe v2 REST port (8080; -1 = off)")
+    up.add_argument("--predictor-http-port", type=int, default=9005,
+                    help="predictor's HTTP API, the seed ML daemon's /api/ml routes (9005; -1 = off)")
     up.add_argument("--executors", type=_positive, default=1, metavar="N",
                     help="executor processes (default 1), on consecutive port pairs from --executor-port; "
                     "the scheduler routes each batch among them")
@@ -68,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--demo-inputs", action="store_true", help="use the demo model's sample inputs")
     infer.add_argument("--home", type=Path, default=DEFAULT_HOME)
 
-    from mlos_cli import admin
+    from mlos_cli import admin, predictor_cmd
 
     admin.add_parsers(sub)
+    predictor_cmd.add_parsers(sub)
     return p
 
 
@@ -102,6 +105,7 @@ async def _up(args: argparse.Namespace) -> int:
              for n in ("scheduler", "registry", "executor", "predictor")}
     suite = Suite(SuiteConfig(home=args.home, host=args.host, ephemeral_ports=args.ephemeral_ports,
                               demo=not args.no_demo, ports=ports, http_port=args.http_port,
+                              predictor_http_port=args.predictor_http_port,
                               scheduler_workers=args.scheduler_workers, executors=args.executors))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -139,13 +143,16 @@ def _summary(info: dict) -> str:
         lines.append(f"  front door KServe v2 REST {url} (tritonclient.http; curl {url}/health)")
     for name in ("registry", "executor", "predictor"):
         lines.append(f"  {name:<9} {info[name + '_addr']}")
+    if "predictor_http" in info:
+        url = info["predictor_http"]
+        lines.append(f"  predictor HTTP {url}/api/ml (the seed ML daemon's API; curl {url}/health)")
     extra = sorted(k[:-5] for k in info if k.startswith("executor-") and k.endswith("_addr"))
     lines += [f"  {name:<9} {info[name + '_addr']}" for name in extra]
     for name, url in info["metrics"].items():
         lines.append(f"  metrics   {name:<9} {url}")
     lines.append(f"  models    {', '.join(info['models']) or '(none)'}")
     lines.append(f"  logs      {info['logs']}")
-    lines.append("Try: mlos models list    mlos infer iris -i X='[[5.1,3.5,1.4,0.2]]'")
+    lines.append("Try: mlos models list    mlos infer iris -i X='[[5.1,3.5,1.4,0.2]]'    mlos predictor status")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 
@@ -242,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args, extra)  # every option is the benchmark's
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from mlos_cli import admin
+    from mlos_cli import admin, predictor_cmd
 
-    handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission}
+    handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
+                "predictor": predictor_cmd.run}
     if args.command == "models":
         handler = _models_list if args.models_command == "list" else _models_register
     else:

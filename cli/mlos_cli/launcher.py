@@ -34,6 +34,7 @@ DEFAULT_PORTS = {  # grpc, metrics; the scheduler takes Triton's 8001/8002
 }
 ORDER = ["registry", "predictor", "executor", "scheduler"]
 DEFAULT_HTTP_PORT = 8080  # the scheduler's KServe v2 REST (MLServer's port)
+DEFAULT_PREDICTOR_HTTP_PORT = 9005  # the predictor's seed ML daemon API (the seed's port)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class SuiteConfig:
     startup_timeout_s: float = 60.0
     ports: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     http_port: int = DEFAULT_HTTP_PORT  # -1 = no REST
+    predictor_http_port: int = DEFAULT_PREDICTOR_HTTP_PORT  # -1 = no predictor HTTP API
     scheduler_workers: int = 1  # > 1: a supervisor and this many workers behind the scheduler's ports
     executors: int = 1  # executor processes, on consecutive port pairs
 
@@ -97,6 +99,9 @@ class Suite:
         env.update({f"{prefix}HOST": c.host, f"{prefix}GRPC_PORT": str(grpc_port), f"{prefix}METRICS_PORT": str(metrics_port)})
         if name == "registry":
             env[f"{prefix}DATA_DIR"] = str(c.home / "registry")
+        if name == "predictor":
+            http = c.predictor_http_port
+            env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and http >= 0 else http)
         if name == "executor":
             child = self.executor_names()[index]
             env[f"{prefix}CACHE_DIR"] = str(c.home / child)
@@ -209,6 +214,9 @@ class Suite:
         http = self.children.get("scheduler")
         if http is not None and http.http_port:
             info["scheduler_http"] = f"http://{host}:{http.http_port}"
+        predictor = self.children.get("predictor")
+        if predictor is not None and predictor.http_port:
+            info["predictor_http"] = f"http://{host}:{predictor.http_port}"
         info["metrics"] = {n: f"http://{host}:{c.metrics_port}/metrics" for n, c in self.children.items() if c.metrics_port}
         info["models"] = list(self.models)
         info["logs"] = str(self.log_dir)

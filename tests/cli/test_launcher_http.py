@@ -22,13 +22,19 @@ def _suite(home: Path, **config) -> Suite:
 
 
 @pytest.mark.parametrize(
-    "config,expected",
-    [({}, "8080"), ({"ephemeral_ports": True}, "0"), ({"http_port": -1}, "-1"),
-     ({"http_port": -1, "ephemeral_ports": True}, "-1"), ({"http_port": 9090}, "9090")],
+    "service,field,default",
+    [("scheduler", "http_port", "8080"), ("predictor", "predictor_http_port", "9005")],
 )
-def test_scheduler_http_port_setting(tmp_path: Path, config: dict, expected: str) -> None:
-    env = _suite(tmp_path, **config)._env("scheduler")
-    assert env["MLOS_SCHEDULER_HTTP_PORT"] == expected
+@pytest.mark.parametrize(
+    "config,expected",
+    [({}, "default"), ({"ephemeral_ports": True}, "0"), ({"port": -1}, "-1"),
+     ({"port": -1, "ephemeral_ports": True}, "-1"), ({"port": 9090}, "9090")],
+)
+def test_http_port_settings(tmp_path: Path, service: str, field: str, default: str, config: dict, expected: str) -> None:
+    """The scheduler's REST port and the predictor's HTTP API port, each from its own option."""
+    config = {field if k == "port" else k: v for k, v in config.items()}
+    env = _suite(tmp_path, **config)._env(service)
+    assert env[f"MLOS_{service.upper()}_HTTP_PORT"] == (default if expected == "default" else expected)
 
 
 def test_listening_line_carries_the_http_port(capsys: pytest.CaptureFixture) -> None:
@@ -90,3 +96,14 @@ def test_up_takes_executors() -> None:
 def test_scheduler_subscribes_to_the_predictor(tmp_path: Path) -> None:
     env = _suite(tmp_path)._env("scheduler")
     assert env["MLOS_SCHEDULER_PREDICTOR_ADDR"] == "127.0.0.1:8301"
+
+
+def test_ready_event_and_summary_name_the_predictor_http_url(tmp_path: Path) -> None:
+    assert _parser().parse_args(["up"]).predictor_http_port == 9005
+    assert _parser().parse_args(["up", "--predictor-http-port", "-1"]).predictor_http_port == -1
+    suite = _suite(tmp_path)
+    suite.children["predictor"] = Child("predictor", None, 8301, 8302, 9005)  # type: ignore[arg-type]
+    suite.children["scheduler"] = Child("scheduler", None, 8001, 8002, 8080)  # type: ignore[arg-type]
+    info = suite.endpoints()
+    assert info["predictor_http"] == "http://127.0.0.1:9005"
+    assert "predictor HTTP http://127.0.0.1:9005/api/ml" in _summary(info)

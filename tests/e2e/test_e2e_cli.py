@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 
 MODELS = ("iris", "ocr_cls", "silero_vad")
 
@@ -69,3 +70,21 @@ def test_predict_deadline_and_admission(suite):
     table = mlos("admission", "--addr", suite.scheduler_addr)
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split()[:4] == ["MODEL", "V", "PRIO", "ADMITTED"]
+
+
+def test_predictor_status_and_the_seed_http_api(suite):
+    url = suite.info["predictor_http"]  # in the --json ready event
+    assert not url.endswith(":9005"), "--ephemeral-ports must make the predictor's HTTP port ephemeral too"
+    row = {"error_rate": 0.4, "latency_drift": 1.0, "rss_growth_mb_per_min": 0.0, "rss_budget_fraction": 0.3,
+           "restarts_1h": 0.0, "executions_per_s": 50.0}  # fmt: skip
+    request = urllib.request.Request(f"{url}/api/ml/predict/failure", data=json.dumps(row).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        answer = json.loads(reply.read())
+    assert answer["success"] and answer["prediction"]["reason"] == "error_rate 0.40 (typical 0.00)"
+    with urllib.request.urlopen(f"{url}/health", timeout=10) as reply:
+        assert reply.status == 200 and json.loads(reply.read())["status"] == "healthy"
+    status = mlos("predictor", "status", "--addr", suite.info["predictor_addr"])
+    assert status.returncode == 0, status.stderr
+    failure = next(line.split() for line in status.stdout.splitlines() if line.startswith("failure"))
+    assert failure[:3] == ["failure", "prior", "0"] and failure[7] == "1"  # the HTTP prediction, counted

@@ -30,7 +30,7 @@ from mlos_predictor.server import start as start_predictor_process
 
 @pytest.fixture
 async def predictor_addr():
-    settings = PredictorSettings(grpc_port=0, metrics_port=-1)
+    settings = PredictorSettings(grpc_port=0, metrics_port=-1, http_port=-1)
     server, port, closers = await start_predictor_process(settings, ServerParts(), CollectorRegistry())
     await server.start()
     yield f"127.0.0.1:{port}"

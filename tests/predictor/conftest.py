@@ -6,7 +6,11 @@ import pytest
 from predictor_testkit import Running, free_port, poll, serve_engine, start_predictor
 from prometheus_client import CollectorRegistry
 
+from mlos_common.bootstrap import ServerParts
+from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine, build_engine
+from mlos_predictor.http_api import start_http
+from mlos_predictor.server import start
 
 
 @pytest.fixture
@@ -66,3 +70,25 @@ async def engine_server(engine: Engine):
     yield running
     await running.server.stop(None)
 
+
+@pytest.fixture
+async def http_url(engine: Engine, prom: CollectorRegistry):
+    """The seed daemon's HTTP API over the `engine` fixture, on a free port: its base URL."""
+    port, close = await start_http(engine, "127.0.0.1", 0, registry=prom)
+    yield f"http://127.0.0.1:{port}"
+    await close()
+
+
+@pytest.fixture
+async def predictor_with_http():
+    """The predictor as its process starts it (server.start), HTTP API on a free port:
+    (gRPC address, HTTP base URL, Prometheus registry)."""
+    registry = CollectorRegistry()
+    parts = ServerParts()
+    settings = PredictorSettings(grpc_port=0, metrics_port=-1, http_port=0)
+    server, port, closers = await start(settings, parts, registry)
+    await server.start()
+    yield f"127.0.0.1:{port}", f"http://127.0.0.1:{parts.extra_ports['http_port']}", registry
+    await server.stop(None)
+    for close in closers:
+        await close()

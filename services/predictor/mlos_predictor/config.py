@@ -14,6 +14,9 @@ class PredictorSettings(ServiceSettings):
 
     grpc_port: int = Field(8301, description="gRPC port; 0 picks a free one (tests).")
     metrics_port: int = Field(8302, description="Prometheus /metrics HTTP port; 0 = any free, -1 = off.")
+    http_port: int = Field(
+        9005, ge=-1, description="The seed ML daemon's HTTP API (/api/ml/...); 0 = any free port, -1 = off."
+    )
     window: int = Field(
         4096, ge=1, description="Executions kept per (model, version) for the latency percentiles."
     )

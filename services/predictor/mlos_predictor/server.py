@@ -13,6 +13,7 @@ from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_se
 from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine, build_engine
+from mlos_predictor.http_api import start_http
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.profiles import ProfileHub
 from mlos_predictor.servicer import PredictorServicer, RowsAvailable, no_rows
@@ -60,6 +61,14 @@ async def start(
     engine = engine_for(settings, metrics_registry)
     services = predictor_services(book, engine=engine)
     server, port = build_server(settings, services, parts)
+    closers: list[Closer] = []
+    if settings.http_port >= 0:  # the seed daemon's HTTP API: the same engine, on this loop
+        http_port, close_http = await start_http(
+            engine, settings.host, settings.http_port, max_body_bytes=settings.max_message_bytes,
+            shutdown_timeout_s=settings.shutdown_grace_s, registry=metrics_registry,
+        )  # fmt: skip
+        parts.extra_ports["http_port"] = http_port
+        closers.append(close_http)
     await set_serving(parts, services, True)
     log.info("predictor on %s:%d (window %d, max %d series)", settings.host, port, settings.window, settings.max_models)
-    return server, port, []
+    return server, port, closers
