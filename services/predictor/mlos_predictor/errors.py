@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlos_common.errors import InvalidArgument, NotFound
+from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 class UnknownModel(NotFound):
@@ -17,3 +17,15 @@ class UnknownModel(NotFound):
 
 class BadQuery(InvalidArgument):
     """A latency query that can never be answered (e.g. a negative version)."""
+
+
+class BadKind(InvalidArgument):
+    """A prediction kind that is unknown, or that this operation does not take."""
+
+
+class UnknownEntity(NotFound):
+    """GetScores asked for entities (models, executors, clients) no telemetry has named."""
+
+
+class TrainingOff(FailedPrecondition):
+    """Training needs scikit-learn and skl2onnx (the `learn` extra), which are not installed."""
