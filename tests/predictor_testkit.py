@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry
 from mlos_common.bootstrap import ServerParts
 from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine
+from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KindSpec
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.models import INPUT_NAME, ServedModel
 from mlos_predictor.rows import sample_rows
 from mlos_predictor.server import create_server, start
-from mlos_predictor.servicer import RowsAvailable, no_rows
 
 __all__ = ["sample_rows"]  # re-exported for the tests
 
@@ -47,10 +47,11 @@ async def start_predictor(port: int = 0, window: int = 4096) -> Running:
     return Running(server, bound, registry)
 
 
-async def serve_engine(engine: Engine, rows_available: RowsAvailable = no_rows) -> Running:
-    """A started predictor answering the five kinds from `engine` (the test keeps a handle on it)."""
+async def serve_engine(engine: Engine, intake: Intake | None = None) -> Running:
+    """A started predictor answering the five kinds from `engine` (the test keeps a handle on it);
+    `intake` holds the books' rows (ModelInfo.rows_available)."""
     settings = PredictorSettings(grpc_port=0, metrics_port=-1)
-    server, port = create_server(settings, LatencyBook(), engine=engine, rows_available=rows_available)
+    server, port = create_server(settings, LatencyBook(), engine=engine, intake=intake)
     await server.start()
     return Running(server, port, CollectorRegistry())
 

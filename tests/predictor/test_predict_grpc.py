@@ -12,8 +12,11 @@ from predictor_testkit import linear_onnx, sample_rows, serve_engine
 from mlos.predictor.v1 import predictor_pb2
 from mlos_common.errors import InvalidArgument
 from mlos_predictor.client import PredictorClient
+from mlos_predictor.convert import telemetry_from_proto
 from mlos_predictor.engine import build_engine
+from mlos_predictor.intake import Intake, wall_clock_ms
 from mlos_predictor.kinds import KINDS, SPECS
+from mlos_predictor.latency import LatencyBook
 from mlos_predictor.models import ModelCard, OnnxModel
 
 
@@ -134,7 +137,16 @@ async def test_metrics_reset_and_cache_through_grpc(engine_server) -> None:
 
 
 async def test_model_info_of_the_priors_and_rows_available() -> None:
-    running = await serve_engine(build_engine(), rows_available=lambda kind: 42 if kind == "threat" else 0)
+    intake = Intake(LatencyBook())
+    samples = [
+        predictor_pb2.MemorySample(
+            model_name=f"m{i}", model_version=1, executor_id="e", unix_ms=wall_clock_ms(), file_bytes=1 << 20,
+            input_bytes_per_item=16, output_bytes_per_item=4, batch_size=1, rss_delta_bytes=(3 + i) << 20,
+        )
+        for i in range(3)
+    ]
+    assert intake.ingest(telemetry_from_proto(predictor_pb2.TelemetryBatch(memory=samples))) == (3, 0)
+    running = await serve_engine(build_engine(), intake)
     try:
         async with PredictorClient(running.addr) as client:
             infos = {i.kind: i for i in await client.model_info()}
@@ -148,6 +160,6 @@ async def test_model_info_of_the_priors_and_rows_available() -> None:
     assert list(failure.features) == list(SPECS["failure"].names) and failure.unit == "probability"
     assert (failure.metric, failure.higher_is_better, failure.prior) == ("auc", True, SPECS["failure"].prior_text)
     assert failure.baseline == SPECS["failure"].baseline_text and math.isnan(failure.score)
-    assert (infos["threat"].rows_available, infos["memory"].rows_available) == (42, 0)
+    assert (infos["threat"].rows_available, infos["memory"].rows_available) == (0, 3)
     assert infos["memory"].metric == "mae" and not infos["memory"].higher_is_better
 

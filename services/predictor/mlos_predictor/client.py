@@ -16,14 +16,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.config import ServiceSettings
-from mlos_predictor.convert import profile_from_proto, record_to_proto, summary_from_proto
-from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.convert import profile_from_proto, summary_from_proto
+from mlos_predictor.latency import LatencySummary
 from mlos_predictor.profiles import LatencyProfile
-from mlos_predictor.streamer import StreamerStats, TelemetryStreamer
+from mlos_predictor.streamer import Offerable, StreamerStats, TelemetryStreamer, batch_of
 
 __all__ = ["PredictorClient", "ProfileUpdate", "TelemetryAck", "TelemetryStreamer", "StreamerStats"]
 
-Record: TypeAlias = ExecutionRecord | predictor_pb2.ExecutionRecord
+Record: TypeAlias = Offerable  # execution records and the RateSample/ClientSample/HealthSample/MemorySample messages
 Row: TypeAlias = Sequence[float] | Mapping[str, float]
 T = TypeVar("T")
 
@@ -90,14 +90,14 @@ class PredictorClient:
         return self._stub
 
     async def report(self, records: AsyncIterable[Record] | Iterable[Record]) -> TelemetryAck:
-        """Streams records in one ReportTelemetry call; returns the server's counts."""
+        """Streams records and samples in one ReportTelemetry call; returns the server's counts."""
 
         async def requests() -> AsyncIterator[predictor_pb2.TelemetryBatch]:
             if isinstance(records, AsyncIterable):
                 async for rec in records:
-                    yield predictor_pb2.TelemetryBatch(records=[record_to_proto(rec)])
+                    yield batch_of([rec])
             else:
-                yield predictor_pb2.TelemetryBatch(records=[record_to_proto(rec) for rec in records])
+                yield batch_of(records)
 
         try:
             ack = await self.stub.ReportTelemetry(requests())

@@ -41,3 +41,17 @@ class PredictorSettings(ServiceSettings):
             if not ms >= 0:
                 raise ValueError(f"cache_ttl_ms[{kind!r}] must be >= 0 ms, got {ms}")
         return ttl_ms
+    # ---- the learning loop (books of labelled rows, training, registry) ----
+    window_rows: int = Field(20000, ge=10, description="Labelled rows kept per kind (oldest dropped first).")
+    max_entities: int = Field(
+        10000, ge=1, description="Models, executors or clients followed per kind; samples of new ones beyond it are rejected."
+    )
+    failure_horizon_s: float = Field(
+        30.0, gt=0, le=3600, description="A failure row is positive if the executor fails or degrades within this."
+    )
+    threat_horizon_s: float = Field(
+        60.0, gt=0, le=3600, description="A threat row's proxy label looks this far ahead for misbehaviour."
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, description="Telemetry stamped further than this in the future is rejected."
+    )

@@ -9,12 +9,15 @@ import numpy as np
 from mlos.predictor.v1 import predictor_pb2
 from mlos_predictor.cache import CacheStats
 from mlos_predictor.engine import Result
+from mlos_predictor.intake import Telemetry
 from mlos_predictor.kind_metrics import KindMetrics
 from mlos_predictor.kinds import KindSpec
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
 from mlos_predictor.models import ModelSlot
 from mlos_predictor.profiles import LatencyProfile
 from mlos_predictor.rows import check_count, parse_row, rows_array
+from mlos_predictor.samples import ClientSample, HealthSample, MemorySample, RateSample
+from mlos_predictor.scores import EntityScore
 
 
 def record_from_proto(msg: predictor_pb2.ExecutionRecord) -> ExecutionRecord:
@@ -128,3 +131,47 @@ def model_info_to_proto(slot: ModelSlot, rows_available: int) -> predictor_pb2.K
         baseline_score=card.baseline_score, training_rows=card.training_rows, held_out_rows=card.held_out_rows,
         trained_unix_ms=card.trained_unix_ms, rows_available=rows_available,
     )  # fmt: skip
+def telemetry_from_proto(batch: predictor_pb2.TelemetryBatch) -> Telemetry:
+    return Telemetry(
+        records=[record_from_proto(m) for m in batch.records],
+        rates=[RateSample(m.model_name, m.unix_ms, m.window_s, m.requests) for m in batch.rates],
+        clients=[
+            ClientSample(
+                m.client, m.unix_ms, m.window_s, m.requests, m.malformed, m.shape_errors, m.bytes_mean, m.bytes_max,
+                m.value_absmax, m.values_sampled, m.nonfinite,
+            )
+            for m in batch.clients
+        ],
+        health=[
+            HealthSample(
+                m.executor_id, m.unix_ms, m.window_s, m.executions, m.errors, m.latency_drift, m.rss_bytes,
+                m.memory_budget_bytes, m.uptime_s, m.loaded_models,
+            )
+            for m in batch.health
+        ],
+        memory=[
+            MemorySample(
+                m.model_name, m.model_version, m.executor_id, m.unix_ms, m.file_bytes, m.parameters, m.nodes,
+                m.input_bytes_per_item, m.output_bytes_per_item, m.batch_size, m.rss_delta_bytes,
+            )
+            for m in batch.memory
+        ],
+    )
+
+
+def scores_to_proto(scores: list[EntityScore], executors_needed: float) -> predictor_pb2.GetScoresResponse:
+    return predictor_pb2.GetScoresResponse(
+        scores=[
+            predictor_pb2.EntityScore(
+                entity=s.entity,
+                prediction=predictor_pb2.Prediction(
+                    value=s.result.value, reason=s.result.reason, cached=s.result.cached,
+                    model_version=s.result.model_version,
+                ),
+                unix_ms=s.unix_ms,
+                features=s.features,
+            )
+            for s in scores
+        ],
+        executors_needed=executors_needed,
+    )

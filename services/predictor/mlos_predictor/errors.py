@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlos_common.errors import InvalidArgument, NotFound
+from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 class UnknownModel(NotFound):
@@ -29,3 +29,13 @@ class UnknownKind(InvalidArgument):
 
 class BadFeatures(InvalidArgument):
     """A feature row that cannot be predicted on; the message names the row and the feature."""
+class BadKind(InvalidArgument):
+    """A prediction kind that is unknown, or that this operation does not take."""
+
+
+class UnknownEntity(NotFound):
+    """GetScores asked for entities (models, executors, clients) no telemetry has named."""
+
+
+class TrainingOff(FailedPrecondition):
+    """Training needs scikit-learn and skl2onnx (the `learn` extra), which are not installed."""

@@ -76,7 +76,7 @@ def rejection_reason(rec: ExecutionRecord) -> str | None:
 class _Series:
     """Ring of the last `window` successful compute times (ms) plus all-time counters."""
 
-    __slots__ = ("ring", "pos", "filled", "count", "failures", "batch_sum")
+    __slots__ = ("ring", "pos", "filled", "count", "failures", "batch_sum", "total_ms")
 
     def __init__(self, window: int) -> None:
         self.ring = np.zeros(window, dtype=np.float64)
@@ -85,6 +85,7 @@ class _Series:
         self.count = 0
         self.failures = 0
         self.batch_sum = 0
+        self.total_ms = 0.0  # sum of the ring's filled part, kept as samples enter and leave
 
     def add(self, rec: ExecutionRecord, ms: float) -> None:
         self.count += 1
@@ -93,6 +94,9 @@ class _Series:
             self.failures += 1
             return
         size = self.ring.shape[0]
+        if self.filled == size:
+            self.total_ms -= self.ring[self.pos]
+        self.total_ms += ms
         self.ring[self.pos] = ms
         self.pos = (self.pos + 1) % size
         if self.filled < size:
@@ -204,6 +208,24 @@ class LatencyBook:
     def profile_samples(self, key: ProfileKey) -> np.ndarray:
         """The compute times (ms) of the profile's window; raises KeyError for an unknown key."""
         return self._profiles[key].samples()
+
+    def profile_mean_ms(self, key: ProfileKey) -> float | None:
+        """Mean compute ms of the profile's window; None before its first successful execution."""
+        series = self._profiles.get(key)
+        if series is None or series.filled == 0:
+            return None
+        return max(series.total_ms, 0.0) / series.filled
+
+    def mean_item_s(self) -> dict[str, float]:
+        """Per model: mean compute seconds per batch item over its profiles' windows (every
+        version and batch size, weighted by executions); models without an execution are absent."""
+        sums: dict[str, list[float]] = {}
+        for (name, _version, batch), series in self._profiles.items():
+            if series.filled:
+                acc = sums.setdefault(name, [0.0, 0.0])
+                acc[0] += max(series.total_ms, 0.0)
+                acc[1] += series.filled * batch
+        return {name: ms / items / 1000.0 for name, (ms, items) in sums.items()}
 
     def changed_since(self, change: int) -> list[tuple[ProfileKey, int]]:
         """(key, its change number) of every profile changed after `change`, oldest first."""

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mlos_predictor.kinds import KindSpec
+from mlos_predictor.kinds import KINDS, SPECS, KindSpec
 
 INPUT_NAME = "features"
 
@@ -97,3 +97,9 @@ class ModelSlot:
     def with_version(self, version: int) -> None:
         """Records the registry version once the registry has the served model."""
         self.card = replace(self.card, version=version)
+
+
+def make_slots() -> dict[str, ModelSlot]:
+    """One slot per kind, each answering with its prior: created once per server and shared by
+    the serving core, GetScores and the learning loop (which swaps trained models in)."""
+    return {kind: ModelSlot(SPECS[kind]) for kind in KINDS}

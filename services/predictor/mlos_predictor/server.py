@@ -14,27 +14,31 @@ from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine, build_engine
 from mlos_predictor.http_api import start_http
+from mlos_predictor.intake import Intake, IntakeLimits
 from mlos_predictor.latency import LatencyBook
+from mlos_predictor.models import ModelSlot, make_slots
 from mlos_predictor.profiles import ProfileHub
-from mlos_predictor.servicer import PredictorServicer, RowsAvailable, no_rows
+from mlos_predictor.servicer import PredictorServicer
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = predictor_pb2.DESCRIPTOR.services_by_name["Predictor"].full_name
 
 
-def engine_for(settings: PredictorSettings, registry: CollectorRegistry | None = None) -> Engine:
+def engine_for(
+    settings: PredictorSettings, registry: CollectorRegistry | None = None, slots: dict[str, ModelSlot] | None = None
+) -> Engine:
     """The five kinds' engine as the settings say (priors answer until models are trained)."""
     return build_engine(
         registry, cache_capacity=settings.cache_capacity, ttl_ms=settings.cache_ttl_ms,
-        max_batch=settings.max_batch, metrics_window=settings.metrics_window,
+        max_batch=settings.max_batch, metrics_window=settings.metrics_window, slots=slots,
     )  # fmt: skip
 
 
 def predictor_services(
-    book: LatencyBook, hub: ProfileHub | None = None, engine: Engine | None = None, rows_available: RowsAvailable = no_rows
+    book: LatencyBook, hub: ProfileHub | None = None, engine: Engine | None = None, intake: Intake | None = None
 ) -> list[GrpcService]:
-    servicer = PredictorServicer(book, hub, engine, rows_available)
+    servicer = PredictorServicer(book, hub, engine=engine, intake=intake)
     return [
         GrpcService(SERVICE_NAME, lambda server: predictor_pb2_grpc.add_PredictorServicer_to_server(servicer, server))
     ]
@@ -46,11 +50,11 @@ def create_server(
     parts: ServerParts | None = None,
     hub: ProfileHub | None = None,
     engine: Engine | None = None,
-    rows_available: RowsAvailable = no_rows,
+    intake: Intake | None = None,
 ) -> tuple[aio.Server, int]:
     """The bound (not yet started) server and its port. Health stays NOT_SERVING until set.
     Without `engine`, one is built from the settings (without Prometheus series)."""
-    services = predictor_services(book, hub, engine or engine_for(settings), rows_available)
+    services = predictor_services(book, hub, engine or engine_for(settings), intake)
     return build_server(settings, services, parts or ServerParts())
 
 
@@ -58,8 +62,9 @@ async def start(
     settings: PredictorSettings, parts: ServerParts, metrics_registry: CollectorRegistry
 ) -> tuple[aio.Server, int, Sequence[Closer]]:
     book = LatencyBook(window=settings.window, max_models=settings.max_models, registry=metrics_registry)
-    engine = engine_for(settings, metrics_registry)
-    services = predictor_services(book, engine=engine)
+    engine = engine_for(settings, metrics_registry, make_slots())
+    intake = Intake(book, intake_limits(settings), metrics_registry)
+    services = predictor_services(book, ProfileHub(book), engine, intake)
     server, port = build_server(settings, services, parts)
     closers: list[Closer] = []
     if settings.http_port >= 0:  # the seed daemon's HTTP API: the same engine, on this loop
@@ -72,3 +77,13 @@ async def start(
     await set_serving(parts, services, True)
     log.info("predictor on %s:%d (window %d, max %d series)", settings.host, port, settings.window, settings.max_models)
     return server, port, closers
+
+
+def intake_limits(settings: PredictorSettings) -> IntakeLimits:
+    return IntakeLimits(
+        window_rows=settings.window_rows,
+        max_entities=settings.max_entities,
+        failure_horizon_s=settings.failure_horizon_s,
+        threat_horizon_s=settings.threat_horizon_s,
+        max_skew_s=settings.max_clock_skew_s,
+    )

@@ -1,14 +1,13 @@
-"""gRPC servicer: convert, call the latency book or the engine, convert back.
-
-Typed errors (mlos_common.errors, mlos_predictor.errors) become statuses in the ErrorInterceptor.
-GetScores and Train belong to the learning loop (UNIMPLEMENTED until it provides them).
+"""gRPC servicer: convert, call the latency book, the engine, the books or the learning loop,
+convert back. Typed errors (mlos_common.errors, mlos_predictor.errors) become statuses in the
+ErrorInterceptor.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from grpc import aio
 
@@ -19,22 +18,19 @@ from mlos_predictor.convert import (
     model_info_to_proto,
     prediction_to_proto,
     profile_to_proto,
-    record_from_proto,
     row_from_proto,
     rows_from_proto,
+    scores_to_proto,
     summary_to_proto,
+    telemetry_from_proto,
 )
 from mlos_predictor.engine import Engine, build_engine
+from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KINDS
 from mlos_predictor.latency import LatencyBook
 from mlos_predictor.profiles import ProfileHub, interval_s_of
 from mlos_predictor.rows import kinds_of, spec_for
-
-RowsAvailable = Callable[[str], int]  # kind -> labelled rows in its training window
-
-
-def no_rows(kind: str) -> int:
-    return 0
+from mlos_predictor.scores import scores
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +40,26 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         self,
         book: LatencyBook,
         hub: ProfileHub | None = None,
+        *,
         engine: Engine | None = None,
-        rows_available: RowsAvailable = no_rows,
+        intake: Intake | None = None,
     ) -> None:
-        """`engine` answers the five kinds (a default one with the priors when None);
-        `rows_available` fills ModelInfo.rows_available (the learning loop provides it)."""
+        """`engine` answers the five kinds (a default one with the priors when None) and GetScores;
+        `intake` turns telemetry into the books' rows (ModelInfo.rows_available counts them)."""
         self._book = book
         self._hub = hub or ProfileHub(book)
         self._engine = engine or build_engine()
-        self._rows_available = rows_available
+        self._intake = intake or Intake(book)
 
     async def ReportTelemetry(
         self, request_iterator: AsyncIterator[predictor_pb2.TelemetryBatch], context: aio.ServicerContext
     ) -> predictor_pb2.TelemetryAck:
         accepted = rejected = 0
-        record = self._book.record
+        ingest = self._intake.ingest
         async for batch in request_iterator:
-            for msg in batch.records:
-                if record(record_from_proto(msg)):
-                    accepted += 1
-                else:
-                    rejected += 1
+            ok, bad = ingest(telemetry_from_proto(batch))
+            accepted += ok
+            rejected += bad
         log.debug("telemetry stream from %s closed: %d accepted, %d rejected", context.peer(), accepted, rejected)
         return predictor_pb2.TelemetryAck(accepted=accepted, rejected=rejected)
 
@@ -124,9 +119,18 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
     ) -> predictor_pb2.ClearCacheResponse:
         return predictor_pb2.ClearCacheResponse(cleared=self._engine.clear_cache(kinds_of(request.kind)))
 
+    def _rows_available(self, kind: str) -> int:
+        store = self._intake.stores().get(kind)
+        return 0 if store is None else len(store)
+
     async def ModelInfo(
         self, request: predictor_pb2.ModelInfoRequest, context: aio.ServicerContext
     ) -> predictor_pb2.ModelInfoResponse:
         slots = self._engine.slots
         models = [model_info_to_proto(slots[k], self._rows_available(k)) for k in kinds_of(request.kind)]
         return predictor_pb2.ModelInfoResponse(models=models)
+
+    async def GetScores(
+        self, request: predictor_pb2.GetScoresRequest, context: aio.ServicerContext
+    ) -> predictor_pb2.GetScoresResponse:
+        return scores_to_proto(*scores(request.kind, request.entities, self._intake, self._engine.predict))
