@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-peers: install
 # Options: make bench-slo SLO_ARGS='--quick'   SLO_ARGS='--mode all'
 bench-slo: install
 	$(PY) bench/bench_slo.py $(SLO_ARGS)
+
+# The predictor's serving path vs the issue's targets (~20 s); PREDICTOR_ARGS='--quick' for a smoke run.
+bench-predictor: install
+	$(PY) bench/bench_predictor.py $(PREDICTOR_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install
