@@ -29,6 +29,8 @@ class UnknownKind(InvalidArgument):
 
 class BadFeatures(InvalidArgument):
     """A feature row that cannot be predicted on; the message names the row and the feature."""
+
+
 class BadKind(InvalidArgument):
     """A prediction kind that is unknown, or that this operation does not take."""
 
