@@ -21,9 +21,11 @@ from exec_testkit import (
 from mlos_common.bootstrap import ServerParts
 from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
-from mlos_executor.core import ExecutorCore, Fetcher, Sink
+from mlos_executor.core import Fetcher, Sink
+from mlos_executor.memory_guard import MemoryMeasurement
+from mlos_executor.peers import PredictorPeer
+from mlos_executor.server import build_core, make_servicer, memory_guard, registry_fetcher
 from mlos_executor.server import create_server as create_executor_server
-from mlos_executor.server import make_servicer, registry_fetcher
 from mlos_executor.unix_link import socket_name
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
@@ -65,13 +67,15 @@ async def registry(tmp_path: Path) -> AsyncIterator[RegistryServed]:
 
 @pytest.fixture
 async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncIterator[StartExecutor]:
-    """start_executor(fetch=None, sink=None, **settings) -> a started executor server + client.
+    """start_executor(fetch=None, sink=None, on_memory_sample=None, **settings) -> a started executor
+    server + client. With `predictor_addr` in settings, load footprints are predicted there.
 
     Every fetch goes through a counting wrapper (ExecutorServed.fetches)."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def start(
-        *, fetch: Fetcher | None = None, sink: Sink | None = None, parts: ServerParts | None = None, **overrides
+        *, fetch: Fetcher | None = None, sink: Sink | None = None, parts: ServerParts | None = None,
+        on_memory_sample: Callable[[MemoryMeasurement], None] | None = None, **overrides
     ) -> ExecutorServed:
         overrides.setdefault("cache_dir", tmp_path / f"cache{len(cleanups)}")
         overrides.setdefault("device", "cpu")
@@ -83,12 +87,11 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             fetches.append((name, version))
             return await inner(name, version, dest)
 
-        core = ExecutorCore(
-            settings.executor_id, cache_dir=settings.cache_dir, fetch=counting_fetch, device=settings.device,
-            intra_op_threads=settings.intra_op_threads, execution_slots=settings.execution_slots, sink=sink,
-            inline_run_ns=settings.inline_run_us * 1000, heavy_run_ns=int(settings.heavy_run_ms * 1e6),
-            warmup_runs=settings.warmup_runs, warmup_max_s=settings.warmup_max_s,
-        )
+        predictor = None
+        if settings.predictor_addr:  # the memory footprint comes from this predictor
+            predictor = await PredictorPeer(settings.predictor_addr, settings).open()
+            cleanups.append(predictor.close)
+        core = build_core(settings, counting_fetch, sink, memory_guard(settings, predictor, on_memory_sample))
         servicer = make_servicer(core, parts, settings.shm_arena_bytes)
         server, port = create_executor_server(settings, core, parts, servicer)
         await server.start()

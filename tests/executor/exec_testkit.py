@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from grpc import aio
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from mlos.common.v1 import tensor_pb2
 from mlos_common.tensors import array_to_raw, datatype_of
@@ -73,6 +73,26 @@ def unrunnable_model() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=OPSET)
     onnx.checker.check_model(model)
     return model
+
+
+def wide_model(width: int) -> onnx.ModelProto:
+    """Y = X + 1, X FP32 [-1, width]: `width` x 4 bytes in and out per batch item."""
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", width])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", width])
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "one"], ["Y"])], "wide", [x], [y], [one])
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def weights_model(side: int) -> onnx.ModelProto:
+    """Y = X @ W, W FP32 [side, side] of random weights (side² x 4 bytes in the file)."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((side, side)).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "weights",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", side])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", side])], [w],
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
 
 
 def save(model: onnx.ModelProto, path: Path) -> Path:

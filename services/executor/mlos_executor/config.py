@@ -54,3 +54,24 @@ class ExecutorSettings(ServiceSettings):
         "size, zero-filled inputs); the timings go back in LoadModelResponse.warmup. 0 = no warm-up.",
     )
     warmup_max_s: float = Field(2.0, gt=0, description="Warm-up time per model load, at most (roughly).")
+    memory_budget_mb: float | None = Field(
+        None,
+        ge=0,
+        description="Memory the loaded models may take, MB (their resident growth measured at load + warm-up). "
+        "A load whose predicted footprint (the predictor's memory model, else its documented prior) exceeds "
+        "what is left is refused with RESOURCE_EXHAUSTED. Unset = 80 % of MemTotal; 0 = no budget.",
+    )
+    memory_predict_timeout_ms: float = Field(
+        200.0, gt=0, description="How long a load waits for the predictor's memory answer before the local prior."
+    )
+    health_interval_s: float = Field(
+        1.0, ge=0, description="A HealthSample to the predictor this often (needs predictor_addr); 0 = none."
+    )
+    prefetch_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often to ask the predictor's workload forecast (GetScores) and load + warm the "
+        "registered models forecast at prefetch_min_rate or more that are not loaded here (needs "
+        "predictor_addr); 0 = no prefetch.",
+    )
+    prefetch_min_rate: float = Field(0.5, ge=0, description="Forecast requests/s at which a model is prefetched.")

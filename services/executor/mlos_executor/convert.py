@@ -23,6 +23,7 @@ def spec_pb(spec: TensorSpec) -> tensor_pb2.TensorSpec:
 
 
 def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
+    memory = m.memory
     return pb.LoadedModel(
         model=pb.ModelKey(name=m.name, version=m.version),
         sha256=m.sha256,
@@ -38,6 +39,9 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         wide_runs=m.wide_runs,
         mean_run_us=m.mean_run_ns // 1000,
         inline_runs=m.inline_runs,
+        memory_bytes=memory.bytes if memory is not None else 0,
+        memory_predicted_bytes=memory.predicted_bytes if memory is not None else 0,
+        memory_predicted_by=memory.predicted_by if memory is not None else "",
     )
 
 

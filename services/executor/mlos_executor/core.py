@@ -7,11 +7,9 @@ telemetry goes to an injected sink that must never block (the predictor streamer
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +19,17 @@ import numpy as np
 from mlos_common.errors import DeadlineExceeded, Internal, MlosError
 from mlos_common.signatures import TensorHeader, TensorSpec, batchable, validate_inputs
 from mlos_common.tensors import datatype_of
-from mlos_executor.errors import BadOutputName, ChecksumMismatch, ModelNotLoaded
+from mlos_executor.artifacts import Fetcher, verified_artifact
+from mlos_executor.budget import Footprint
+from mlos_executor.errors import BadOutputName, ModelNotLoaded
+from mlos_executor.memory_guard import MemoryGuard
 from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads, runtime_message
 from mlos_executor.runtime_mode import detect_runtime_mode
-from mlos_executor.warmup import WarmupTiming, warm_up
+from mlos_executor.warmup import WarmupTiming, largest_batch, warm_up
 
 log = logging.getLogger(__name__)
 
-# (name, version, destination folder) -> (path of the verified file, its sha256)
-Fetcher = Callable[[str, int, Path], Awaitable[tuple[Path, str]]]
+__all__ = ["ExecutorCore", "ExecutionSample", "Fetcher", "LoadedModel", "Sink", "WorkItem", "WorkOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,7 @@ class LoadedModel:
     wide_runs: int = 0  # runs that used it (nothing else was running)
     batched: bool = True  # the first dimension is the batch (rows reported to telemetry); else 1 row
     warmup: list[WarmupTiming] = field(default_factory=list)  # timed at load (see warmup.py)
+    memory: Footprint | None = None  # measured at load (see memory_guard.py)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class ExecutorCore:
     sink: Sink | None = None
     warmup_runs: int = 3  # timed warm-up runs per batch size at load; 0 = no warm-up
     warmup_max_s: float = 2.0  # warm-up time per model, at most (roughly: a run in progress finishes)
+    memory: MemoryGuard = field(default_factory=MemoryGuard)  # budget, footprint prediction, measurement
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,7 +113,8 @@ class ExecutorCore:
 
     async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
-        given: the signature decides, and warm-up runs at batch 1 only)."""
+        given: the signature decides, and warm-up runs at batch 1 only). Raises
+        MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -120,18 +123,26 @@ class ExecutorCore:
                 current.batched = current.batched if max_batch_size is None else max_batch_size > 0
                 return current
             start = time.perf_counter()
-            path = await self._artifact(name, version, sha256)
-            model = await asyncio.to_thread(
-                OnnxModel.load, path, device=self.device, intra_op_threads=self.intra_op_threads
-            )
-            loaded = LoadedModel(
-                name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
-                threads=self.intra_op_threads, path=path,
-                batched=batchable(model) if max_batch_size is None else max_batch_size > 0,
-            )
-            loaded.warmup, skipped = await asyncio.to_thread(
-                warm_up, model, loaded.batched, max_batch_size or 1, self.warmup_runs, self.warmup_max_s
-            )
+            path = await verified_artifact(self.cache_dir, self.fetch, name, version, sha256)
+            facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size))
+            measure = self.memory.start()
+            try:
+                model = await asyncio.to_thread(
+                    OnnxModel.load, path, device=self.device, intra_op_threads=self.intra_op_threads
+                )
+                loaded = LoadedModel(
+                    name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
+                    threads=self.intra_op_threads, path=path,
+                    batched=batchable(model) if max_batch_size is None else max_batch_size > 0,
+                )
+                loaded.warmup, skipped = await asyncio.to_thread(
+                    warm_up, model, loaded.batched, max_batch_size or 1, self.warmup_runs, self.warmup_max_s,
+                    measure.mark,
+                )
+            except BaseException:
+                self.memory.abandon(key, measure)
+                raise
+            loaded.memory = self.memory.finish(key, facts, measure)
             if skipped and self.warmup_runs > 0:
                 log.info("warm-up of %s v%d skipped: %s", name, version, skipped)
             self.models[key] = loaded
@@ -139,29 +150,9 @@ class ExecutorCore:
                      loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
             return loaded
 
-    async def _artifact(self, name: str, version: int, sha256: str) -> Path:
-        """A verified, content-addressed local copy; fetched from the registry when missing."""
-        if sha256:
-            cached = self.cache_dir / f"{sha256}.onnx"
-            if cached.exists():
-                if await asyncio.to_thread(_sha256_file, cached) == sha256:
-                    return cached
-                log.warning("cached artifact %s is corrupt; fetching again", sha256[:12])
-                cached.unlink()
-        path, digest = await self.fetch(name, version, self.cache_dir)
-        if sha256 and digest != sha256:
-            path.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                f"model {name!r} v{version}: artifact digest {digest[:12]}… differs from the "
-                f"registered {sha256[:12]}…"
-            )
-        final = self.cache_dir / f"{digest}.onnx"
-        if path != final:
-            os.replace(path, final)
-        return final
-
     def unload(self, name: str, version: int) -> bool:
         # Batches already running keep their reference to the session and finish.
+        self.memory.release((name, version))
         return self.models.pop((name, version), None) is not None
 
     def get(self, name: str, version: int) -> LoadedModel:
@@ -307,10 +298,3 @@ def _batch_size(feeds: dict[str, np.ndarray]) -> int:
         return int(array.shape[0]) if array.ndim else 1
     return 0
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 
 NOT_LOADED_PHRASE = "is not loaded on"  # how a caller tells this FAILED_PRECONDITION from the others
 
@@ -37,3 +37,7 @@ class BadOutputName(InvalidArgument):
 
 class UnknownModel(NotFound):
     """Neither loaded here nor known to the registry."""
+
+
+class MemoryBudgetExceeded(ResourceExhausted):
+    """The model's predicted footprint does not fit what is left of the executor's memory budget."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from grpc import aio
@@ -9,8 +10,14 @@ from prometheus_client import CollectorRegistry
 
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
+from mlos_executor.budget import MemoryBudget, budget_bytes
 from mlos_executor.config import ExecutorSettings
-from mlos_executor.core import ExecutorCore, Fetcher
+from mlos_executor.core import ExecutorCore, Fetcher, Sink
+from mlos_executor.memory import mem_total_bytes
+from mlos_executor.memory_guard import MemoryGuard, MemoryMeasurement
+from mlos_executor.peers import PredictorPeer, RegistryPeer
+from mlos_executor.periodic import Periodic
+from mlos_executor.prefetch import Decision, Prefetcher, Target
 from mlos_executor.servicer import ExecutorServicer
 from mlos_executor.unix_link import socket_name
 
@@ -50,15 +57,14 @@ def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
     return fetch
 
 
-async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
-    from mlos_executor.telemetry import ExecutorMetrics, telemetry_sink
-
-    metrics = ExecutorMetrics(registry)
-    sink, streamer = telemetry_sink(settings, metrics)
-    core = ExecutorCore(
+def build_core(
+    settings: ExecutorSettings, fetch: Fetcher, sink: Sink | None = None, memory: MemoryGuard | None = None
+) -> ExecutorCore:
+    """The executor's core as `settings` describe it (memory: budget and prediction, see memory_guard)."""
+    return ExecutorCore(
         executor_id=settings.executor_id,
         cache_dir=settings.cache_dir,
-        fetch=registry_fetcher(settings, parts),
+        fetch=fetch,
         device=settings.device,
         intra_op_threads=settings.intra_op_threads,
         execution_slots=settings.execution_slots,
@@ -67,15 +73,70 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
         sink=sink,
         warmup_runs=settings.warmup_runs,
         warmup_max_s=settings.warmup_max_s,
+        memory=memory or memory_guard(settings),
     )
+
+
+def memory_guard(
+    settings: ExecutorSettings, predictor: PredictorPeer | None = None,
+    on_sample: Callable[[MemoryMeasurement], None] | None = None,
+) -> MemoryGuard:
+    """The budget from settings (default 80 % of MemTotal), predictions from `predictor` when given."""
+    return MemoryGuard(
+        budget=MemoryBudget(budget_bytes(settings.memory_budget_mb, mem_total_bytes())),
+        predict=predictor.footprint_mb if predictor is not None else None,
+        on_sample=on_sample,
+        predict_timeout_s=settings.memory_predict_timeout_ms / 1000,
+    )
+
+
+def prefetcher(
+    settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer, registry: RegistryPeer,
+    on_decision: Callable[[Decision], None] | None = None,
+) -> Prefetcher:
+    """Loads the models the predictor's workload forecast names (see prefetch.py) into `core`."""
+
+    async def load(t: Target) -> object:
+        return await core.load(t.name, t.version, t.sha256, t.max_batch_size)
+
+    return Prefetcher(
+        forecast=predictor.workload, resolve=registry.latest, load=load,
+        held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate, on_decision=on_decision,
+    )
+
+
+async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
+    from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
+
+    metrics = ExecutorMetrics(registry)
+    telemetry = ExecutorTelemetry(settings, metrics)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    predictor = None
+    if settings.predictor_addr:
+        predictor = await PredictorPeer(settings.predictor_addr, settings, parts.tracer_provider).open()
+        closers.append(predictor.close)
+    core = build_core(
+        settings, registry_fetcher(settings, parts), telemetry.execution,
+        memory_guard(settings, predictor, telemetry.memory),
+    )
+    closers.insert(0, core.close)
+    metrics.watch_memory(core)
     servicer = make_servicer(core, parts, settings.shm_arena_bytes)
     svcs = services(servicer)
     server, port = build_server(settings, svcs, parts)
-    closers = [core.close]
     if settings.unix_link:
         await servicer.open_unix_link(socket_name(settings.executor_id), settings.max_message_bytes)
         closers.insert(0, servicer.close_unix_link)
+    background = Periodic()
+    if telemetry.streamer is not None and settings.health_interval_s > 0:
+        background.every(settings.health_interval_s, lambda: telemetry.health_sample(core), "health sample")
+    if predictor is not None and settings.prefetch_interval_s > 0:
+        registry_peer = RegistryPeer(settings.registry_addr)
+        closers.append(registry_peer.close)
+        prefetch = prefetcher(settings, core, predictor, registry_peer, metrics.prefetched)
+        background.every(settings.prefetch_interval_s, prefetch.poll, "prefetch")
+    closers.insert(0, background.close)
     await set_serving(parts, svcs, True)
-    if streamer is not None:
-        closers.insert(0, streamer.close)
+    if telemetry.streamer is not None:
+        closers.insert(0, telemetry.streamer.close)
     return server, port, closers

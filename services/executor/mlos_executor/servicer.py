@@ -18,6 +18,7 @@ from mlos_common.shm import SHM_DIR, Window
 from mlos_common.streams import serve_concurrently
 from mlos_executor import convert, unix_link
 from mlos_executor.core import ExecutorCore
+from mlos_executor.memory import rss_bytes
 from mlos_executor.stream_shm import StreamShm
 
 log = logging.getLogger(__name__)
@@ -145,4 +146,7 @@ class ExecutorServicer(pbg.ExecutorServicer):
             link_socket=self.link_socket,
             host_id=self._host_id,
             shm_usable=self._shm_arena_bytes > 0 and os.access(SHM_DIR, os.W_OK),
+            memory_budget_bytes=core.memory.budget.budget_bytes,
+            memory_used_bytes=core.memory.budget.used_bytes,
+            rss_bytes=rss_bytes(),
         )

@@ -1,15 +1,28 @@
-"""Executor telemetry: Prometheus metrics and the execution stream to the predictor."""
+"""Executor telemetry: Prometheus metrics and the stream to the predictor.
+
+What goes to the predictor (one TelemetryStreamer; `offer` never blocks, drops are counted):
+- an ExecutionRecord per executed batch (latency);
+- a MemorySample per warm-up batch size of each load, measured cleanly (memory; memory_guard.py);
+- a HealthSample every `health_interval_s` (failure; health.py).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mlos.predictor.v1 import predictor_pb2
 from mlos_common.metrics import LATENCY_BUCKETS_S
 from mlos_executor.config import ExecutorSettings
-from mlos_executor.core import ExecutionSample, Sink
+from mlos_executor.core import ExecutionSample, ExecutorCore, Sink
+from mlos_executor.health import HealthMonitor
+from mlos_executor.memory import rss_bytes
+from mlos_executor.memory_guard import MemoryMeasurement
+from mlos_executor.prefetch import Decision
+from mlos_predictor.streamer import TelemetryStreamer
 
 
 @dataclass
@@ -18,6 +31,7 @@ class ExecutorMetrics:
     executions: Counter = field(init=False)
     batch_elements: Counter = field(init=False)
     compute_seconds: Histogram = field(init=False)
+    prefetches: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.executions = Counter(
@@ -32,6 +46,10 @@ class ExecutorMetrics:
             "mlos_executor_compute_seconds", "Time inside the runtime per batch.",
             ["model", "version"], buckets=LATENCY_BUCKETS_S, registry=self.registry,
         )
+        self.prefetches = Counter(
+            "mlos_executor_prefetches", "Prefetch decisions on the workload forecast, by outcome "
+            "(loaded, no_room, not_registered, failed).", ["outcome"], registry=self.registry,
+        )
 
     def record(self, s: ExecutionSample) -> None:
         version = str(s.model_version)
@@ -40,28 +58,75 @@ class ExecutorMetrics:
             self.batch_elements.labels(s.model_name, version).inc(s.batch_size)
             self.compute_seconds.labels(s.model_name, version).observe(s.compute_ns / 1e9)
 
+    def prefetched(self, decision: Decision) -> None:
+        self.prefetches.labels(decision.outcome).inc()
 
-def telemetry_sink(settings: ExecutorSettings, metrics: ExecutorMetrics):
-    """Returns (sink, streamer): the sink records metrics and offers to the predictor stream."""
-    if not settings.predictor_addr:
-        return metrics.record, None
-    from mlos.predictor.v1 import predictor_pb2
-    from mlos_predictor.client import TelemetryStreamer
+    def watch_memory(self, core: ExecutorCore) -> None:
+        """Gauges read at scrape time: the memory budget, what the models use of it, the RSS."""
+        budget = core.memory.budget
+        for name, doc, read in (
+            ("mlos_executor_memory_budget_bytes", "Memory budget for models (0 = none).", lambda: budget.budget_bytes),
+            ("mlos_executor_memory_used_bytes", "Loaded models' measured footprints + loads in progress' "
+             "predictions.", lambda: budget.used_bytes),
+            ("mlos_executor_resident_bytes", "Resident memory of the executor process.", rss_bytes),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(read)
 
-    streamer = TelemetryStreamer(settings.predictor_addr)
-    streamer.start()
-    executor_id = settings.executor_id
 
-    def sink(s: ExecutionSample) -> None:
-        metrics.record(s)
-        streamer.offer(
-            predictor_pb2.ExecutionRecord(
-                model_name=s.model_name, model_version=s.model_version, batch_size=s.batch_size,
-                compute_ns=s.compute_ns, failed=not s.ok, executor_id=executor_id, unix_ms=int(time.time() * 1000),
+class ExecutorTelemetry:
+    """Metrics, the health monitor and (with a predictor) the stream; its methods are the sinks."""
+
+    def __init__(self, settings: ExecutorSettings, metrics: ExecutorMetrics) -> None:
+        self.metrics = metrics
+        self.executor_id = settings.executor_id
+        self.health = HealthMonitor()
+        self.streamer: TelemetryStreamer | None = None
+        if settings.predictor_addr:
+            self.streamer = TelemetryStreamer(settings.predictor_addr, settings=settings)
+            self.streamer.start()
+
+    def execution(self, s: ExecutionSample) -> None:
+        self.metrics.record(s)
+        self.health.record(s)
+        if self.streamer is not None:
+            self.streamer.offer(
+                predictor_pb2.ExecutionRecord(
+                    model_name=s.model_name, model_version=s.model_version, batch_size=s.batch_size,
+                    compute_ns=s.compute_ns, failed=not s.ok, executor_id=self.executor_id,
+                    unix_ms=int(time.time() * 1000),
+                )
             )
+
+    def memory(self, m: MemoryMeasurement) -> None:
+        if self.streamer is not None:
+            f = m.facts
+            self.streamer.offer(
+                predictor_pb2.MemorySample(
+                    model_name=m.model_name, model_version=m.model_version, executor_id=self.executor_id,
+                    unix_ms=m.unix_ms, file_bytes=f.file_bytes, parameters=f.parameters, nodes=f.nodes,
+                    input_bytes_per_item=f.input_bytes_per_item, output_bytes_per_item=f.output_bytes_per_item,
+                    batch_size=m.batch_size, rss_delta_bytes=m.rss_delta_bytes,
+                )
+            )
+
+    def health_sample(self, core: ExecutorCore) -> predictor_pb2.HealthSample:
+        """Closes the health interval and offers its HealthSample (also returned)."""
+        h = self.health.snapshot()
+        sample = predictor_pb2.HealthSample(
+            executor_id=self.executor_id, unix_ms=h.unix_ms, window_s=h.window_s, executions=h.executions,
+            errors=h.errors, latency_drift=h.latency_drift, rss_bytes=rss_bytes(),
+            memory_budget_bytes=core.memory.budget.budget_bytes, uptime_s=h.uptime_s, loaded_models=len(core.models),
         )
+        if self.streamer is not None:
+            self.streamer.offer(sample)
+        return sample
 
-    return sink, streamer
+
+def telemetry_sink(settings: ExecutorSettings, metrics: ExecutorMetrics) -> tuple[Callable[[ExecutionSample], None],
+                                                                                   TelemetryStreamer | None]:
+    """(sink, streamer): the sink records metrics and offers to the predictor stream (if any)."""
+    telemetry = ExecutorTelemetry(settings, metrics)
+    return telemetry.execution, telemetry.streamer
 
 
-__all__ = ["ExecutorMetrics", "Sink", "telemetry_sink"]
+__all__ = ["ExecutorMetrics", "ExecutorTelemetry", "Sink", "telemetry_sink"]

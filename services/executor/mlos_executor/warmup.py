@@ -13,7 +13,7 @@ executions: nothing is reported to telemetry or counted. Call from a worker thre
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,12 @@ def synthetic_feeds(inputs: Sequence[TensorSpec], batch_size: int | None) -> dic
     return feeds
 
 
+def largest_batch(runs: int, max_batch_size: int | None) -> int:
+    """The largest batch a load's warm-up runs (see ExecutorCore.load): its max batch size when
+    the serving config gives one (> 0), else 1 (also with warm-up off)."""
+    return max(1, max_batch_size or 1) if runs > 0 else 1
+
+
 def batch_sizes(batched: bool, max_batch_size: int) -> Sequence[int | None]:
     """The batch sizes to time: None = the model's own shape (no batch dimension)."""
     if not batched:
@@ -53,9 +59,11 @@ def batch_sizes(batched: bool, max_batch_size: int) -> Sequence[int | None]:
 
 
 def warm_up(
-    model: OnnxModel, batched: bool, max_batch_size: int, runs: int, max_s: float
+    model: OnnxModel, batched: bool, max_batch_size: int, runs: int, max_s: float,
+    after_size: Callable[[int], None] | None = None,
 ) -> tuple[list[WarmupTiming], str]:
-    """(timings, "") or ([...what was timed], why the rest was skipped)."""
+    """(timings, "") or ([...what was timed], why the rest was skipped). `after_size(batch_size)`
+    is called after each batch size's runs (the memory measurement's marks)."""
     if runs <= 0:
         return [], "warm-up is off"
     outputs = [o.name for o in model.outputs]
@@ -75,6 +83,8 @@ def warm_up(
         except Exception as exc:  # noqa: BLE001 - a model that cannot run on zeros is only not warmed
             return timings, f"a run at batch {size or 1} on zeros failed: {getattr(exc, 'message', exc)}"
         timings.append(WarmupTiming(size or 1, len(took), 1000 * sum(took) / len(took), 1000 * max(took)))
+        if after_size is not None:
+            after_size(size or 1)
         if time.perf_counter() - started >= max_s:
             break
     return timings, ""

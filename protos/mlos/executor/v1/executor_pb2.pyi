@@ -157,7 +157,7 @@ class ExecuteReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs")
+    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,9 @@ class LoadedModel(_message.Message):
     WIDE_RUNS_FIELD_NUMBER: _ClassVar[int]
     MEAN_RUN_US_FIELD_NUMBER: _ClassVar[int]
     INLINE_RUNS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_PREDICTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_PREDICTED_BY_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
     sha256: str
     runtime: str
@@ -186,14 +189,17 @@ class LoadedModel(_message.Message):
     wide_runs: int
     mean_run_us: int
     inline_runs: int
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ...) -> None: ...
+    memory_bytes: int
+    memory_predicted_bytes: int
+    memory_predicted_by: str
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable")
+    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable", "memory_budget_bytes", "memory_used_bytes", "rss_bytes")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_MODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +210,9 @@ class StatusResponse(_message.Message):
     LINK_SOCKET_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     SHM_USABLE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     runtime_mode: str
     available_providers: _containers.RepeatedScalarFieldContainer[str]
@@ -214,4 +223,7 @@ class StatusResponse(_message.Message):
     link_socket: str
     host_id: str
     shm_usable: bool
-    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ...) -> None: ...
+    memory_budget_bytes: int
+    memory_used_bytes: int
+    rss_bytes: int
+    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
