@@ -23,6 +23,7 @@ from mlos_common.shm import ShmRegistry
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
+from mlos_executor.server import build_core as build_executor_core
 from mlos_executor.server import create_server as create_executor_server
 from mlos_executor.server import make_servicer, registry_fetcher
 from mlos_executor.servicer import ExecutorServicer
@@ -55,6 +56,7 @@ class InProcessExecutor:
     servicer: ExecutorServicer | None = None
     core: ExecutorCore | None = None
     restarts: int = 0
+    overrides: dict = field(default_factory=dict)  # more ExecutorSettings (e.g. memory_budget_mb)
 
     @property
     def addr(self) -> str:
@@ -62,12 +64,11 @@ class InProcessExecutor:
 
     async def start(self) -> None:
         settings = ExecutorSettings(
-            registry_addr=self.registry_addr, grpc_port=self.port, metrics_port=-1, cache_dir=self.cache_dir
+            registry_addr=self.registry_addr, grpc_port=self.port, metrics_port=-1, cache_dir=self.cache_dir,
+            executor_id=self.executor_id, **self.overrides,
         )
         parts = ServerParts()
-        self.core = ExecutorCore(
-            executor_id=self.executor_id, cache_dir=self.cache_dir, fetch=registry_fetcher(settings, parts)
-        )
+        self.core = build_executor_core(settings, registry_fetcher(settings, parts))
         self.servicer = make_servicer(self.core, parts, settings.shm_arena_bytes)
         self.server, self.port = create_executor_server(settings, self.core, parts, self.servicer)
         await self.server.start()
@@ -125,10 +126,12 @@ async def running_stack(
     load: tuple[str, ...] = ("iris", "ocr_cls", "silero_vad"),
     extra: dict[str, Path] | None = None,
     executors: int = 1,
+    executor_settings: list[dict] | None = None,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
-    through the front door, yields a Stack with `executors` executor servers."""
+    through the front door, yields a Stack with `executors` executor servers (executor i with the
+    ExecutorSettings in `executor_settings[i]`, if given); `overrides` are SchedulerSettings."""
     async with contextlib.AsyncExitStack() as stack:
         reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
         reg_core = await Registry.open(reg_settings)
@@ -140,7 +143,8 @@ async def running_stack(
 
         running = []
         for i in range(executors):
-            ex = InProcessExecutor("executor-test" if executors == 1 else f"executor-test{i}", root / f"executor{i}", reg_addr)
+            ex = InProcessExecutor("executor-test" if executors == 1 else f"executor-test{i}", root / f"executor{i}", reg_addr,
+                                   overrides=(executor_settings or [{}] * executors)[i])
             await ex.start()
             stack.push_async_callback(ex.stop)
             running.append(ex)

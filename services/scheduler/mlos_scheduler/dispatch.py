@@ -7,7 +7,9 @@ and the queues; it asks the Dispatcher to place a model (`place`), hands its bat
 Rules (an executor is *usable* while its health check answers SERVING and its breaker, see
 breaker.py, is closed):
 - Placement: a model is loaded on ONE executor at first, the least loaded usable one (least
-  outstanding predicted work, then fewest models held). `replicate` adds another holder.
+  outstanding predicted work, then fewest models held); one that refuses the load for lack of
+  room (RESOURCE_EXHAUSTED: its memory budget) or cannot be reached passes it on to the next;
+  when all refused for room, RESOURCE_EXHAUSTED with each one's reason. `replicate` adds another holder.
 - Routing: each batch goes to the usable executor holding the model whose predicted completion
   (routing.RouteBook: its outstanding predicted work / its execution slots + this batch's
   estimate) is least; ties go to the one placed first. When no holder is usable, the least
@@ -34,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable
+from mlos_common.errors import DeadlineExceeded, MlosError, ResourceExhausted, Unavailable
 from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
 from mlos_scheduler.breaker import Breaker
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
@@ -108,14 +110,16 @@ class Dispatcher:
         candidates = [e for e in self.executors if self.usable(e)] or list(self.executors)
         if not candidates:
             raise NoExecutor("no executor is configured")
-        errors = []
+        errors, unavailable = [], False
         for executor in sorted(candidates, key=self._load_order):
             try:
                 await self.replicate(model, executor, timeout_s)
                 return self.placed[(model.name, model.version)]
-            except Unavailable as exc:
+            except (Unavailable, ResourceExhausted) as exc:  # down, or no room there: try the next
                 errors.append(f"{executor.addr}: {exc.message}")
-        raise NoExecutor(f"could not load {model.name!r} v{model.version}: {'; '.join(errors)}")
+                unavailable = unavailable or isinstance(exc, Unavailable)
+        error = NoExecutor if unavailable else ResourceExhausted  # every one refused for lack of room
+        raise error(f"could not load {model.name!r} v{model.version}: {'; '.join(errors)}")
 
     async def replicate(self, model: ModelInfo, executor: ExecutorPort, timeout_s: float | None) -> None:
         """Loads `model` on `executor` and adds it to the holders; concurrent calls share one load."""
@@ -183,7 +187,7 @@ class Dispatcher:
                 await self.replicate(model, executor, timeout_s)
                 log.info("model %s v%d moved to executor %s", model.name, model.version, executor.addr)
                 return executor
-            except Unavailable as exc:
+            except (Unavailable, ResourceExhausted) as exc:  # down, or no room there
                 tried.append(executor)
                 reasons.append(f"{executor.addr}: load failed ({exc.message})")
         again = [e for e in ready_again(holders, tried) if self.usable(e)]  # a stale stream fails once, then reopens
