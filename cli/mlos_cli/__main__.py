@@ -70,10 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--demo-inputs", action="store_true", help="use the demo model's sample inputs")
     infer.add_argument("--home", type=Path, default=DEFAULT_HOME)
 
-    from mlos_cli import admin, predictor_cmd
+    from mlos_cli import admin, predictor_cmd, status
 
     admin.add_parsers(sub)
     predictor_cmd.add_parsers(sub)
+    status.add_parser(sub)
     return p
 
 
@@ -249,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args, extra)  # every option is the benchmark's
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from mlos_cli import admin, predictor_cmd
+    from mlos_cli import admin, predictor_cmd, status
 
     handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
-                "predictor": predictor_cmd.run}
+                "predictor": predictor_cmd.run, "status": status.status}
     if args.command == "models":
         handler = _models_list if args.models_command == "list" else _models_register
     else:

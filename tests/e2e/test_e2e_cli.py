@@ -88,3 +88,16 @@ def test_predictor_status_and_the_seed_http_api(suite):
     assert status.returncode == 0, status.stderr
     failure = next(line.split() for line in status.stdout.splitlines() if line.startswith("failure"))
     assert failure[:3] == ["failure", "prior", "0"] and failure[7] == "1"  # the HTTP prediction, counted
+
+
+def test_status_shows_executor_memory_and_the_scale_hint(suite):
+    mlos("infer", "iris", "--addr", suite.scheduler_addr, "-i", "X=[[5.1,3.5,1.4,0.2]]")
+    done = mlos("status", "--executor", suite.info["executor_addr"], "--predictor", suite.info["predictor_addr"])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    row = lines[1].split()
+    assert row[0] == suite.info["executor_addr"] and row[2] == "userspace", done.stdout
+    assert float(row[3]) > 0 and float(row[4]) > 0  # the default budget (80 % of MemTotal); the models' use
+    for model in MODELS:
+        assert any(line.strip().startswith(f"{model} v1: ") and "MB measured" in line for line in lines), done.stdout
+    assert any(line.startswith("scale hint: ") for line in lines), done.stdout

@@ -1,0 +1,108 @@
+"""`mlos status`: each executor's runtime mode, memory budget and use, and loaded models' memory;
+the predictor's scale hint (executors the forecast load needs) with the per-model forecasts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from mlos.executor.v1 import executor_pb2 as epb
+from mlos.predictor.v1 import predictor_pb2
+from mlos_common.errors import MlosError
+
+MB = 2**20
+CALL_TIMEOUT_S = 3.0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser("status", help="executors (mode, memory budget and use, models) and the predictor's scale hint")
+    st.add_argument("--executor", action="append", default=[], metavar="ADDR",
+                    help="an executor's gRPC address (repeatable; default: those `mlos up --executors N` starts)")
+    st.add_argument("--executors", type=int, default=1, metavar="N",
+                    help="with no --executor: the N executors of `mlos up` (127.0.0.1:8201, 8203, ...)")
+    st.add_argument("--predictor", default="127.0.0.1:8301", help="predictor for the scale hint ('' = none)")
+    st.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
+
+
+async def _executor(addr: str) -> epb.StatusResponse | str:
+    from mlos_executor.client import ExecutorClient
+
+    client = ExecutorClient(addr)
+    try:
+        return await client.status(CALL_TIMEOUT_S)
+    except MlosError as exc:
+        return f"{exc.code}: {exc.message}"
+    finally:
+        await client.close()
+
+
+async def _workload(addr: str) -> predictor_pb2.GetScoresResponse | str:
+    from mlos_predictor.client import PredictorClient
+
+    try:
+        async with PredictorClient(addr, timeout_s=CALL_TIMEOUT_S) as client:
+            return await client.scores("workload")
+    except MlosError as exc:
+        return f"{exc.code}: {exc.message}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f}"
+
+
+def executor_lines(addr: str, s: epb.StatusResponse | str) -> list[str]:
+    if isinstance(s, str):
+        return [f"{addr:<21} unreachable ({s})"]
+    budget = _mb(s.memory_budget_bytes) if s.memory_budget_bytes else "none"
+    lines = [f"{addr:<21} {s.executor_id:<12} {s.runtime_mode:<16} {budget:>10} {_mb(s.memory_used_bytes):>8} "
+             f"{_mb(s.rss_bytes):>8} {len(s.models):>6}"]
+    for m in sorted(s.models, key=lambda m: (m.model.name, m.model.version)):
+        predicted = (f"; predicted {_mb(m.memory_predicted_bytes)} MB by {m.memory_predicted_by}"
+                     if m.memory_predicted_by else "")
+        lines.append(f"    {m.model.name} v{m.model.version}: {_mb(m.memory_bytes)} MB measured{predicted}")
+    return lines
+
+
+def scale_lines(addr: str, r: predictor_pb2.GetScoresResponse | str, answering: int) -> list[str]:
+    if isinstance(r, str):
+        return [f"scale hint: none (predictor {addr}: {r})"]
+    lines = [f"scale hint: {r.executors_needed:.2f} executors for the forecast load ({answering} answering; "
+             f"predictor {addr})"]
+    if r.scores:
+        lines.append(f"    {'MODEL':<24} {'FORECAST REQ/S':>14}")
+        for score in sorted(r.scores, key=lambda e: -e.prediction.value):
+            lines.append(f"    {score.entity:<24} {score.prediction.value:>14.2f}")
+    return lines
+
+
+def _as_dict(addr: str, s: epb.StatusResponse | str) -> dict:
+    if isinstance(s, str):
+        return {"addr": addr, "error": s}
+    return {
+        "addr": addr, "executor_id": s.executor_id, "runtime_mode": s.runtime_mode,
+        "memory_budget_bytes": s.memory_budget_bytes, "memory_used_bytes": s.memory_used_bytes, "rss_bytes": s.rss_bytes,
+        "models": [{"name": m.model.name, "version": m.model.version, "memory_bytes": m.memory_bytes,
+                    "memory_predicted_bytes": m.memory_predicted_bytes, "memory_predicted_by": m.memory_predicted_by}
+                   for m in s.models],
+    }
+
+
+async def status(args: argparse.Namespace) -> int:
+    """Prints the tables (or JSON); exit status 1 when an executor did not answer."""
+    addrs = args.executor or [f"127.0.0.1:{8201 + 2 * i}" for i in range(max(1, args.executors))]
+    statuses = await asyncio.gather(*(_executor(a) for a in addrs))
+    scores = await _workload(args.predictor) if args.predictor else "no predictor given"
+    answering = sum(not isinstance(s, str) for s in statuses)
+    if args.json:
+        scale: dict = {"error": scores} if isinstance(scores, str) else {
+            "executors_needed": scores.executors_needed,
+            "forecasts": {e.entity: e.prediction.value for e in scores.scores},
+        }
+        print(json.dumps({"executors": [_as_dict(a, s) for a, s in zip(addrs, statuses)], "scale": scale}))
+    else:
+        print(f"{'EXECUTOR':<21} {'ID':<12} {'MODE':<16} {'BUDGET MB':>10} {'USED MB':>8} {'RSS MB':>8} {'MODELS':>6}")
+        for addr, s in zip(addrs, statuses):
+            print("\n".join(executor_lines(addr, s)))
+        print("\n".join(scale_lines(args.predictor, scores, answering)))
+    return 0 if answering == len(addrs) else 1
