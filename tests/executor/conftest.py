@@ -17,6 +17,7 @@ from exec_testkit import (
     two_outputs_model,
     unrunnable_model,
 )
+from predictor_testkit import Running, start_predictor
 
 from mlos_common.bootstrap import ServerParts
 from mlos_executor.client import ExecutorClient
@@ -112,6 +113,14 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
     yield start
     for stop in reversed(cleanups):
         await stop()
+
+
+@pytest.fixture
+async def predictor() -> AsyncIterator[Running]:
+    """A real predictor server on port 0 (tests/predictor_testkit.py)."""
+    running = await start_predictor()
+    yield running
+    await running.server.stop(None)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ time: `resolve` names the latest registered version (the registry), `load` loads
 the data plane waits for it. Every decision is logged and handed to `on_decision` (metrics).
 
 Outcomes: loaded | no_room (memory budget) | not_registered | failed (anything else: the
-registry or the load failed). A poll whose forecast could not be had is counted in `polls`.
+registry or the load failed; logged as a warning, the others as info). Each poll's outcome (ok,
+or no_forecast when the forecast could not be had) is counted in `polls` and given to `on_poll`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Prefetcher:
     held: Callable[[], set[str]]  # model names loaded here
     min_rate: float = 0.5
     on_decision: Callable[[Decision], None] | None = None
+    on_poll: Callable[[str], None] | None = None  # each poll's outcome: ok | no_forecast
     polls: dict[str, int] = field(default_factory=lambda: {"ok": 0, "no_forecast": 0})
     _forecast_down: bool = False
 
@@ -70,14 +72,19 @@ class Prefetcher:
         try:
             forecasts = await self.forecast()
         except MlosError as exc:
-            self.polls["no_forecast"] += 1
+            self._polled("no_forecast")
             if not self._forecast_down:
                 log.info("prefetch: no workload forecast (%s: %s); trying again next interval", exc.code, exc.message)
             self._forecast_down = True
             return []
         self._forecast_down = False
-        self.polls["ok"] += 1
+        self._polled("ok")
         return [await self._prefetch(f) for f in choose(forecasts, self.held(), self.min_rate)]
+
+    def _polled(self, outcome: str) -> None:
+        self.polls[outcome] += 1
+        if self.on_poll is not None:
+            self.on_poll(outcome)
 
     async def _prefetch(self, f: Forecast) -> Decision:
         try:
@@ -90,7 +97,7 @@ class Prefetcher:
             decision = Decision(f.model, f.rate, "no_room", exc.message)
         except MlosError as exc:
             decision = Decision(f.model, f.rate, "failed", f"{exc.code}: {exc.message}")
-        level = logging.INFO if decision.outcome == "loaded" else logging.WARNING
+        level = logging.WARNING if decision.outcome == "failed" else logging.INFO
         log.log(level, "prefetch of %s (forecast %.2f requests/s): %s %s", f.model, f.rate, decision.outcome,
                 decision.detail)
         if self.on_decision is not None:

@@ -17,8 +17,9 @@ from mlos_executor.memory import mem_total_bytes
 from mlos_executor.memory_guard import MemoryGuard, MemoryMeasurement
 from mlos_executor.peers import PredictorPeer, RegistryPeer
 from mlos_executor.periodic import Periodic
-from mlos_executor.prefetch import Decision, Prefetcher, Target
+from mlos_executor.prefetch import Prefetcher, Target
 from mlos_executor.servicer import ExecutorServicer
+from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
 from mlos_executor.unix_link import socket_name
 
 SERVICE = "mlos.executor.v1.Executor"
@@ -92,7 +93,7 @@ def memory_guard(
 
 def prefetcher(
     settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer, registry: RegistryPeer,
-    on_decision: Callable[[Decision], None] | None = None,
+    metrics: ExecutorMetrics | None = None,
 ) -> Prefetcher:
     """Loads the models the predictor's workload forecast names (see prefetch.py) into `core`."""
 
@@ -101,13 +102,12 @@ def prefetcher(
 
     return Prefetcher(
         forecast=predictor.workload, resolve=registry.latest, load=load,
-        held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate, on_decision=on_decision,
+        held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate,
+        on_decision=metrics.prefetched if metrics else None, on_poll=metrics.polled if metrics else None,
     )
 
 
 async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
-    from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
-
     metrics = ExecutorMetrics(registry)
     telemetry = ExecutorTelemetry(settings, metrics)
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -133,7 +133,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
     if predictor is not None and settings.prefetch_interval_s > 0:
         registry_peer = RegistryPeer(settings.registry_addr)
         closers.append(registry_peer.close)
-        prefetch = prefetcher(settings, core, predictor, registry_peer, metrics.prefetched)
+        prefetch = prefetcher(settings, core, predictor, registry_peer, metrics)
         background.every(settings.prefetch_interval_s, prefetch.poll, "prefetch")
     closers.insert(0, background.close)
     await set_serving(parts, svcs, True)

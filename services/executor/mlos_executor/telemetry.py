@@ -32,6 +32,8 @@ class ExecutorMetrics:
     batch_elements: Counter = field(init=False)
     compute_seconds: Histogram = field(init=False)
     prefetches: Counter = field(init=False)
+    prefetch_polls: Counter = field(init=False)
+    samples: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.executions = Counter(
@@ -50,6 +52,14 @@ class ExecutorMetrics:
             "mlos_executor_prefetches", "Prefetch decisions on the workload forecast, by outcome "
             "(loaded, no_room, not_registered, failed).", ["outcome"], registry=self.registry,
         )
+        self.prefetch_polls = Counter(
+            "mlos_executor_prefetch_polls", "Reads of the workload forecast, by outcome (ok, no_forecast).",
+            ["outcome"], registry=self.registry,
+        )
+        self.samples = Counter(
+            "mlos_executor_telemetry_samples", "Samples offered to the predictor stream, by kind (health, memory).",
+            ["kind"], registry=self.registry,
+        )
 
     def record(self, s: ExecutionSample) -> None:
         version = str(s.model_version)
@@ -60,6 +70,9 @@ class ExecutorMetrics:
 
     def prefetched(self, decision: Decision) -> None:
         self.prefetches.labels(decision.outcome).inc()
+
+    def polled(self, outcome: str) -> None:
+        self.prefetch_polls.labels(outcome).inc()
 
     def watch_memory(self, core: ExecutorCore) -> None:
         """Gauges read at scrape time: the memory budget, what the models use of it, the RSS."""
@@ -98,6 +111,7 @@ class ExecutorTelemetry:
             )
 
     def memory(self, m: MemoryMeasurement) -> None:
+        self.metrics.samples.labels("memory").inc()
         if self.streamer is not None:
             f = m.facts
             self.streamer.offer(
@@ -117,6 +131,7 @@ class ExecutorTelemetry:
             errors=h.errors, latency_drift=h.latency_drift, rss_bytes=rss_bytes(),
             memory_budget_bytes=core.memory.budget.budget_bytes, uptime_s=h.uptime_s, loaded_models=len(core.models),
         )
+        self.metrics.samples.labels("health").inc()
         if self.streamer is not None:
             self.streamer.offer(sample)
         return sample
