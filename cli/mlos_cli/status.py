@@ -67,7 +67,7 @@ def executor_lines(addr: str, s: epb.StatusResponse | str) -> list[str]:
 def scale_lines(addr: str, r: predictor_pb2.GetScoresResponse | str, answering: int) -> list[str]:
     if isinstance(r, str):
         return [f"scale hint: none (predictor {addr}: {r})"]
-    lines = [f"scale hint: {r.executors_needed:.2f} executors for the forecast load ({answering} answering; "
+    lines = [f"scale hint: {r.executors_needed:g} executor(s) for the forecast load ({answering} answering; "
              f"predictor {addr})"]
     if r.scores:
         lines.append(f"    {'MODEL':<24} {'FORECAST REQ/S':>14}")

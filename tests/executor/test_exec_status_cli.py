@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
+import numpy as np
 import pytest
-from exec_testkit import RegistryServed, StartExecutor
-from predictor_testkit import free_port
+from exec_testkit import RegistryServed, StartExecutor, tensor
+from predictor_testkit import Running, free_port, poll
+from prometheus_client import CollectorRegistry
 
+from mlos.predictor.v1 import predictor_pb2
 from mlos_cli.status import status
+from mlos_executor.config import ExecutorSettings
+from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
+from mlos_predictor.client import PredictorClient
 
 MB = 2**20
 
@@ -52,3 +59,34 @@ async def test_status_says_which_executor_did_not_answer(
     assert out[1].split()[3] == "none"  # no budget
     assert out[2].startswith(gone) and "unreachable (UNAVAILABLE" in out[2], out
     assert out[-1].startswith("scale hint: none (predictor 127.0.0.1:") and "UNAVAILABLE" in out[-1]
+
+
+async def test_status_shows_the_scale_hint_and_forecasts_from_a_real_predictor(
+    registry: RegistryServed, start_executor: StartExecutor, model_files, predictor: Running,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    telemetry = ExecutorTelemetry(ExecutorSettings(predictor_addr=predictor.addr), ExecutorMetrics(CollectorRegistry()))
+    assert telemetry.streamer is not None
+    try:
+        ex = await start_executor(sink=telemetry.execution)
+        mv = await registry.client.register("plus", model_files.plus_one)
+        await ex.client.load("plus", mv.version, mv.sha256)
+        for _ in range(3):  # latency telemetry: what one request of plus costs
+            await ex.client.execute("plus", mv.version, [tensor("X", np.ones((1, 3), np.float32))], [])
+        telemetry.streamer.offer(predictor_pb2.RateSample(  # what the front door reports: 5 requests/s
+            model_name="plus", unix_ms=int(time.time() * 1000), window_s=10, requests=50))
+        async with PredictorClient(predictor.addr) as client:
+            async def hinted() -> bool:
+                return (await client.scores("workload")).executors_needed >= 1
+
+            await poll(hinted, 10, "the predictor's scale hint")
+            [forecast] = (await client.scores("workload")).scores
+    finally:
+        await telemetry.streamer.close()
+    assert await status(args(ex.addr, predictor=predictor.addr)) == 0
+    out = capsys.readouterr().out.splitlines()
+    hint = next(i for i, line in enumerate(out) if line.startswith("scale hint: "))
+    assert out[hint] == f"scale hint: 1 executor(s) for the forecast load (1 answering; predictor {predictor.addr})"
+    assert out[hint + 1].split() == ["MODEL", "FORECAST", "REQ/S"]
+    assert out[hint + 2].split() == ["plus", f"{forecast.prediction.value:.2f}"]
+    assert forecast.prediction.value > 0.5
