@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlos_common.bootstrap import read_announcement, wait_for_serving
+from mlos_executor.budget import DEFAULT_BUDGET_FRACTION
+from mlos_executor.memory import mem_total_bytes
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,11 @@ class Suite:
             if c.executors > 1 and f"{prefix}INTRA_OP_THREADS" not in os.environ:
                 slots = int(os.environ.get(f"{prefix}EXECUTION_SLOTS", "2"))
                 env[f"{prefix}INTRA_OP_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // (c.executors * slots)))
+            if c.executors > 1 and f"{prefix}MEMORY_BUDGET_MB" not in os.environ:
+                # N executors on one host share its memory: each gets its share of the default budget
+                share_mb = mem_total_bytes() * DEFAULT_BUDGET_FRACTION / c.executors / (1 << 20)
+                if share_mb > 0:
+                    env[f"{prefix}MEMORY_BUDGET_MB"] = f"{share_mb:.0f}"
         if name == "scheduler":
             env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
             env[f"{prefix}EXECUTOR_ADDRS"] = ",".join(self.addr(n) for n in self.executor_names())

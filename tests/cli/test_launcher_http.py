@@ -12,6 +12,7 @@ import pytest
 from mlos_cli.__main__ import _parser, _summary
 from mlos_cli.launcher import Child, Suite, SuiteConfig
 from mlos_common.bootstrap import announce
+from mlos_executor.memory import mem_total_bytes
 
 
 def _suite(home: Path, **config) -> Suite:
@@ -79,12 +80,16 @@ def test_executors_take_consecutive_port_pairs_and_the_scheduler_gets_them_all(t
         ("8201", "8202"), ("8203", "8204"), ("8205", "8206")]
     assert len({e["MLOS_EXECUTOR_CACHE_DIR"] for e in envs}) == len({e["MLOS_EXECUTOR_EXECUTOR_ID"] for e in envs}) == 3
     assert all(int(e["MLOS_EXECUTOR_INTRA_OP_THREADS"]) >= 1 for e in envs)
+    if "MLOS_EXECUTOR_MEMORY_BUDGET_MB" not in os.environ:  # a third each of the default 80 % of MemTotal
+        share_mb = mem_total_bytes() * 0.8 / 3 / (1 << 20)
+        assert all(float(e["MLOS_EXECUTOR_MEMORY_BUDGET_MB"]) == pytest.approx(share_mb, abs=1) for e in envs)
     for i, port in ((1, 8203), (2, 8205)):
         suite.children[f"executor-{i}"] = Child(f"executor-{i}", None, port, None)  # type: ignore[arg-type]
     env = suite._env("scheduler")
     assert env["MLOS_SCHEDULER_EXECUTOR_ADDRS"] == "127.0.0.1:8201,127.0.0.1:8203,127.0.0.1:8205"
     one = _suite(tmp_path)._env("executor")  # one executor: its own automatic threads, unless set by hand
     assert one.get("MLOS_EXECUTOR_INTRA_OP_THREADS") == os.environ.get("MLOS_EXECUTOR_INTRA_OP_THREADS")
+    assert one.get("MLOS_EXECUTOR_MEMORY_BUDGET_MB") == os.environ.get("MLOS_EXECUTOR_MEMORY_BUDGET_MB")
 
 
 def test_up_takes_executors() -> None:
