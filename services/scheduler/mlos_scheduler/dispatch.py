@@ -33,12 +33,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlos_common.errors import DeadlineExceeded, MlosError, ResourceExhausted, Unavailable
 from mlos_scheduler.answers import ComputeObserver, batch_results, lone_result
-from mlos_scheduler.breaker import Breaker
+from mlos_scheduler.breakers import BreakerBoard
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import ExecutorPort
@@ -50,7 +51,6 @@ from mlos_scheduler.stats import StatsBook
 log = logging.getLogger(__name__)
 
 ModelKey = tuple[str, int]
-PROBE_TIMEOUT_S = 2.0
 
 
 def ready_again(holders: list[ExecutorPort], tried: list[ExecutorPort]) -> list[ExecutorPort]:
@@ -80,21 +80,19 @@ class Dispatcher:
 
     def __post_init__(self) -> None:
         self.book = RouteBook(self.estimate)
-        self.breakers = {
-            e.addr: Breaker(self.breaker_failures, self.breaker_open_s, time.monotonic) for e in self.executors
-        }
+        self.board = BreakerBoard(
+            self.executors, self.breaker_failures, self.breaker_open_s, self.metrics.breaker, self.rehome, self._spawn
+        )
+        self.breakers = self.board.breakers
         self._models: dict[ModelKey, ModelInfo] = {}
         self._loading: dict[tuple[str, ModelKey], asyncio.Future] = {}
         self._loaded_at: dict[tuple[str, ModelKey], float] = {}  # last (re)load finished, perf_counter s
         self._tasks: set[asyncio.Task] = set()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        for e in self.executors:
-            self.metrics.breaker(e.addr, self.breakers[e.addr].state)
 
     # ---- readiness ----
 
     def usable(self, executor: ExecutorPort) -> bool:
-        return executor.healthy and self.breakers[executor.addr].usable
+        return executor.healthy and self.board.usable(executor)
 
     def serving(self, key: ModelKey) -> bool:
         """A usable executor holds this model version."""
@@ -136,9 +134,9 @@ class Dispatcher:
         try:
             warmup = await executor.load(model, timeout_s)
         except Unavailable:
-            self._failed(executor)
+            self.board.failed(executor)
             raise
-        self._answered(executor)
+        self.board.answered(executor)
         if warmup and self.on_warmup is not None:
             self.on_warmup(model, warmup)
         key = (model.name, model.version)
@@ -240,7 +238,7 @@ class Dispatcher:
                 answers = await executor.execute(model, work, requests[0].outputs, remaining, windows)
             except Unavailable as exc:
                 self.book.finished(executor, estimate_s, model, None)
-                self._failed(executor)
+                self.board.failed(executor)
                 if not may_retry(exc, output_seen=False):
                     raise
                 last = exc
@@ -249,7 +247,7 @@ class Dispatcher:
                 continue
             roundtrip_s = time.perf_counter() - sent_s
             self.book.finished(executor, estimate_s, model, roundtrip_s)
-            self._answered(executor)
+            self.board.answered(executor)
             if isinstance(answers[0], ModelMissing) and executor not in reloaded:
                 last = answers[0]
                 reloaded.append(executor)
@@ -274,53 +272,13 @@ class Dispatcher:
         except Unavailable:
             tried.append(executor)
 
-    # ---- circuit breaker ----
-
-    def _answered(self, executor: ExecutorPort) -> None:
-        breaker = self.breakers[executor.addr]
-        if breaker.failures or not breaker.usable:
-            breaker.succeeded()
-            self.metrics.breaker(executor.addr, breaker.state)
-
-    def _failed(self, executor: ExecutorPort) -> None:
-        breaker = self.breakers[executor.addr]
-        if breaker.failed():
-            log.warning("executor %s: circuit breaker open after repeated failures; probing in %.1f s",
-                        executor.addr, breaker.open_s)
-            self._spawn(self.rehome())
-            self._plan_probe(executor)
-        self.metrics.breaker(executor.addr, breaker.state)
-
-    def _plan_probe(self, executor: ExecutorPort) -> None:
-        delay_s = self.breakers[executor.addr].probe_due_in_s()
-        loop = asyncio.get_running_loop()
-        self._timers[executor.addr] = loop.call_later(delay_s, lambda: self._spawn(self._probe(executor)))
-
-    async def _probe(self, executor: ExecutorPort) -> None:
-        breaker = self.breakers[executor.addr]
-        if not breaker.start_probe():
-            return
-        self.metrics.breaker(executor.addr, breaker.state)
-        try:
-            await executor.probe(min(PROBE_TIMEOUT_S, max(breaker.open_s, 0.1)))
-        except MlosError as exc:
-            breaker.failed()
-            log.info("executor %s: probe failed (%s); breaker stays open", executor.addr, exc.message)
-            self._plan_probe(executor)
-        else:
-            breaker.succeeded()
-            log.info("executor %s answered its probe; breaker closed", executor.addr)
-            self._spawn(self.rehome())  # models left without a usable holder may go there now
-        self.metrics.breaker(executor.addr, breaker.state)
-
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
+        self.board.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
