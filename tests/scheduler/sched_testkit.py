@@ -35,6 +35,7 @@ from mlos_registry.server import create_server as create_registry_server
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.peers import PeerMonitor
+from mlos_scheduler.predictor_link import PredictorLink
 from mlos_scheduler.server import build_core, peer_monitor, services, shm_registry
 from mlos_scheduler.server import create_server as create_scheduler_server
 
@@ -102,6 +103,7 @@ class Stack:
     shm: ShmRegistry
     metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
+    link: PredictorLink | None = None  # with a predictor_addr: profiles and scores in, telemetry out
 
     @property
     def executor_server(self) -> aio.Server:
@@ -127,11 +129,14 @@ async def running_stack(
     extra: dict[str, Path] | None = None,
     executors: int = 1,
     executor_settings: list[dict] | None = None,
+    start_link: bool = True,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
     through the front door, yields a Stack with `executors` executor servers (executor i with the
-    ExecutorSettings in `executor_settings[i]`, if given); `overrides` are SchedulerSettings."""
+    ExecutorSettings in `executor_settings[i]`, if given); `overrides` are SchedulerSettings. With
+    a `predictor_addr` override the scheduler's PredictorLink runs too (short reconnect backoff),
+    unless `start_link` is false (then the front door and the score table exist, unfed)."""
     async with contextlib.AsyncExitStack() as stack:
         reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
         reg_core = await Registry.open(reg_settings)
@@ -158,6 +163,11 @@ async def running_stack(
         core, reg_client_for_core = build_core(settings, parts, metrics)
         stack.push_async_callback(reg_client_for_core.close)
         stack.push_async_callback(core.close)
+        link = None
+        if settings.predictor_addr and start_link:
+            link = PredictorLink(settings, core, metrics, initial_backoff_s=0.05, max_backoff_s=0.5)
+            link.start()
+            stack.push_async_callback(link.close)
         shm = shm_registry(metrics)
         stack.callback(shm.close)
         svcs = services(core, shm)
@@ -189,6 +199,7 @@ async def running_stack(
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
             monitor=monitor, registry=registry, settings=settings, executors=running, shm=shm, metrics=metrics, models=dict(demo),
+            link=link,
         )
 
 

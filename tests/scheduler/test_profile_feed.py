@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from predictor_testkit import free_port, poll, start_predictor
 
-from mlos_predictor.client import PredictorClient
+from mlos_predictor.client import PredictorClient, ProfileUpdate
+from mlos_predictor.convert import profile_from_proto, profile_to_proto
 from mlos_predictor.latency import ExecutionRecord
-from mlos_scheduler.config import SchedulerSettings
+from mlos_predictor.profiles import LatencyProfile
 from mlos_scheduler.profile_feed import ProfileFeed
 from mlos_scheduler.profiles import ProfileBook
-from mlos_scheduler.server import profile_feed
 
 
 def records(ms: float, n: int, batch: int = 2) -> list[ExecutionRecord]:
@@ -70,9 +70,20 @@ async def test_feed_fills_the_book_and_reconnects_after_predictor_restart() -> N
 
 
 async def test_no_predictor_address_means_no_feed() -> None:
-    feed = profile_feed(SchedulerSettings(predictor_addr=""))
+    feed = ProfileFeed("", ProfileBook())
     feed.start()
     assert feed.book.estimate("m", 1, 1).basis == "prior"
     await feed.close()
     assert feed.snapshots == 0
-    assert profile_feed(SchedulerSettings(predictor_addr="127.0.0.1:9")).addr == "127.0.0.1:9"
+
+
+def test_the_learned_forecast_is_the_mean_and_the_spread_stays_the_profiles() -> None:
+    book = ProfileBook(telemetry_min_count=10)
+    feed = ProfileFeed("", book)
+    measured = LatencyProfile("m", 1, 4, 50, mean_ms=4.0, std_ms=0.5, p50_ms=4.0, p95_ms=5.0, p99_ms=6.0, max_ms=7.0)
+    learned = LatencyProfile("m", 1, 8, 50, mean_ms=6.0, std_ms=0.8, p50_ms=6.0, p95_ms=7.0, p99_ms=8.0, max_ms=9.0,
+                             expected_ms=9.0)
+    assert profile_from_proto(profile_to_proto(learned)) == learned  # the forecast survives the wire
+    feed.apply(ProfileUpdate([measured, learned], snapshot=True))
+    assert book.points("m", 1) == {4: (0.004, 0.0005, "telemetry"), 8: (0.009, 0.0008, "telemetry")}
+    assert (feed.profiles, feed.learned) == (2, 1)

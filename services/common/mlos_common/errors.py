@@ -47,6 +47,12 @@ class ResourceExhausted(MlosError):
     code = "RESOURCE_EXHAUSTED"
 
 
+class PermissionDenied(MlosError):
+    """The caller may not do this (e.g. a client the threat model flags). Do not retry as is."""
+
+    code = "PERMISSION_DENIED"
+
+
 class Unavailable(MlosError):
     """Transient: a peer is down or the service is draining. Safe to retry."""
 
@@ -79,6 +85,7 @@ _BY_CODE: dict[str, type[MlosError]] = {
         AlreadyExists,
         FailedPrecondition,
         ResourceExhausted,
+        PermissionDenied,
         Unavailable,
         DeadlineExceeded,
         Unimplemented,

@@ -78,6 +78,7 @@ def profile_to_proto(p: LatencyProfile) -> predictor_pb2.LatencyProfile:
     return predictor_pb2.LatencyProfile(
         model_name=p.model_name, model_version=p.model_version, batch_size=p.batch_size, count=p.count,
         mean_ms=p.mean_ms, std_ms=p.std_ms, p50_ms=p.p50_ms, p95_ms=p.p95_ms, p99_ms=p.p99_ms, max_ms=p.max_ms,
+        expected_ms=p.expected_ms,
     )
 
 
@@ -85,7 +86,7 @@ def profile_from_proto(msg: predictor_pb2.LatencyProfile) -> LatencyProfile:
     return LatencyProfile(
         model_name=msg.model_name, model_version=msg.model_version, batch_size=msg.batch_size, count=msg.count,
         mean_ms=msg.mean_ms, std_ms=msg.std_ms, p50_ms=msg.p50_ms, p95_ms=msg.p95_ms, p99_ms=msg.p99_ms,
-        max_ms=msg.max_ms,
+        max_ms=msg.max_ms, expected_ms=msg.expected_ms,
     )
 
 

@@ -42,6 +42,7 @@ class LatencyProfile:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    expected_ms: float = 0.0  # the learned latency model's forecast of the next execution; 0 = none
 
 
 def profile_of(key: ProfileKey, samples_ms: np.ndarray) -> LatencyProfile:

@@ -68,7 +68,34 @@ class SchedulerSettings(ServiceSettings):
         description="Starvation guard: one priority level is worth aging_ms of deadline in the queue order, so a "
         "lower priority goes first once it is due that much sooner (see the README).",
     )
-    predictor_addr: str = Field("", description="Predictor to subscribe to for latency profiles; empty = none.")
+    predictor_addr: str = Field(
+        "",
+        description="Predictor: latency profiles and failure/threat scores come from it, request telemetry "
+        "goes to it; empty = none (no telemetry, no score-driven decisions).",
+    )
+    rate_window_s: float = Field(10.0, gt=0, description="Window of the requests-per-model samples (workload model).")
+    client_window_s: float = Field(0.5, gt=0, description="Window of the per-client samples (threat model).")
+    max_tracked_clients: int = Field(
+        1024, ge=1, description="Clients counted per window; the least recently seen is dropped beyond it."
+    )
+    scores_interval_ms: int = Field(500, ge=10, description="How often the predictor's failure and threat scores are polled.")
+    scores_stale_intervals: float = Field(
+        4.0, ge=1, description="A score not confirmed by the predictor for this many poll intervals is not acted on."
+    )
+    scores_max_age_s: float = Field(
+        60.0, gt=0, description="A score computed from telemetry older than this is not acted on."
+    )
+    failure_avoid_probability: float = Field(
+        0.5, gt=0, le=1,
+        description="Executors whose failure probability reaches this get no work while one that does not can serve.",
+    )
+    threat_block_score: float = Field(
+        0.8, gt=0, le=1, description="Clients whose threat score reaches this are refused (threat_action block)."
+    )
+    threat_action: Literal["block", "off"] = Field(
+        "block", description="block: refuse flagged clients (RESOURCE_EXHAUSTED for rate, else PERMISSION_DENIED); "
+        "off: only count what would have been refused.",
+    )
 
     startup_models: str = Field(
         "",

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from mlos_common.errors import MlosError
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.signatures import TensorHeader, validate_inputs
 from mlos_common.tensors import check_bytes_layout, check_raw_size
 from mlos_scheduler.admission import AdmissionBook
@@ -20,10 +20,12 @@ from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
 from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
-from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady
+from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, ShapeMismatch
 from mlos_scheduler.executors import ExecutorPort
+from mlos_scheduler.front_door import FrontDoor
 from mlos_scheduler.predict import Prediction
 from mlos_scheduler.profiles import ProfileBook
+from mlos_scheduler.scores import ScoreTable
 from mlos_scheduler.stats import StatsBook
 from mlos_scheduler.window import AdaptiveWindow
 
@@ -67,6 +69,8 @@ class Scheduler:
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     profiles: ProfileBook = field(default_factory=ProfileBook)
     admission: AdmissionBook = field(default_factory=AdmissionBook)
+    door: FrontDoor = field(default_factory=FrontDoor)  # telemetry and the threat gate (inactive by default)
+    scores: ScoreTable | None = None  # the predictor's failure and threat scores (None without a predictor)
     served: dict[tuple[str, int], Served] = field(default_factory=dict)
     latest: dict[str, int] = field(default_factory=dict)  # name -> version answered for ""
     peers_ready: bool = False
@@ -188,6 +192,7 @@ class Scheduler:
         try:
             admit(model, request)
             self._resolve(served, request)
+            request.queued = True
             result = await served.batcher.submit(request)
         except MlosError as exc:
             self.stats.failed(model.name, model.version, exc.code, time.perf_counter_ns() - start)
@@ -247,8 +252,12 @@ def admit(model: ModelInfo, request: InferRequest) -> None:
     """Checks a request against the model before it is queued: names, datatypes, shapes, sizes.
 
     Sizes are computed from the declared shape, so nothing of the claimed size is allocated.
+    Inputs that do not fit the model's signature raise ShapeMismatch.
     """
-    validate_inputs(model.name, model.inputs, (TensorHeader(t.name, t.datatype, t.shape) for t in request.inputs))
+    try:
+        validate_inputs(model.name, model.inputs, (TensorHeader(t.name, t.datatype, t.shape) for t in request.inputs))
+    except InvalidArgument as exc:
+        raise ShapeMismatch(exc.message) from None
     for t in request.inputs:
         count = check_raw_size(t.name, t.datatype, t.shape, len(t.raw))
         if t.datatype == "BYTES":
@@ -260,12 +269,12 @@ def admit(model: ModelInfo, request: InferRequest) -> None:
     if model.max_batch_size > 0:
         rows = {t.shape[0] for t in request.inputs}
         if len(rows) != 1:
-            raise BadRequest(f"inputs disagree on the batch size (first dimension): {sorted(rows)}")
+            raise ShapeMismatch(f"inputs disagree on the batch size (first dimension): {sorted(rows)}")
         request.rows = rows.pop()
         if request.rows < 1:
-            raise BadRequest("batch size (first dimension) must be at least 1")
+            raise ShapeMismatch("batch size (first dimension) must be at least 1")
         if request.rows > model.max_batch_size:
-            raise BadRequest(
+            raise ShapeMismatch(
                 f"batch size {request.rows} exceeds max_batch_size {model.max_batch_size} of model {model.name!r}"
             )
     else:

@@ -23,6 +23,9 @@ breaker.py, is closed):
 - Lost model: an executor that answers "not loaded" (it restarted) is asked to load the model
   again - once per batch, and at most once for all the batches that were sent before that
   reload finished - and the batch is routed again while its time allows.
+- Failure risk (risk.py): holders the predictor's failure model flags get no batches while a
+  holder that is not flagged can take them; a model whose usable holders are all flagged is
+  loaded in the background on a usable executor that is not; with none, routing is unchanged.
 - Failure: K transport failures in a row open the executor's breaker; models left without a
   usable holder are then loaded elsewhere in the background (`rehome`), and after open_s one
   probe (a real Status call) closes the breaker again or keeps it open for another open_s.
@@ -45,6 +48,7 @@ from mlos_scheduler.errors import ModelMissing, ModelNotReady, NoExecutor
 from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.merging import merge_inputs
 from mlos_scheduler.profiles import Warmup
+from mlos_scheduler.risk import FailureRisk
 from mlos_scheduler.routing import Estimate, RouteBook, RoutingMetrics
 from mlos_scheduler.stats import StatsBook
 
@@ -77,6 +81,7 @@ class Dispatcher:
     on_compute: ComputeObserver | None = None  # each answered batch: (model, rows, compute seconds)
     on_warmup: Callable[[ModelInfo, list[Warmup]], None] | None = None  # timings an executor took at load
     placed: dict[ModelKey, list[ExecutorPort]] = field(default_factory=dict)  # holders, first placed first
+    risk: FailureRisk | None = None  # the predictor's failure scores; None = not consulted
 
     def __post_init__(self) -> None:
         self.book = RouteBook(self.estimate)
@@ -147,9 +152,10 @@ class Dispatcher:
         if executor not in holders:
             holders.append(executor)
 
-    def _load_order(self, executor: ExecutorPort) -> tuple[float, int]:
+    def _load_order(self, executor: ExecutorPort) -> tuple[bool, float, int]:
         held = sum(executor in holders for holders in self.placed.values())
-        return self.book.outstanding_s(executor), held
+        risky = self.risk is not None and self.risk.risky(executor)
+        return risky, self.book.outstanding_s(executor), held
 
     async def unplace(self, model: ModelInfo) -> None:
         """Unloads `model` from every executor holding it; failures are logged, not raised."""
@@ -177,6 +183,11 @@ class Dispatcher:
         holders = self.placed.get((model.name, model.version), [])
         ready = [e for e in holders if self.usable(e) and e not in tried]
         if ready:
+            if self.risk is not None and self.risk.flagged:  # risk.py: away from risky holders
+                others = [e for e in self.executors if self.usable(e) and e not in holders]
+                ready, spare = self.risk.steer(ready, others)
+                if spare:
+                    self._move(model, min(spare, key=self._load_order))
             return min(ready, key=lambda e: self.book.completion_s(e, model, rows))
         others = [e for e in self.executors if self.usable(e) and e not in tried and e not in holders]
         reasons = [f"{e.addr}: {self._why_not(e, tried)}" for e in self.executors if e not in others]
@@ -192,6 +203,20 @@ class Dispatcher:
         if again:
             return again[0]
         raise NoExecutor(f"no executor can run model {model.name!r} v{model.version}: {'; '.join(reasons)}")
+
+    def _move(self, model: ModelInfo, executor: ExecutorPort) -> None:
+        """Loads `model` on `executor` in the background (one load at a time)."""
+        if (executor.addr, (model.name, model.version)) in self._loading:
+            return
+
+        async def load() -> None:
+            try:
+                await self.replicate(model, executor, self.execute_timeout_s)
+                log.info("model %s v%d loaded on %s, away from risky executors", model.name, model.version, executor.addr)
+            except MlosError as exc:
+                log.warning("could not load %s v%d on %s: %s", model.name, model.version, executor.addr, exc.message)
+
+        self._spawn(load())
 
     def _why_not(self, executor: ExecutorPort, tried: list[ExecutorPort]) -> str:
         if executor in tried:

@@ -52,6 +52,7 @@ class InferRequest:
     deadline: float | None = None     # loop time by which the answer is useless
     rows: int = 1                     # batch rows this request contributes (set on admission)
     output_windows: dict[str, ShmSpan] = field(default_factory=dict)  # outputs the client placed in shm
+    queued: bool = False              # passed admission and went to the batcher (later errors are not the client's)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,10 @@ class BadRequest(InvalidArgument):
     """The inference request does not fit the model."""
 
 
+class ShapeMismatch(BadRequest):
+    """The request's inputs do not fit the model's signature (names, datatypes, shapes, batch size)."""
+
+
 class QueueFull(ResourceExhausted):
     """The model's queue is at its limit; back off and retry."""
 

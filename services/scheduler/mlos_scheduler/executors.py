@@ -23,6 +23,7 @@ Executed: TypeAlias = tuple[list[Tensor], int] | MlosError
 
 class ExecutorPort(Protocol):
     addr: str
+    executor_id: str  # the id it reports in Status (names it in telemetry); "" until known
     healthy: bool  # its health check answered SERVING last round (set by the peer monitor only)
     in_flight: int
     execution_slots: int  # runs the executor may execute at once (1 until known)
@@ -61,6 +62,7 @@ class RemoteExecutor:
     in_flight: int = 0
     execution_slots: int = 1
     link_mode: str = "auto"  # "auto": the executor's Unix link when co-located; "grpc": always gRPC
+    executor_id: str = ""
     addr: str = field(init=False)
     _status_seen: bool = field(default=False, init=False)
 
@@ -72,13 +74,14 @@ class RemoteExecutor:
         if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
             self._status_seen = True
+            self.executor_id = status.executor_id
             self.execution_slots = max(1, status.execution_slots)
             if self.link_mode == "auto":
                 await self.client.link.prefer_unix(status.link_socket)
         return [Warmup(w.batch_size, w.mean_ms / 1000, w.max_ms / 1000, w.runs) for w in reply.warmup]
 
     async def probe(self, timeout_s: float) -> None:
-        await self.client.status(timeout_s)
+        self.executor_id = (await self.client.status(timeout_s)).executor_id
 
     async def unload(self, model: ModelInfo) -> None:
         await self.client.unload(model.name, model.version)

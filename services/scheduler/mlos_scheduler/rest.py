@@ -28,6 +28,7 @@ from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, rest_convert
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
+from mlos_scheduler.front_door import CLIENT_HEADER, NOT_SEEN
 from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.servicer import SERVER_NAME, SERVER_VERSION, InferenceServicer
 from mlos_scheduler.shm_convert import ShmRequest
@@ -154,14 +155,19 @@ class RestApp:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = _model(request)
-        body = await request.read()
-        header, binary = rest_convert.split_body(body, request.headers.get(rest_convert.HEADER_LENGTH))
-        msg, plan = rest_convert.infer_request(header, binary, name, version)
-        with ShmRequest(self._shm, msg) as shm:  # leases the regions the request names until it ends
-            req = convert.infer_request(msg, None, asyncio.get_running_loop().time(), shm.input_tensor)
-            req.output_windows = shm.output_windows()
-            result = await self._core.infer(req)
-            placed = shm.write_outputs(result)
+        door, seen = self._core.door, NOT_SEEN
+        if door.active:  # before the body is read: a refused client costs nothing more
+            seen = door.enter(request.headers.get(CLIENT_HEADER), request.remote or "", name, request.content_length or 0)
+        with seen:
+            body = await request.read()
+            header, binary = rest_convert.split_body(body, request.headers.get(rest_convert.HEADER_LENGTH))
+            msg, plan = rest_convert.infer_request(header, binary, name, version)
+            with ShmRequest(self._shm, msg) as shm:  # leases the regions the request names until it ends
+                req = convert.infer_request(msg, None, asyncio.get_running_loop().time(), shm.input_tensor)
+                seen.decoded(req)
+                req.output_windows = shm.output_windows()
+                result = await self._core.infer(req)
+                placed = shm.write_outputs(result)
         out, header_length = rest_convert.infer_response(result, plan, placed)
         if header_length is None:
             return web.Response(body=out, content_type="application/json")

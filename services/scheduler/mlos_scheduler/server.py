@@ -19,18 +19,23 @@ from mlos_registry.client import RegistryClient
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.catalog import registry_catalog
+from mlos_scheduler.client_stats import ClientBook, RateBook
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.dispatch import Dispatcher
 from mlos_scheduler.executors import ExecutorPort, RemoteExecutor
+from mlos_scheduler.front_door import FrontDoor
 from mlos_scheduler.peers import Peer, PeerMonitor
-from mlos_scheduler.profile_feed import ProfileFeed
+from mlos_scheduler.predictor_link import PredictorLink
 from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.rest import start_rest
+from mlos_scheduler.risk import FailureRisk
 from mlos_scheduler.routing import RoutingMetrics
+from mlos_scheduler.scores import ScoreTable
 from mlos_scheduler.servicer import AdminServicer, InferenceServicer
 from mlos_scheduler.startup import StartupModels, parse_names
 from mlos_scheduler.stats import StatsBook
+from mlos_scheduler.threat import ThreatGate
 from mlos_scheduler.window import windows_us
 
 log = logging.getLogger(__name__)
@@ -86,9 +91,11 @@ def build_core(
         registry.register(LinkCollector({e.addr: e.client.link.counters for e in remotes}))
     executors: list[ExecutorPort] = list(remotes)
     stats = StatsBook(registry)
+    scores = score_table(settings)
     dispatcher = Dispatcher(
         executors, stats, settings.execute_timeout_s, breaker_failures=settings.breaker_failures,
         breaker_open_s=settings.breaker_open_s, metrics=RoutingMetrics(registry),
+        risk=FailureRisk(scores, settings.failure_avoid_probability, registry) if scores is not None else None,
     )
     core = Scheduler(
         lookup=lookup,
@@ -103,8 +110,21 @@ def build_core(
         policy=batch_policy(settings),
         admission=AdmissionBook(registry),
         profiles=profiles if profiles is not None else ProfileBook(),
+        scores=scores,
     )
+    if scores is not None:
+        gate = ThreatGate(scores, settings.threat_block_score, settings.threat_action, registry)
+        core.door = FrontDoor(ClientBook(settings.max_tracked_clients), RateBook(core.latest), gate)
     return core, registry_client
+
+
+def score_table(settings: SchedulerSettings) -> ScoreTable | None:
+    """The table of the predictor's scores (None without a predictor): a score is stale after
+    scores_stale_intervals polls without the predictor saying it again."""
+    if not settings.predictor_addr:
+        return None
+    stale_after_s = settings.scores_interval_ms / 1000 * settings.scores_stale_intervals
+    return ScoreTable(stale_after_s, settings.scores_max_age_s)
 
 
 def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
@@ -170,14 +190,9 @@ def load_startup_models(
     return asyncio.get_running_loop().create_task(bring_up())
 
 
-def profile_feed(settings: SchedulerSettings) -> ProfileFeed:
-    """One ProfileBook (feed.book) and its subscription to settings.predictor_addr (none if empty)."""
-    return ProfileFeed(settings.predictor_addr, ProfileBook(), settings=settings)
-
-
 async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
-    feed = profile_feed(settings)
-    core, registry_client = build_core(settings, parts, registry, profiles=feed.book)
+    core, registry_client = build_core(settings, parts, registry)
+    link = PredictorLink(settings, core, registry)  # profiles and scores in, telemetry out (none without an address)
     shm = shm_registry(registry)
     svcs = services(core, shm)
     server, port = build_server(settings, svcs, parts, settings.reuse_port)
@@ -188,7 +203,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     bring_up = load_startup_models(settings, core, parts, svcs)
     await monitor.check_all()
     monitor.start()
-    feed.start()
+    link.start()
 
     async def close_core() -> None:
         if bring_up is not None:
@@ -197,7 +212,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
         await registry_client.close()
         shm.close()
 
-    closers: list[Callable[[], Awaitable[None]]] = [feed.close, monitor.close, close_core]
+    closers: list[Callable[[], Awaitable[None]]] = [link.close, monitor.close, close_core]
     if settings.http_port >= 0:  # REST on the same loop and core; closed first so no request meets a closed core
         http_port, close_rest = await start_rest(settings, core, parts.tracer_provider, shm)
         parts.extra_ports["http_port"] = http_port

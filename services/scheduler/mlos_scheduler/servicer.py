@@ -14,6 +14,7 @@ from mlos_common.shm import ShmRegistry
 from mlos_common.streams import serve_concurrently
 from mlos_scheduler import admin_convert, convert, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
+from mlos_scheduler.front_door import NOT_SEEN, header_of
 from mlos_scheduler.stats import Duration
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ EXTENSIONS = ["model_repository", "model_configuration", "statistics", "system_s
 
 def _dur(d: Duration) -> pb.StatisticDuration:
     return pb.StatisticDuration(count=d.count, ns=d.ns)
+
+
+def _caller(context) -> tuple[str | None, str]:
+    """(x-mlos-client metadata or None, the peer's address) of a call, for the front door."""
+    return header_of(context.invocation_metadata()), context.peer()
 
 
 class InferenceServicer(pbg.GRPCInferenceServiceServicer):
@@ -51,9 +57,12 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=convert.model_config(await self._core.describe(request.name, request.version)))
 
     async def ModelInfer(self, request, context) -> pb.ModelInferResponse:
-        with shm_convert.ShmRequest(self._shm, request) as shm:
+        door = self._core.door
+        seen = door.enter(*_caller(context), request.model_name) if door.active else NOT_SEEN
+        with seen, shm_convert.ShmRequest(self._shm, request) as shm:
             now = asyncio.get_running_loop().time()
             req = convert.infer_request(request, context.time_remaining(), now, shm.input_tensor)
+            seen.decoded(req)
             req.output_windows = shm.output_windows()
             return shm.respond(await self._core.infer(req))
 
@@ -63,11 +72,15 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         stream goes on; a broken request stream ends the call with its status."""
         out: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        door = self._core.door
+        caller = _caller(context) if door.active else None
 
         async def one(msg: pb.ModelInferRequest) -> None:
             try:
-                with shm_convert.ShmRequest(self._shm, msg) as shm:
+                seen = door.enter(*caller, msg.model_name) if caller is not None else NOT_SEEN
+                with seen, shm_convert.ShmRequest(self._shm, msg) as shm:
                     req = convert.infer_request(msg, None, loop.time(), shm.input_tensor)
+                    seen.decoded(req)
                     req.output_windows = shm.output_windows()
                     reply = pb.ModelStreamInferResponse(infer_response=shm.respond(await self._core.infer(req)))
             except Exception as exc:  # noqa: BLE001 - one request's failure must not end the stream
