@@ -193,6 +193,19 @@ async def test_flagged_clients_are_refused_at_every_door(watched: Stack, door_ht
     assert seen["alice"].requests == 1
 
 
+async def test_loopback_peers_without_a_client_header_are_exempt(watched: Stack) -> None:
+    """The host's own tools share one identity and are never refused; naming themselves, they are judged."""
+    flag(watched, ("127.0.0.1", 0.99, "burst_ratio 68.04 (typical 1.00)"))
+    labels = {"decision": "exempt", "code": "RESOURCE_EXHAUSTED", "reason": "burst"}
+    before = watched.metrics.get_sample_value("mlos_scheduler_threat_decisions_total", labels) or 0.0
+    await watched.stub.ModelInfer(infer_request("iris", iris_feeds(watched)), timeout=30)  # served
+    assert watched.metrics.get_sample_value("mlos_scheduler_threat_decisions_total", labels) == before + 1
+    flag(watched, ("127.0.0.1", 0.99, "burst_ratio 68.04 (typical 1.00)"), ("tool", 0.99, "burst_ratio 68"))
+    with pytest.raises(aio.AioRpcError) as err:
+        await watched.stub.ModelInfer(infer_request("iris", iris_feeds(watched)), metadata=as_client("tool"), timeout=30)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 async def test_threat_action_off_only_observes(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> None:
     async with running_stack(
         tmp_path_factory.mktemp("observe"), demo, load=("iris",), predictor_addr=NOWHERE, start_link=False,

@@ -13,6 +13,7 @@ from predictor_testkit import Running, free_port, poll, start_predictor
 from sched_testkit import Stack, infer_request, running_stack
 
 from mlos_cli.demo import DemoModel
+from mlos_predictor.client import PredictorClient
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.predictor_link import PredictorLink, client_samples, rate_samples
 from mlos_scheduler.risk import entity_of
@@ -47,17 +48,25 @@ async def test_request_telemetry_streams_to_the_predictor(
             await s.stub.ModelInfer(infer_request("iris", feeds), metadata=(("x-mlos-client", client),), timeout=30)
         streamer = s.link.streamer
 
-        async def delivered() -> bool:  # 2 client samples, and rate samples for iris every 0.1 s
-            st = streamer.stats()
-            return st.connected and st.sent >= 3 and st.queued == 0
+        async def followed() -> bool:  # the predictor's books hold the clients' and the model's windows
+            async with PredictorClient(predictor.addr) as c:
+                clients = {x.entity: x for x in (await c.scores("threat")).scores}
+                models = {x.entity for x in (await c.scores("workload")).scores}
+            return {"alice", "bob"} <= set(clients) and "iris" in models
 
-        await poll(delivered, what="the telemetry samples to be written to the predictor's stream")
+        await poll(followed, what="the predictor to follow the clients and the model from the telemetry")
+        async with PredictorClient(predictor.addr) as c:
+            alice = next(x for x in (await c.scores("threat", ["alice"])).scores)
+        assert alice.prediction.value < 0.8 and alice.features[4] == 0.0  # malformed_fraction of a good client
+        counted = predictor.registry.get_sample_value
+        for sample, least in (("client", 2), ("rate", 1)):  # none of the scheduler's samples looks absurd to it
+            assert (counted("mlos_predictor_telemetry_samples_total", {"sample": sample, "result": "accepted"}) or 0) >= least
+            assert counted("mlos_predictor_telemetry_samples_total", {"sample": sample, "result": "rejected"}) is None
         st = streamer.stats()
-        assert st.dropped == 0 and st.offered >= 3
+        assert st.dropped == 0 and st.sent >= 3 and st.connected
         assert metric(s, "mlos_scheduler_telemetry_sent_total") >= 3
         assert metric(s, "mlos_scheduler_telemetry_connected") == 1
         assert metric(s, "mlos_scheduler_telemetry_dropped_total") == 0
-        assert s.core.door.clients is not None and len(s.core.door.clients) == 0  # the windows were drained
 
 
 async def test_samples_are_built_from_the_windows(tmp_path: Path, demo: dict[str, DemoModel], predictor: Running) -> None:

@@ -92,6 +92,11 @@ class SchedulerSettings(ServiceSettings):
     threat_block_score: float = Field(
         0.8, gt=0, le=1, description="Clients whose threat score reaches this are refused (threat_action block)."
     )
+    threat_exempt_loopback: bool = Field(
+        True,
+        description="Loopback peers without x-mlos-client (the host's own CLI, benchmarks, tests) are scored "
+        "but never refused.",
+    )
     threat_action: Literal["block", "off"] = Field(
         "block", description="block: refuse flagged clients (RESOURCE_EXHAUSTED for rate, else PERMISSION_DENIED); "
         "off: only count what would have been refused.",

@@ -23,6 +23,11 @@ ASCII characters; anything else is refused as INVALID_ARGUMENT, counted as a mal
 of the peer host), else the peer's host ("127.0.0.1": on loopback all clients share one host,
 so give each its own `x-mlos-client`).
 
+Loopback exemption (on by default): a peer on this host that sends no x-mlos-client - the
+suite's own CLI, benchmarks, tests, a sidecar - is counted and scored but never refused: all
+of them share one identity, and a load test's ramp is a burst to the threat model's prior, so
+refusing "127.0.0.1" would refuse every local tool at once.
+
 A door without a predictor is inactive: `enter` is never called and costs nothing.
 Domain only: no grpc (the callers pass the header's value and the peer's address as text).
 """
@@ -32,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mlos_common.errors import InvalidArgument
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_scheduler.client_stats import ClientBook, ClientCounts, RateBook
 from mlos_scheduler.domain import InferRequest
 from mlos_scheduler.errors import BadRequest, ShapeMismatch
@@ -59,6 +64,11 @@ def peer_host(peer: str) -> str:
         host = peer[5:].rpartition(":")[0] or peer[5:]
         return host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return peer or "unknown"
+
+
+def is_loopback(host: str) -> bool:
+    """A peer host on this machine: 127.0.0.0/8, ::1, ::ffff:127.x, a Unix socket, localhost."""
+    return host.startswith(("127.", "::ffff:127.", "unix:")) or host in ("::1", "localhost")
 
 
 def bad_client_header(value: str) -> str | None:
@@ -111,11 +121,14 @@ class FrontDoor:
     """`clients`/`rates`: the windows sent to the predictor; `gate`: the threat gate (None = no gate)."""
 
     def __init__(
-        self, clients: ClientBook | None = None, rates: RateBook | None = None, gate: ThreatGate | None = None
+        self, clients: ClientBook | None = None, rates: RateBook | None = None, gate: ThreatGate | None = None,
+        exempt_loopback: bool = True,
     ) -> None:
+        """`exempt_loopback`: loopback peers without x-mlos-client are never refused by the gate."""
         self.clients = clients
         self.rates = rates
         self.gate = gate
+        self.exempt_loopback = exempt_loopback
 
     @property
     def active(self) -> bool:
@@ -130,7 +143,10 @@ class FrontDoor:
         if self.rates is not None:
             self.rates.count(model)
         seen = Seen(self.clients.record(client) if self.clients is not None else None, payload_bytes)
-        error = BadRequest(bad) if bad is not None else self.gate.refusal(client) if self.gate is not None else None
+        error: MlosError | None = BadRequest(bad) if bad is not None else None
+        if error is None and self.gate is not None:
+            exempt = header is None and self.exempt_loopback and is_loopback(client)
+            error = self.gate.refusal(client, exempt)
         if error is not None:
             with seen:
                 raise error

@@ -114,7 +114,8 @@ def build_core(
     )
     if scores is not None:
         gate = ThreatGate(scores, settings.threat_block_score, settings.threat_action, registry)
-        core.door = FrontDoor(ClientBook(settings.max_tracked_clients), RateBook(core.latest), gate)
+        clients = ClientBook(settings.max_tracked_clients)
+        core.door = FrontDoor(clients, RateBook(core.latest), gate, settings.threat_exempt_loopback)
     return core, registry_client
 
 

@@ -8,7 +8,8 @@ work is done for its request (nothing decoded, nothing queued):
 - PERMISSION_DENIED for any other reason (malformed requests, shape misuse, NaN floods, huge
   payloads or values), with what to fix.
 Both messages name the client, its score, the threshold and the reason. With action "off" the
-gate only observes: the decision is counted, nothing is refused.
+gate only observes: the decision is counted, nothing is refused. The front door marks some
+clients exempt (front_door.py: loopback peers without x-mlos-client); they are counted, not refused.
 
 The reason is the predictor's text naming the feature that stands out most; `reason_category`
 maps it to a few fixed categories (bounded Prometheus labels): burst and rate are rate limits.
@@ -89,8 +90,9 @@ class ThreatGate:
         self._decisions = Counter(
             "mlos_scheduler_threat_decisions",
             "Requests of clients whose threat score reached threat_block_score: refused (code "
-            "RESOURCE_EXHAUSTED for rate limits, PERMISSION_DENIED otherwise) or only observed "
-            "(threat_action off), by the category of the predictor's reason.",
+            "RESOURCE_EXHAUSTED for rate limits, PERMISSION_DENIED otherwise), only observed "
+            "(threat_action off) or exempt (a loopback peer without x-mlos-client), by the category "
+            "of the predictor's reason.",
             ["decision", "code", "reason"], registry=r,
         )
         self._flagged_gauge = Gauge(
@@ -99,9 +101,10 @@ class ThreatGate:
         )
         self._announced: set[str] = set()
 
-    def refusal(self, client: str) -> ClientRateLimited | ClientDenied | None:
+    def refusal(self, client: str, exempt: bool = False) -> ClientRateLimited | ClientDenied | None:
         """The error to refuse `client` with when it is flagged now and the action is block (the
-        decision is counted); None to serve it. O(1), cheapest when no client is flagged."""
+        decision is counted); None to serve it. An `exempt` client is never refused (counted as
+        "exempt"). O(1), cheapest when no client is flagged."""
         if not self.table.flagged(KIND):
             return None
         now_s = self.table.clock()
@@ -109,9 +112,9 @@ class ThreatGate:
         if score is None:
             return None
         error = refusal(client, score, self.block_score, self.table.expires_in_s(score, now_s))
-        decision = "refused" if self.action == "block" else "observed"
+        decision = "exempt" if exempt else "refused" if self.action == "block" else "observed"
         self._decisions.labels(decision, error.code, reason_category(score.reason)).inc()
-        return error if self.action == "block" else None
+        return error if decision == "refused" else None
 
     def review(self) -> None:
         """After each poll: logs the clients that became flagged or stopped being flagged."""

@@ -7,6 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mlos_common.errors import PermissionDenied, ResourceExhausted
+from mlos_scheduler.client_stats import ClientBook
+from mlos_scheduler.front_door import FrontDoor, is_loopback
 from mlos_scheduler.risk import FailureRisk
 from mlos_scheduler.scores import Score, ScoreTable
 from mlos_scheduler.threat import ClientDenied, ClientRateLimited, ThreatGate, reason_category
@@ -135,6 +137,28 @@ def test_threat_gate_denies_other_reasons_and_off_only_observes(table: ScoreTabl
     observer, observed = gate_of(table, action="off")
     assert observer.refusal("eve") is None  # observed, not refused
     assert decisions(observed, "observed", "PERMISSION_DENIED", "malformed") == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.4.5.6", True), ("::1", True), ("::ffff:127.0.0.1", True), ("unix:/tmp/s", True),
+     ("localhost", True), ("10.0.0.7", False), ("::ffff:10.0.0.7", False), ("2001:db8::1", False)],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_the_loopback_exemption_can_be_turned_off(table: ScoreTable, clock: Clock) -> None:
+    gate, registry = gate_of(table)
+    table.replace("threat", [score(clock, "127.0.0.1", 0.9, "burst_ratio 20")])
+    FrontDoor(ClientBook(), None, gate).enter(None, "ipv4:127.0.0.1:5000", "m")  # exempt: served
+    FrontDoor(ClientBook(), None, gate).enter(None, "ipv4:127.0.0.1:5000", "m")
+    assert decisions(registry, "exempt", "RESOURCE_EXHAUSTED", "burst") == 2
+    with pytest.raises(ClientRateLimited):
+        FrontDoor(ClientBook(), None, gate, exempt_loopback=False).enter(None, "ipv4:127.0.0.1:5000", "m")
+    table.replace("threat", [score(clock, "tool", 0.9, "burst_ratio 20")])
+    with pytest.raises(ClientRateLimited):  # a loopback client that names itself is judged under that name
+        FrontDoor(ClientBook(), None, gate).enter("tool", "ipv4:127.0.0.1:5000", "m")
 
 
 def test_threat_gate_review_counts_flagged_clients(table: ScoreTable, clock: Clock) -> None:
