@@ -87,7 +87,8 @@ def test_predictor_status_and_the_seed_http_api(suite):
     status = mlos("predictor", "status", "--addr", suite.info["predictor_addr"])
     assert status.returncode == 0, status.stderr
     failure = next(line.split() for line in status.stdout.splitlines() if line.startswith("failure"))
-    assert failure[:3] == ["failure", "prior", "0"] and failure[7] == "1"  # the HTTP prediction, counted
+    # the HTTP prediction is counted, and so are the scheduler's GetScores polls (every 500 ms)
+    assert failure[:3] == ["failure", "prior", "0"] and int(failure[7]) >= 1
 
 
 def test_status_shows_executor_memory_and_the_scale_hint(suite):

@@ -123,7 +123,7 @@ class ThreatGate:
         self._flagged_gauge.set(len(fresh))
         new = sorted(set(fresh) - self._announced)
         gone = sorted(self._announced - set(fresh))
-        verb = "refused" if self.action == "block" else "observed only (threat_action off)"
+        verb = "refused (unless exempt)" if self.action == "block" else "observed only (threat_action off)"
         for client in new[:10]:
             s = fresh[client]
             log.warning("client %r flagged: threat score %.2f >= %g (%s); %s", client, s.value, self.block_score,
