@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-slo: install
 # The predictor's serving path vs the issue's targets (~20 s); PREDICTOR_ARGS='--quick' for a smoke run.
 bench-predictor: install
 	$(PY) bench/bench_predictor.py $(PREDICTOR_ARGS)
+
+# The predictor's cache hit rates per kind while the suite serves traffic (~45 s).
+bench-predictor-cache: install
+	$(PY) bench/predictor_cache.py $(PREDICTOR_CACHE_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install
