@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -23,6 +24,10 @@ from mlos_predictor.latency import LatencyBook
 from mlos_predictor.models import INPUT_NAME, ServedModel
 from mlos_predictor.rows import sample_rows
 from mlos_predictor.server import create_server, start
+from mlos_registry.client import RegistryClient
+from mlos_registry.config import RegistrySettings
+from mlos_registry.core import Registry
+from mlos_registry.server import create_server as create_registry_server
 
 __all__ = ["sample_rows"]  # re-exported for the tests
 
@@ -32,19 +37,52 @@ class Running:
     server: aio.Server
     port: int
     registry: CollectorRegistry
+    closers: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    async def stop(self) -> None:
+        """Stops the server, then the service's background work (learning loop, registry link)."""
+        await self.server.stop(None)
+        for close in self.closers:
+            await close()
 
-async def start_predictor(port: int = 0, window: int = 4096) -> Running:
-    """The predictor as its process starts it (`server.start`), without its HTTP API."""
+
+async def start_predictor(port: int = 0, window: int = 4096, **settings: object) -> Running:
+    """The predictor as its process starts it (`server.start`), without its HTTP API; `settings`
+    override PredictorSettings fields. Scheduled training is off unless train_interval_s is given
+    (tests train with the Train RPC)."""
     registry = CollectorRegistry()
-    settings = PredictorSettings(grpc_port=port, metrics_port=-1, http_port=-1, window=window)
-    server, bound, _closers = await start(settings, ServerParts(), registry)
+    settings.setdefault("train_interval_s", 0)
+    config = PredictorSettings(grpc_port=port, metrics_port=-1, http_port=-1, window=window, **settings)  # type: ignore[arg-type]
+    server, bound, closers = await start(config, ServerParts(), registry)
     await server.start()
-    return Running(server, bound, registry)
+    return Running(server, bound, registry, closers)
+
+
+@dataclass
+class RunningRegistry:
+    server: aio.Server
+    core: Registry
+    client: RegistryClient
+    addr: str
+
+    async def stop(self) -> None:
+        await self.client.close()
+        await self.server.stop(None)
+        await self.core.close()
+
+
+async def start_registry(data_dir: Path) -> RunningRegistry:
+    """A real registry server on port 0 keeping its data in `data_dir`."""
+    settings = RegistrySettings(grpc_port=0, metrics_port=-1, data_dir=data_dir)
+    core = await Registry.open(settings)
+    server, port = create_registry_server(settings, core)
+    await server.start()
+    addr = f"127.0.0.1:{port}"
+    return RunningRegistry(server, core, RegistryClient(addr), addr)
 
 
 async def serve_engine(engine: Engine, intake: Intake | None = None) -> Running:

@@ -101,9 +101,11 @@ class Suite:
         env.update({f"{prefix}HOST": c.host, f"{prefix}GRPC_PORT": str(grpc_port), f"{prefix}METRICS_PORT": str(metrics_port)})
         if name == "registry":
             env[f"{prefix}DATA_DIR"] = str(c.home / "registry")
-        if name == "predictor":
+        if name == "predictor":  # learned models: ONNX files in its data dir, registered as mlos-predictor-<kind>
             http = c.predictor_http_port
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and http >= 0 else http)
+            env[f"{prefix}DATA_DIR"] = str(c.home / "predictor")
+            env[f"{prefix}REGISTRY_ADDR"] = self.addr("registry")
         if name == "executor":
             child = self.executor_names()[index]
             env[f"{prefix}CACHE_DIR"] = str(c.home / child)

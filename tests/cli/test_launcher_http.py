@@ -112,3 +112,10 @@ def test_ready_event_and_summary_name_the_predictor_http_url(tmp_path: Path) -> 
     info = suite.endpoints()
     assert info["predictor_http"] == "http://127.0.0.1:9005"
     assert "predictor HTTP http://127.0.0.1:9005/api/ml" in _summary(info)
+
+
+def test_predictor_gets_the_registry_and_a_data_dir(tmp_path: Path) -> None:
+    """The learned models are registered in the suite's registry and written under --home."""
+    env = _suite(tmp_path)._env("predictor")
+    assert env["MLOS_PREDICTOR_REGISTRY_ADDR"] == "127.0.0.1:8101"
+    assert env["MLOS_PREDICTOR_DATA_DIR"] == str(tmp_path / "predictor")

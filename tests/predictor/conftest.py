@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from predictor_testkit import Running, free_port, poll, serve_engine, start_predictor
+from predictor_testkit import Running, free_port, poll, serve_engine, start_predictor, start_registry
 from prometheus_client import CollectorRegistry
 
 from mlos_common.bootstrap import ServerParts
@@ -17,14 +17,14 @@ from mlos_predictor.server import start
 async def predictor():
     running = await start_predictor()
     yield running
-    await running.server.stop(None)
+    await running.stop()
 
 
 @pytest.fixture
 async def small_window_predictor():
     running = await start_predictor(window=100)
     yield running
-    await running.server.stop(None)
+    await running.stop()
 
 
 @pytest.fixture
@@ -37,14 +37,14 @@ async def predictor_factory():
     """Starts predictors on demand (e.g. on a port chosen in advance); stops them at the end."""
     started: list[Running] = []
 
-    async def make(port: int = 0, window: int = 4096) -> Running:
-        running = await start_predictor(port, window)
+    async def make(port: int = 0, window: int = 4096, **settings: object) -> Running:
+        running = await start_predictor(port, window, **settings)
         started.append(running)
         return running
 
     yield make
     for running in started:
-        await running.server.stop(None)
+        await running.stop()
 
 
 @pytest.fixture
@@ -92,3 +92,19 @@ async def predictor_with_http():
     await server.stop(None)
     for close in closers:
         await close()
+
+
+@pytest.fixture
+async def registry(tmp_path):
+    """A real registry server on port 0 (its client: .client, its address: .addr)."""
+    running = await start_registry(tmp_path / "registry")
+    yield running
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+def simulation():
+    """Simulated telemetry of every kind (seeded, a fifth of the evaluation's size)."""
+    from mlos_predictor.simulate import simulate
+
+    return simulate(seed=1, scale=0.2)

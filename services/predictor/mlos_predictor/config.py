@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -55,3 +57,17 @@ class PredictorSettings(ServiceSettings):
     max_clock_skew_s: float = Field(
         300.0, ge=0, description="Telemetry stamped further than this in the future is rejected."
     )
+    registry_addr: str = Field(
+        "", description="Registry that keeps the learned models (mlos-predictor-<kind>); empty = served, not registered."
+    )
+    data_dir: Path = Field(
+        Path("~/.mlos/predictor"), description="Folder for the learned models' ONNX files (the registry reads them)."
+    )
+    train_interval_s: float = Field(
+        300.0, ge=0, description="Seconds between scheduled trainings; 0 = only on a Train call."
+    )
+    min_train_rows: int = Field(200, ge=10, description="Labelled rows a kind needs before it is trained.")
+    min_new_rows: int = Field(100, ge=1, description="New labelled rows that make a kind due for scheduled training.")
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()

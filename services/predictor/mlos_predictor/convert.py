@@ -13,6 +13,7 @@ from mlos_predictor.intake import Telemetry
 from mlos_predictor.kind_metrics import KindMetrics
 from mlos_predictor.kinds import KindSpec
 from mlos_predictor.latency import ExecutionRecord, LatencySummary
+from mlos_predictor.loop import TrainOutcome
 from mlos_predictor.models import ModelSlot
 from mlos_predictor.profiles import LatencyProfile
 from mlos_predictor.rows import check_count, parse_row, rows_array
@@ -132,6 +133,8 @@ def model_info_to_proto(slot: ModelSlot, rows_available: int) -> predictor_pb2.K
         baseline_score=card.baseline_score, training_rows=card.training_rows, held_out_rows=card.held_out_rows,
         trained_unix_ms=card.trained_unix_ms, rows_available=rows_available,
     )  # fmt: skip
+
+
 def telemetry_from_proto(batch: predictor_pb2.TelemetryBatch) -> Telemetry:
     return Telemetry(
         records=[record_from_proto(m) for m in batch.records],
@@ -175,4 +178,11 @@ def scores_to_proto(scores: list[EntityScore], executors_needed: float) -> predi
             for s in scores
         ],
         executors_needed=executors_needed,
+    )
+
+
+def outcome_to_proto(outcome: TrainOutcome, slot: ModelSlot, rows_available: int) -> predictor_pb2.TrainOutcome:
+    return predictor_pb2.TrainOutcome(
+        kind=outcome.kind, replaced=outcome.replaced, reason=outcome.reason,
+        candidate_score=outcome.candidate_score, model=model_info_to_proto(slot, rows_available),
     )

@@ -45,14 +45,17 @@ class LatencyProfile:
     expected_ms: float = 0.0  # the learned latency model's forecast of the next execution; 0 = none
 
 
-def profile_of(key: ProfileKey, samples_ms: np.ndarray) -> LatencyProfile:
+def profile_of(key: ProfileKey, samples_ms: np.ndarray, expected_ms: float = 0.0) -> LatencyProfile:
     """The profile of one window of compute times (at least one sample)."""
     p50, p95, p99 = (float(v) for v in np.percentile(samples_ms, (50.0, 95.0, 99.0)))
     return LatencyProfile(
         model_name=key[0], model_version=key[1], batch_size=key[2], count=int(samples_ms.size),
         mean_ms=float(samples_ms.mean()), std_ms=float(samples_ms.std()),
-        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=float(samples_ms.max()),
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=float(samples_ms.max()), expected_ms=expected_ms,
     )
+
+
+Expected = Callable[[list[ProfileKey]], list[float]]  # profile keys -> forecast ms each (0 = none)
 
 
 def interval_s_of(interval_ms: int) -> float:
@@ -71,9 +74,16 @@ class ProfileHub:
     """The profiles of a LatencyBook, computed once per change and shared by every watcher."""
 
     def __init__(
-        self, book: LatencyBook, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.monotonic
+        self,
+        book: LatencyBook,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+        expected: Expected | None = None,
     ) -> None:
+        """`expected`: the learned latency forecast of each changed profile (expected_ms),
+        asked once per refresh for all of them; None = 0 everywhere."""
         self._book = book
+        self._expected = expected
         self._refresh_s = refresh_s
         self._clock = clock
         self._computed: OrderedDict[ProfileKey, tuple[int, LatencyProfile]] = OrderedDict()  # oldest change first
@@ -88,8 +98,11 @@ class ProfileHub:
         book = self._book
         now = self._clock()
         if book.change != self._mark and now - self._refreshed_at >= self._refresh_s:
-            for key, number in book.changed_since(self._mark):
-                self._computed[key] = (number, profile_of(key, book.profile_samples(key)))
+            changed = book.changed_since(self._mark)
+            keys = [key for key, _ in changed]
+            forecasts = self._expected(keys) if self._expected is not None else [0.0] * len(keys)
+            for (key, number), expected_ms in zip(changed, forecasts, strict=True):
+                self._computed[key] = (number, profile_of(key, book.profile_samples(key), expected_ms))
                 self._computed.move_to_end(key)
                 self.computations += 1
             self._mark = book.change

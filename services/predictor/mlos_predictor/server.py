@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -15,9 +16,11 @@ from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine, build_engine
 from mlos_predictor.http_api import start_http
 from mlos_predictor.intake import Intake, IntakeLimits
-from mlos_predictor.latency import LatencyBook
+from mlos_predictor.latency import LatencyBook, ProfileKey
+from mlos_predictor.loop import Learner
 from mlos_predictor.models import ModelSlot, make_slots
-from mlos_predictor.profiles import ProfileHub
+from mlos_predictor.profiles import Expected, ProfileHub
+from mlos_predictor.registry_link import RegistryModelStore
 from mlos_predictor.servicer import PredictorServicer
 
 log = logging.getLogger(__name__)
@@ -36,9 +39,13 @@ def engine_for(
 
 
 def predictor_services(
-    book: LatencyBook, hub: ProfileHub | None = None, engine: Engine | None = None, intake: Intake | None = None
+    book: LatencyBook,
+    hub: ProfileHub | None = None,
+    engine: Engine | None = None,
+    intake: Intake | None = None,
+    learner: Learner | None = None,
 ) -> list[GrpcService]:
-    servicer = PredictorServicer(book, hub, engine=engine, intake=intake)
+    servicer = PredictorServicer(book, hub, engine=engine, intake=intake, learner=learner)
     return [
         GrpcService(SERVICE_NAME, lambda server: predictor_pb2_grpc.add_PredictorServicer_to_server(servicer, server))
     ]
@@ -61,12 +68,16 @@ def create_server(
 async def start(
     settings: PredictorSettings, parts: ServerParts, metrics_registry: CollectorRegistry
 ) -> tuple[aio.Server, int, Sequence[Closer]]:
+    """The predictor: books fed by telemetry, one model slot per kind (shared by every part),
+    the learning loop (restores registered models, trains every train_interval_s)."""
     book = LatencyBook(window=settings.window, max_models=settings.max_models, registry=metrics_registry)
     engine = engine_for(settings, metrics_registry, make_slots())
     intake = Intake(book, intake_limits(settings), metrics_registry)
-    services = predictor_services(book, ProfileHub(book), engine, intake)
+    learner, close_learning = learning_loop(settings, engine.slots, intake)
+    hub = ProfileHub(book, expected=expected_ms_of(engine.slots, intake))
+    services = predictor_services(book, hub, engine, intake, learner)
     server, port = build_server(settings, services, parts)
-    closers: list[Closer] = []
+    closers: list[Closer] = [close_learning]
     if settings.http_port >= 0:  # the seed daemon's HTTP API: the same engine, on this loop
         http_port, close_http = await start_http(
             engine, settings.host, settings.http_port, max_body_bytes=settings.max_message_bytes,
@@ -77,6 +88,46 @@ async def start(
     await set_serving(parts, services, True)
     log.info("predictor on %s:%d (window %d, max %d series)", settings.host, port, settings.window, settings.max_models)
     return server, port, closers
+
+
+def learning_loop(settings: PredictorSettings, slots: dict[str, ModelSlot], intake: Intake) -> tuple[Learner, Closer]:
+    """The learner over the engine's slots and the books, its background work started (restore
+    from the registry, scheduled training), and the closer that stops that work."""
+    store = RegistryModelStore(settings.registry_addr) if settings.registry_addr else None
+    learner = Learner(
+        slots, intake, store=store, data_dir=settings.resolved_data_dir(),
+        min_rows=settings.min_train_rows, min_new_rows=settings.min_new_rows,
+    )  # fmt: skip
+    tasks: list[asyncio.Task] = []
+    if learner.off_reason is not None:
+        log.warning("%s; the predictor serves its priors and registered models", learner.off_reason)
+    if store is not None:
+        tasks.append(asyncio.create_task(learner.restore_until_done(), name="predictor-restore"))
+    else:
+        log.info("no MLOS_PREDICTOR_REGISTRY_ADDR: learned models are served but not registered")
+    if settings.train_interval_s > 0:
+        tasks.append(asyncio.create_task(learner.run(settings.train_interval_s), name="predictor-learning"))
+
+    async def close() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if store is not None:
+            await store.close()
+
+    return learner, close
+
+
+def expected_ms_of(slots: dict[str, ModelSlot], intake: Intake) -> Expected:
+    """LatencyProfile.expected_ms per profile key: the trained latency model's forecast, else 0."""
+
+    def expected(keys: list[ProfileKey]) -> list[float]:
+        slot = slots["latency"]
+        if slot.card.source != "trained":
+            return [0.0] * len(keys)
+        return intake.latency_rows.expected_ms(keys, slot.model)
+
+    return expected
 
 
 def intake_limits(settings: PredictorSettings) -> IntakeLimits:

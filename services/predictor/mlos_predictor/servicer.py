@@ -16,6 +16,7 @@ from mlos_predictor.convert import (
     cache_stats_to_proto,
     kind_metrics_to_proto,
     model_info_to_proto,
+    outcome_to_proto,
     prediction_to_proto,
     profile_to_proto,
     row_from_proto,
@@ -28,6 +29,7 @@ from mlos_predictor.engine import Engine, build_engine
 from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KINDS
 from mlos_predictor.latency import LatencyBook
+from mlos_predictor.loop import Learner
 from mlos_predictor.profiles import ProfileHub, interval_s_of
 from mlos_predictor.rows import kinds_of, spec_for
 from mlos_predictor.scores import scores
@@ -43,13 +45,16 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         *,
         engine: Engine | None = None,
         intake: Intake | None = None,
+        learner: Learner | None = None,
     ) -> None:
         """`engine` answers the five kinds (a default one with the priors when None) and GetScores;
-        `intake` turns telemetry into the books' rows (ModelInfo.rows_available counts them)."""
+        `intake` turns telemetry into the books' rows (ModelInfo.rows_available counts them);
+        `learner` trains on those rows and swaps models into the engine's slots."""
         self._book = book
         self._hub = hub or ProfileHub(book)
         self._engine = engine or build_engine()
         self._intake = intake or Intake(book)
+        self._learner = learner or Learner(self._engine.slots, self._intake)
 
     async def ReportTelemetry(
         self, request_iterator: AsyncIterator[predictor_pb2.TelemetryBatch], context: aio.ServicerContext
@@ -134,3 +139,10 @@ class PredictorServicer(predictor_pb2_grpc.PredictorServicer):
         self, request: predictor_pb2.GetScoresRequest, context: aio.ServicerContext
     ) -> predictor_pb2.GetScoresResponse:
         return scores_to_proto(*scores(request.kind, request.entities, self._intake, self._engine.predict))
+
+    async def Train(self, request: predictor_pb2.TrainRequest, context: aio.ServicerContext) -> predictor_pb2.TrainResponse:
+        outcomes = await self._learner.train(kinds_of(request.kind))
+        slots = self._engine.slots
+        return predictor_pb2.TrainResponse(
+            outcomes=[outcome_to_proto(o, slots[o.kind], self._rows_available(o.kind)) for o in outcomes]
+        )
