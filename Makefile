@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-predictor: install
 # The predictor's cache hit rates per kind while the suite serves traffic (~45 s).
 bench-predictor-cache: install
 	$(PY) bench/predictor_cache.py $(PREDICTOR_CACHE_ARGS)
+
+# The predictor's learned models vs their naive baselines on simulated telemetry (~1 min; = mlos predictor eval).
+# Options: make eval-predictor EVAL_ARGS='--seed 3 --json bench/results/predictor_eval.json'
+eval-predictor: install
+	$(VENV)/bin/mlos predictor eval $(EVAL_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

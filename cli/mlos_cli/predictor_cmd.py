@@ -1,9 +1,15 @@
-"""`mlos predictor status`: what answers for each of the predictor's five kinds, and how it serves."""
+"""`mlos predictor status`: what answers for each of the predictor's five kinds, and how it serves.
+`mlos predictor eval`: the learned models against their naive baselines on simulated telemetry,
+in this process (mlos_predictor.evaluate); exits 1 if a learned model does not beat its baseline.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
+from pathlib import Path
 
 from mlos.predictor.v1 import predictor_pb2 as ppb
 from mlos_predictor.client import PredictorClient
@@ -16,6 +22,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     psub = pred.add_subparsers(dest="predictor_command", required=True)
     status = psub.add_parser("status", help="per kind: prior or trained model, held-out score vs baseline, serving figures")
     status.add_argument("--addr", default=DEFAULT_ADDR, help=f"predictor gRPC address ({DEFAULT_ADDR})")
+    ev = psub.add_parser(
+        "eval", help="learned models vs their naive baselines on simulated telemetry (in-process, under a minute)"
+    )
+    ev.add_argument("--seed", type=int, default=0, help="simulation and training seed (0)")
+    ev.add_argument("--scale", type=_scale, default=1.0, help="size of the simulation (1.0; 0.2 for a quick look)")
+    ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.05 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"must be between 0.05 and 4, got {value:g}")
+    return value
 
 
 def _score(x: float) -> str:
@@ -47,7 +69,32 @@ async def status(args: argparse.Namespace) -> int:
     return 0
 
 
+async def run_eval(args: argparse.Namespace) -> int:
+    from mlos_predictor.evaluate import as_json, evaluate, table
+    from mlos_predictor.trainer import unavailable
+
+    off = unavailable()
+    if off is not None:
+        print(f"mlos: {off}", file=sys.stderr)
+        return 2
+    results, meta = evaluate(seed=args.seed, scale=args.scale)  # CPU-bound, and the only work of this process
+    print(table(results))
+    print(
+        f"seed {args.seed}, scale {args.scale:g}: {meta['messages']:.0f} telemetry messages; simulate "
+        f"{meta['simulate_s']:.1f} s, ingest {meta['ingest_s']:.1f} s, train and score {meta['train_s']:.1f} s"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(as_json(results, meta), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    losers = [r.kind for r in results if not r.beats_baseline]
+    if losers:
+        print(f"mlos: not better than the baseline: {', '.join(losers)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def run(args: argparse.Namespace) -> int:
     """Dispatches `mlos predictor <command>`."""
-    commands = {"status": status}
+    commands = {"status": status, "eval": run_eval}
     return await commands[args.predictor_command](args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from predictor_testkit import linear_onnx, sample_rows, serve_engine
@@ -50,3 +51,24 @@ async def test_status_shows_each_kind_source_score_and_serving_figures() -> None
 async def test_status_of_an_absent_predictor_says_so() -> None:
     code, _out, err = await _mlos("predictor", "status", "--addr", "127.0.0.1:1")
     assert code == 2 and "UNAVAILABLE" in err and "Traceback" not in err
+
+
+async def test_eval_prints_the_table_and_writes_json(tmp_path) -> None:
+    """`mlos predictor eval` on a small simulation: every kind scored, learned beats baseline."""
+    out_file = tmp_path / "eval.json"
+    code, out, err = await _mlos("predictor", "eval", "--scale", "0.3", "--seed", "1", "--json", str(out_file))
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:5] == ["kind", "metric", "learned", "baseline", "prior"]
+    assert "precision@0.5" in out and "precision@0.6" in out and "Brier" in out and "AUC proxy" in out
+    report = json.loads(out_file.read_text())
+    kinds = {k["kind"]: k for k in report["kinds"]}
+    assert sorted(kinds) == sorted(KINDS)
+    for kind, k in kinds.items():
+        assert k["metric"] == SPECS[kind].metric and k["beats_baseline"], kind
+        assert set(k["scores"]) == {"learned", "baseline", "prior"} and k["held_out_rows"] > 0
+    assert report["meta"]["seed"] == 1 and report["meta"]["rejected"] == 0
+
+
+async def test_eval_refuses_a_bad_scale() -> None:
+    code, _, err = await _mlos("predictor", "eval", "--scale", "9")
+    assert code == 2 and "--scale: must be between 0.05 and 4, got 9" in err
