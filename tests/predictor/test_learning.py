@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from learn_testkit import base_ms, memory, rate, record
+from predictor_testkit import linear_onnx
 
 from mlos_common.errors import InvalidArgument
 from mlos_predictor import simulate
@@ -168,3 +169,29 @@ async def test_profiles_carry_the_learned_latency_forecast(learning, registry, s
     # the row of the second execution: batch 2, mean 4, recent 4 (same executor), nothing else busy, idle 1 s
     (forecast,) = model.predict(np.array([[2.0, 4.0, 4.0, 0.0, math.log1p(1000)]]))
     assert second.expected_ms == pytest.approx(max(forecast, 0.0), rel=1e-6) and second.expected_ms > 0
+
+
+async def test_restore_skips_a_registered_model_that_breaks_the_contract(
+    predictor_factory, registry, poll_until, tmp_path: Path
+) -> None:
+    """A model registered under mlos-predictor-<kind> by hand loads like a trained one; one that
+    does not meet the serving contract is logged and skipped, its kind keeps the prior."""
+    good = tmp_path / "memory.onnx"
+    good.write_bytes(linear_onnx(SPECS["memory"], [1.5, 0, 0, 0, 0, 0], bias=8.0))
+    wrong = tmp_path / "latency.onnx"  # a memory graph: its output is footprint_mb, not compute_ms
+    wrong.write_bytes(linear_onnx(SPECS["memory"], [0.0] * 6))
+    await registry.client.register("mlos-predictor-memory", good, labels={"estimator": "by hand", "score": "2.5"})
+    await registry.client.register("mlos-predictor-latency", wrong)  # tried before memory (kinds' order)
+    predictor = await predictor_factory(registry_addr=registry.addr, data_dir=tmp_path / "p")
+    async with PredictorClient(predictor.addr) as c:
+
+        async def memory_loaded() -> bool:
+            return (await c.model_info("memory"))[0].version == 1
+
+        await poll_until(memory_loaded, 10.0, "the registered memory model")
+        info = {m.kind: m for m in await c.model_info()}
+        (value,) = await c.predict_batch("memory", [[10.0, 1, 1, 1, 1, 1]])
+    assert (info["memory"].source, info["memory"].estimator, info["memory"].score) == ("trained", "by hand", 2.5)
+    assert math.isnan(info["memory"].baseline_score)
+    assert value.value == pytest.approx(23.0) and value.model_version == 1
+    assert (info["latency"].source, info["latency"].version) == ("prior", 0)

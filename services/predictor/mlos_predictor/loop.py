@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from mlos_common.errors import MlosError
 from mlos_predictor import trainer
 from mlos_predictor.errors import TrainingOff
 from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KINDS, SPECS
 from mlos_predictor.models import ModelCard, ModelSlot, OnnxModel
+from mlos_predictor.rowstore import rows_of
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +122,14 @@ class Learner:
         if only_new and new < self.min_new_rows:
             reason = f"{new} rows labelled since the last training; waiting for {self.min_new_rows}"
             return TrainOutcome(kind, False, reason, math.nan, slot.card)
-        rows = store.snapshot()
+        pairs, spec, served = store.labelled(), SPECS[kind], slot.model
         now_ms = time.time_ns() // 1_000_000
-        result = await asyncio.to_thread(
-            trainer.train, SPECS[kind], rows, slot.model, min_rows=self.min_rows, seed=self.seed, now_ms=now_ms
-        )
+
+        def fit() -> trainer.TrainResult:  # in a worker thread: arrays, fitting, export, scoring
+            rows = rows_of(pairs, spec.width)
+            return trainer.train(spec, rows, served, min_rows=self.min_rows, seed=self.seed, now_ms=now_ms)
+
+        result = await asyncio.to_thread(fit)
         if result.card is not None:  # a candidate was judged: these rows are spent
             self._trained_at_added[kind] = added
         reason = result.reason
@@ -173,7 +179,7 @@ class Learner:
                 continue
             version, labels, onnx_bytes = found
             try:
-                model = await asyncio.to_thread(OnnxModel, SPECS[kind], onnx_bytes)
+                model = await asyncio.to_thread(_loaded, kind, onnx_bytes)
             except Exception as exc:  # a broken artifact must not stop the others or the service
                 log.warning("registered %s version %d does not load: %s", SPECS[kind].registry_name, version, exc)
                 continue
@@ -207,6 +213,16 @@ class Learner:
                 await self.register_pending()
             except Exception:  # a failed round must not end the loop; the next one tries again
                 log.exception("learning round failed")
+
+
+def _loaded(kind: str, onnx_bytes: bytes) -> OnnxModel:
+    """The registered model of `kind`, checked to answer one row of the kind's width."""
+    spec = SPECS[kind]
+    model = OnnxModel(spec, onnx_bytes)
+    out = model.predict(np.zeros((1, spec.width)))
+    if out.shape != (1,):
+        raise ValueError(f"it answers shape {out.shape} for one row of {spec.width} features")
+    return model
 
 
 def _write(path: Path, data: bytes) -> None:

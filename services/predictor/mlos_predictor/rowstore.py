@@ -83,13 +83,23 @@ class RowStore:
             return [self._latest[e] for e in sorted(self._latest)]
         return [self._latest[e] for e in entities if e in self._latest]
 
+    def labelled(self) -> list[tuple[Row, float]]:
+        """A copy of the labelled window (cheap: rows are shared, not copied); `rows_of` turns it
+        into arrays, e.g. in a worker thread, so the event loop only pays for the copy."""
+        return list(self._labelled)
+
     def snapshot(self) -> Rows:
-        if not self._labelled:
-            return empty_rows(self.width)
-        pairs = sorted(self._labelled, key=lambda p: p[0].unix_ms)
-        return Rows(
-            x=np.array([r.features for r, _ in pairs], dtype=np.float64).reshape(len(pairs), self.width),
-            y=np.array([y for _, y in pairs], dtype=np.float64),
-            unix_ms=np.array([r.unix_ms for r, _ in pairs], dtype=np.int64),
-            entities=tuple(r.entity for r, _ in pairs),
-        )
+        return rows_of(self.labelled(), self.width)
+
+
+def rows_of(pairs: list[tuple[Row, float]], width: int) -> Rows:
+    """(row, label) pairs as a Rows snapshot sorted by time."""
+    if not pairs:
+        return empty_rows(width)
+    pairs = sorted(pairs, key=lambda p: p[0].unix_ms)
+    return Rows(
+        x=np.array([r.features for r, _ in pairs], dtype=np.float64).reshape(len(pairs), width),
+        y=np.array([y for _, y in pairs], dtype=np.float64),
+        unix_ms=np.array([r.unix_ms for r, _ in pairs], dtype=np.int64),
+        entities=tuple(r.entity for r, _ in pairs),
+    )
