@@ -23,7 +23,7 @@ async def main(addr):
                 yield b
         ack = await c.stub.ReportTelemetry(batches())
         out = [(o.kind, o.replaced, o.model.version, o.reason) for k in ("memory", "workload") for o in await c.train(k)]
-    print(json.dumps({"rejected": ack.rejected, "outcomes": out}))
+    print(json.dumps({"accepted": ack.accepted, "rejected": ack.rejected, "outcomes": out}))
 
 asyncio.run(main(sys.argv[1]))
 """
@@ -50,7 +50,8 @@ def test_learned_models_are_registered_listed_and_reloaded(tmp_path_factory) -> 
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["rejected"] == 0
+    # the suite's own executor-0 reports health now: the simulation's older samples of it are refused
+    assert report["accepted"] > 6000 and report["rejected"] < 1000, report
     assert [o[:3] for o in report["outcomes"]] == [["memory", True, 1], ["workload", True, 1]], report
     listed = _mlos("models", "list", "--addr", suite.scheduler_addr)
     assert "mlos-predictor-memory" in listed and "mlos-predictor-workload" in listed
