@@ -195,3 +195,29 @@ async def test_restore_skips_a_registered_model_that_breaks_the_contract(
     assert math.isnan(info["memory"].baseline_score)
     assert value.value == pytest.approx(23.0) and value.model_version == 1
     assert (info["latency"].source, info["latency"].version) == ("prior", 0)
+
+
+async def test_the_schedule_trains_only_its_kinds(predictor_factory, poll_until, simulation) -> None:
+    predictor = await predictor_factory(train_interval_s=0.05, train_kinds="memory,workload")
+    async with PredictorClient(predictor.addr, timeout_s=120) as c:
+        await feed(c, simulation)
+
+        async def trained() -> bool:
+            info = {m.kind: m for m in await c.model_info()}
+            return info["memory"].source == info["workload"].source == "trained"
+
+        await poll_until(trained, 60.0, "the schedule to train memory and workload")
+        info = {m.kind: m for m in await c.model_info()}
+    assert {k: m.source for k, m in info.items() if k not in ("memory", "workload")} == dict.fromkeys(
+        ("latency", "failure", "threat"), "prior"
+    )
+
+
+def test_train_kinds_setting_names_known_kinds() -> None:
+    from pydantic import ValidationError
+
+    from mlos_predictor.config import PredictorSettings
+
+    assert PredictorSettings(train_kinds="memory, latency").scheduled_kinds() == ("memory", "latency")
+    with pytest.raises(ValidationError, match="train_kinds: unknown kind.s. speed; known kinds: latency"):
+        PredictorSettings(train_kinds="memory,speed")

@@ -43,6 +43,7 @@ class PredictorSettings(ServiceSettings):
             if not ms >= 0:
                 raise ValueError(f"cache_ttl_ms[{kind!r}] must be >= 0 ms, got {ms}")
         return ttl_ms
+
     # ---- the learning loop (books of labelled rows, training, registry) ----
     window_rows: int = Field(20000, ge=10, description="Labelled rows kept per kind (oldest dropped first).")
     max_entities: int = Field(
@@ -68,6 +69,20 @@ class PredictorSettings(ServiceSettings):
     )
     min_train_rows: int = Field(200, ge=10, description="Labelled rows a kind needs before it is trained.")
     min_new_rows: int = Field(100, ge=1, description="New labelled rows that make a kind due for scheduled training.")
+    train_kinds: str = Field(
+        ",".join(KINDS), description="Kinds the schedule trains, comma-separated (the Train RPC trains any kind)."
+    )
+
+    @field_validator("train_kinds")
+    @classmethod
+    def _trainable(cls, text: str) -> str:
+        unknown = [k for k in text.split(",") if k.strip() and k.strip() not in KINDS]
+        if unknown:
+            raise ValueError(f"train_kinds: unknown kind(s) {', '.join(unknown)}; known kinds: {', '.join(KINDS)}")
+        return text
+
+    def scheduled_kinds(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.train_kinds.split(",") if k.strip())
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -29,8 +29,9 @@ from mlos_predictor.latency import LatencyBook
 from mlos_predictor.models import PriorModel
 from mlos_predictor.simulate import simulate
 
-# The score at or above which a consumer acts: the scheduler routes away (failure) or refuses (threat).
-OPERATING_THRESHOLD = {"failure": 0.5, "threat": 0.6}
+# The score at or above which a consumer acts, the scheduler's defaults: it routes away from an
+# executor (MLOS_SCHEDULER_FAILURE_AVOID_PROBABILITY) or refuses a client (..._THREAT_BLOCK_SCORE).
+OPERATING_THRESHOLD = {"failure": 0.5, "threat": 0.8}
 SCORERS = ("learned", "baseline", "prior")
 
 

@@ -9,8 +9,8 @@ version goes into the slot's card. Without a model store (no registry configured
 registry fails, the trained model is served unregistered (version 0, source "trained") and
 registration is retried on the next scheduled round.
 
-`run(interval_s)` trains, every interval, the kinds with at least `min_new_rows` rows labelled
-since their last training. `restore()` loads the latest registered version of each kind still
+`run(interval_s)` trains, every interval, the `scheduled_kinds` with at least `min_new_rows` rows
+labelled since their last training. `restore()` loads the latest registered version of each kind still
 answering with its prior, so a restarted predictor serves what it had learned.
 """
 
@@ -95,6 +95,7 @@ class Learner:
         min_rows: int = 200,
         min_new_rows: int = 100,
         seed: int = 0,
+        scheduled_kinds: Sequence[str] = KINDS,
     ) -> None:
         self.slots = slots
         self.intake = intake
@@ -103,6 +104,7 @@ class Learner:
         self.min_rows = min_rows
         self.min_new_rows = min_new_rows
         self.seed = seed
+        self.scheduled_kinds = tuple(scheduled_kinds)
         self.off_reason = trainer.unavailable()
         self._trained_at_added: dict[str, int] = {}
         self._unregistered: set[str] = set()  # kinds serving a trained model the store does not have yet
@@ -204,12 +206,12 @@ class Learner:
             return loaded
 
     async def run(self, interval_s: float) -> None:
-        """Every `interval_s`: trains the kinds with enough new rows, retries registrations."""
+        """Every `interval_s`: trains the scheduled kinds with enough new rows, retries registrations."""
         while True:
             await asyncio.sleep(interval_s)
             try:
                 if self.off_reason is None:
-                    await self.train(KINDS, only_new=True)
+                    await self.train(self.scheduled_kinds, only_new=True)
                 await self.register_pending()
             except Exception:  # a failed round must not end the loop; the next one tries again
                 log.exception("learning round failed")

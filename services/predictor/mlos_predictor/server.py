@@ -97,6 +97,7 @@ def learning_loop(settings: PredictorSettings, slots: dict[str, ModelSlot], inta
     learner = Learner(
         slots, intake, store=store, data_dir=settings.resolved_data_dir(),
         min_rows=settings.min_train_rows, min_new_rows=settings.min_new_rows,
+        scheduled_kinds=settings.scheduled_kinds(),
     )  # fmt: skip
     tasks: list[asyncio.Task] = []
     if learner.off_reason is not None:
