@@ -9,7 +9,8 @@ from scikit-learn itself; the trainer checks the two agree before serving a grap
   a classifier's positive-class probability column becomes `probability`.
 - IsolationForest: written here as ONE TreeEnsembleRegressor (ai.onnx.ml) whose leaves hold each
   tree's path length (depth + c(leaf samples)); score = 2 ** (-mean path length / c(max_samples)),
-  scikit-learn's -score_samples, in (0, 1] with higher = more anomalous. skl2onnx's own graph for
+  scikit-learn's -score_samples, in (0, 1] with higher = more anomalous, then the trainer's Platt
+  calibration (trainer.calibrate): sigmoid(a * score + b), a probability. skl2onnx's own graph for
   IsolationForest builds nodes per tree and ran at ~5-7 ms per row here, against ~0.05 ms for this.
   Thresholds are rounded down to float32, so `x <= t` decides as scikit-learn (float32 inputs) does.
 
@@ -51,7 +52,8 @@ def reference(spec: KindSpec, estimator: Any, x: np.ndarray) -> np.ndarray:
     """What the exported graph computes, by scikit-learn, for rows `x` (float64 (n, F))."""
     x32 = x.astype(np.float32).astype(np.float64)
     if spec.task == "anomaly":
-        return -estimator.score_samples(x32)
+        a, b = estimator.mlos_calibration_
+        return 1.0 / (1.0 + np.exp(-(a * -estimator.score_samples(x32) + b)))
     if spec.task == "classification":
         return estimator.predict_proba(x32)[:, 1]
     out = estimator.predict(x32)
@@ -139,14 +141,22 @@ def _isolation_forest(spec: KindSpec, forest: Any) -> onnx.ModelProto:
             n_targets=1, aggregate_function="SUM", post_transform="NONE", **attrs,
         ),
         helper.make_node("Mul", ["path_sum", "scale"], ["log_score"]),
-        helper.make_node("Exp", ["log_score"], [spec.output]),
+        helper.make_node("Exp", ["log_score"], ["raw_score"]),
+        helper.make_node("Mul", ["raw_score", "calibration_a"], ["logit_a"]),
+        helper.make_node("Add", ["logit_a", "calibration_b"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], [spec.output]),
     ]
+    a, b = forest.mlos_calibration_
     graph = helper.make_graph(
         nodes,
         spec.registry_name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, spec.width])],
         [helper.make_tensor_value_info(spec.output, TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("scale", TensorProto.FLOAT, [], [scale])],
+        initializer=[
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]),
+            helper.make_tensor("calibration_a", TensorProto.FLOAT, [], [a]),
+            helper.make_tensor("calibration_b", TensorProto.FLOAT, [], [b]),
+        ],
     )
     return helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]

@@ -75,6 +75,28 @@ def make_estimator(spec: KindSpec, seed: int) -> Any:
     return GradientBoostingRegressor(loss="huber", **boosting)  # type: ignore[arg-type]
 
 
+def calibrate(forest: Any, x_fit: np.ndarray, y_fit: np.ndarray) -> str | None:
+    """Maps a fitted IsolationForest's raw anomaly score (-score_samples, ~0.4 normal, ~0.6 odd)
+    to the probability that the row is labelled 1 (threat's proxy: the client misbehaves), so
+    the scheduler's threshold means the same for the prior and a trained model: Platt scaling,
+    a logistic fit of the label on the standardised raw score over the training rows, kept on
+    the forest as `mlos_calibration_ = (a, b)` (p = sigmoid(a * raw + b)) for the export.
+    Returns why it cannot (no row of one of the labels), else None."""
+    from sklearn.linear_model import LogisticRegression
+
+    if np.unique(y_fit).size < 2:
+        return (
+            f"the {len(y_fit)} training rows are all labelled {y_fit[0]:g}: without misbehaving and well-behaved "
+            "clients both, the anomaly score cannot be calibrated to a probability"
+        )
+    raw = -forest.score_samples(x_fit)
+    mean, std = float(raw.mean()), float(raw.std()) or 1.0
+    fit = LogisticRegression().fit(((raw - mean) / std)[:, None], y_fit)
+    a = float(fit.coef_[0, 0]) / std
+    forest.mlos_calibration_ = (a, float(fit.intercept_[0]) - a * mean)
+    return None
+
+
 def score(spec: KindSpec, y: np.ndarray, predicted: np.ndarray) -> float:
     """The kind's held-out metric: MAE (lower is better) or ROC AUC (higher; NaN with one class)."""
     if spec.metric == "mae":
@@ -112,6 +134,9 @@ def train(
     estimator = make_estimator(spec, seed)
     if spec.task == "anomaly":
         estimator.fit(x_fit)
+        why_not = calibrate(estimator, x_fit, fit_rows.y)
+        if why_not is not None:
+            return TrainResult(spec.kind, False, why_not)
     else:
         estimator.fit(x_fit, fit_rows.y)
     model = OnnxModel(spec, export(spec, estimator))
