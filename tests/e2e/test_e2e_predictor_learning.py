@@ -8,6 +8,11 @@ import subprocess
 import sys
 import time
 
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
 # Runs in a child process (it imports our predictor protos): streams simulated telemetry into
 # the suite's predictor, trains memory and workload, prints the outcomes as JSON.
 TRAIN = """
@@ -55,6 +60,17 @@ def test_learned_models_are_registered_listed_and_reloaded(tmp_path_factory) -> 
     assert [o[:3] for o in report["outcomes"]] == [["memory", True, 1], ["workload", True, 1]], report
     listed = _mlos("models", "list", "--addr", suite.scheduler_addr)
     assert "mlos-predictor-memory" in listed and "mlos-predictor-workload" in listed
+    # tritonclient queries the learned model through the front door like any model, and gets what
+    # the predictor itself serves (its seed-style HTTP API, the same engine as gRPC)
+    row = {"file_mb": 2.0, "params_m": 0.5, "nodes": 40.0, "input_kb_per_item": 4.0, "output_kb_per_item": 1.0,
+           "batch_size": 8.0}  # fmt: skip
+    features = grpcclient.InferInput("features", [1, 6], "FP32")
+    features.set_data_from_numpy(np.array([list(row.values())], dtype=np.float32))
+    triton = grpcclient.InferenceServerClient(suite.scheduler_addr)
+    via_triton = triton.infer("mlos-predictor-memory", [features]).as_numpy("footprint_mb")
+    served = httpx.post(f"{suite.info['predictor_http']}/api/ml/predict/memory", json=row, timeout=10).json()
+    assert served["prediction"]["modelVersion"] == 1, served
+    assert float(via_triton.reshape(-1)[0]) == pytest.approx(served["prediction"]["value"], rel=1e-5)
     before = _status(suite.info["predictor_addr"])
     assert before["memory"][1:3] == ["trained", "1"]
     assert (home / "predictor").is_dir() and list((home / "predictor").glob("mlos-predictor-memory-*.onnx"))
