@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds of the concurrent run")
     p.add_argument("--hits", type=int, default=20000, help="in-process cached calls per repeat (5 repeats)")
     p.add_argument("--quick", action="store_true", help="a smoke run: few calls, 1 s concurrent")
+    p.add_argument("--trained", action="store_true",
+                   help="first train the kind on simulated telemetry (Train RPC), so its ONNX model answers")
     p.add_argument("--json", type=Path, default=None, help="JSON path (default bench/results/bench_predictor-<utc>.json)")
     p.add_argument("--startup-timeout", type=float, default=60.0)
     args = p.parse_args(argv)
@@ -152,10 +154,31 @@ async def start_predictor(timeout_s: float) -> tuple[asyncio.subprocess.Process,
     return proc, addr
 
 
+async def train_on_simulation(addr: str, kind: str) -> str:
+    """Streams simulated telemetry (mlos_predictor.simulate) and trains `kind`; what answers now."""
+    from mlos_predictor.client import PredictorClient
+    from mlos_predictor.simulate import simulate
+
+    sim = simulate(seed=0, scale=1.0)
+
+    async def batches():  # noqa: ANN202
+        for b in sim.batches:
+            yield b
+
+    async with PredictorClient(addr, timeout_s=300) as client:
+        await client.stub.ReportTelemetry(batches())
+        (outcome,) = await client.train(kind)
+    if not outcome.replaced:
+        raise RuntimeError(f"training {kind} on the simulation did not replace its prior: {outcome.reason}")
+    return f"trained {outcome.model.estimator}, {outcome.model.training_rows} rows"
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     proc, addr = await start_predictor(args.startup_timeout)
     try:
+        model = await train_on_simulation(addr, args.kind) if args.trained else "its prior"
         figures = await grpc_figures(addr, args)
+        figures["model"] = model
     finally:
         proc.terminate()
         await proc.wait()
@@ -186,7 +209,7 @@ def _line(label: str, p50: str, p99: str = "", n: object = "") -> str:
 def table(figures: dict[str, Any], checks: list[dict[str, Any]], kind: str) -> str:
     p, b, c, hit = figures["predict"], figures["batch"], figures["concurrent"], figures["cached_hit"]
     lines = [
-        f"predictor serving, kind {kind} (its prior; no_cache except the cached hit)",
+        f"predictor serving, kind {kind} ({figures.get('model', 'its prior')}; no_cache except the cached hit)",
         _line("measurement", "p50", "p99", "n"),
         _line("gRPC Predict, 1 row (ms)", f"{p['p50_ms']:.3f}", f"{p['p99_ms']:.3f}", p["n"]),
         _line(f"gRPC PredictBatch, {b['rows']} rows (ms per call)", f"{b['p50_ms']:.3f}", f"{b['p99_ms']:.3f}", b["n"]),
