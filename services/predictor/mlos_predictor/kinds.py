@@ -219,14 +219,6 @@ SPECS: dict[str, KindSpec] = {
 }
 
 
-def spec_of(kind: str) -> KindSpec:
-    """The spec of `kind`; KeyError names the known kinds (callers map it to INVALID_ARGUMENT)."""
-    try:
-        return SPECS[kind]
-    except KeyError:
-        raise KeyError(f"unknown prediction kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
-
-
 def validate_row(spec: KindSpec, values: Sequence[float]) -> str | None:
     """Why `values` is not a valid feature row of `spec`, naming the feature; None when valid."""
     if len(values) != spec.width:
