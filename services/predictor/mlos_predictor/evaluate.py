@@ -11,13 +11,15 @@ fresh predictor), and scores on the trainer's held-out rows (the newest 20 %):
   (was the client inside an anomalous episode in that window); the AUC on the proxy label the
   live loop judges with (books.misbehaves) is reported beside it.
 Precision at the threshold applies the same threshold to each scorer's output.
+Each KindEvaluation keeps its held-out rows' labels and every scorer's outputs (`held`) for
+plotting (eval_plot.py); as_json leaves them out.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -33,6 +35,16 @@ from mlos_predictor.simulate import simulate
 # executor (MLOS_SCHEDULER_FAILURE_AVOID_PROBABILITY) or refuses a client (..._THREAT_BLOCK_SCORE).
 OPERATING_THRESHOLD = {"failure": 0.5, "threat": 0.8}
 SCORERS = ("learned", "baseline", "prior")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out rows as scored: the label each scorer was judged against and its outputs."""
+
+    y: np.ndarray  # (n,) the kind's unit; 0/1 for failure and threat (threat: the simulator's truth)
+    outputs: dict[str, np.ndarray]  # learned / baseline / prior -> (n,)
+    unix_ms: np.ndarray  # (n,) int64, time of each row's telemetry
+    entities: tuple[str, ...]  # (n,) model, executor or client of each row
 
 
 @dataclass
@@ -52,6 +64,7 @@ class KindEvaluation:
     brier: dict[str, float] = field(default_factory=dict)  # failure
     proxy_auc: dict[str, float] = field(default_factory=dict)  # threat, on the live loop's proxy label
     train_s: float = 0.0
+    held: HeldOut | None = field(default=None, repr=False)  # None when not trained
 
 
 def _precision(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
@@ -80,6 +93,7 @@ def evaluate_kind(kind: str, intake: Intake, anomalous: set[tuple[str, int]], se
     ev = KindEvaluation(
         kind, spec.metric, spec.unit, scores, trainer.beats(spec, scores["learned"], scores["baseline"]),
         result.replaced, result.reason, len(rows) - len(held), len(held), train_s=train_s,
+        held=HeldOut(y, outputs, held.unix_ms, held.entities),
     )
     if spec.metric == "auc":
         ev.positives = int(y.sum())
@@ -120,7 +134,8 @@ def as_json(results: list[KindEvaluation], meta: dict[str, float]) -> dict:
             return {k: clean(x) for k, x in v.items()}
         return v
 
-    return {"meta": meta, "kinds": [{k: clean(v) for k, v in asdict(r).items()} for r in results]}
+    names = [f.name for f in fields(KindEvaluation) if f.name != "held"]
+    return {"meta": meta, "kinds": [{k: clean(getattr(r, k)) for k in names} for r in results]}
 
 
 def table(results: list[KindEvaluation]) -> str:
