@@ -62,10 +62,11 @@ bench-predictor: install
 bench-predictor-cache: install
 	$(PY) bench/predictor_cache.py $(PREDICTOR_CACHE_ARGS)
 
-# The predictor's learned models vs their naive baselines on simulated telemetry (~1 min; = mlos predictor eval).
+# The predictor's learned models vs their naive baselines on simulated telemetry (~1 min; = mlos predictor eval),
+# with the figure in bench/results/predictor_eval.png (git-ignored).
 # Options: make eval-predictor EVAL_ARGS='--seed 3 --json bench/results/predictor_eval.json'
 eval-predictor: install
-	$(VENV)/bin/mlos predictor eval $(EVAL_ARGS)
+	$(VENV)/bin/mlos predictor eval --plot bench/results/predictor_eval.png $(EVAL_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

@@ -1,6 +1,7 @@
 """`mlos predictor status`: what answers for each of the predictor's five kinds, and how it serves.
 `mlos predictor eval`: the learned models against their naive baselines on simulated telemetry,
 in this process (mlos_predictor.evaluate); exits 1 if a learned model does not beat its baseline.
+`--plot PATH.png` also draws the held-out predictions (mlos_predictor.eval_plot; needs matplotlib).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed", type=int, default=0, help="simulation and training seed (0)")
     ev.add_argument("--scale", type=_scale, default=1.0, help="size of the simulation (1.0; 0.2 for a quick look)")
     ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+    ev.add_argument(
+        "--plot", type=_png, default=None, metavar="PATH.png",
+        help="also draw a figure: predicted vs actual (latency, memory, workload) and ROC (failure, threat)",
+    )  # fmt: skip
 
 
 def _scale(text: str) -> float:
@@ -38,6 +43,13 @@ def _scale(text: str) -> float:
     if not 0.05 <= value <= 4.0:
         raise argparse.ArgumentTypeError(f"must be between 0.05 and 4, got {value:g}")
     return value
+
+
+def _png(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"must be a .png file, got {text!r}")
+    return path
 
 
 def _score(x: float) -> str:
@@ -73,8 +85,8 @@ async def run_eval(args: argparse.Namespace) -> int:
     from mlos_predictor.evaluate import as_json, evaluate, table
     from mlos_predictor.trainer import unavailable
 
-    off = unavailable()
-    if off is not None:
+    off = unavailable() or (_plot_unavailable(args.plot) if args.plot is not None else None)
+    if off is not None:  # said before the minute of work, not after
         print(f"mlos: {off}", file=sys.stderr)
         return 2
     results, meta = evaluate(seed=args.seed, scale=args.scale)  # CPU-bound, and the only work of this process
@@ -87,11 +99,29 @@ async def run_eval(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(as_json(results, meta), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.plot is not None:
+        from mlos_predictor.eval_plot import save
+
+        print(f"wrote {save(results, meta, args.plot)}")
     losers = [r.kind for r in results if not r.beats_baseline]
     if losers:
         print(f"mlos: not better than the baseline: {', '.join(losers)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _plot_unavailable(path: Path) -> str | None:
+    """Why the figure cannot be written to `path` (no matplotlib, no folder for it), or None."""
+    from mlos_predictor.eval_plot import unavailable
+
+    off = unavailable()
+    if off is not None:
+        return off
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--plot {path}: cannot create the folder {e.filename or path.parent}: {e.strerror or e}"
+    return None
 
 
 async def run(args: argparse.Namespace) -> int:
