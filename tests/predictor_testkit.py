@@ -21,6 +21,7 @@ from mlos_predictor.engine import Engine
 from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KindSpec
 from mlos_predictor.latency import LatencyBook
+from mlos_predictor.loop import Learner
 from mlos_predictor.models import INPUT_NAME, ServedModel
 from mlos_predictor.rows import sample_rows
 from mlos_predictor.server import create_server, start
@@ -85,11 +86,12 @@ async def start_registry(data_dir: Path) -> RunningRegistry:
     return RunningRegistry(server, core, RegistryClient(addr), addr)
 
 
-async def serve_engine(engine: Engine, intake: Intake | None = None) -> Running:
+async def serve_engine(engine: Engine, intake: Intake | None = None, learner: Learner | None = None) -> Running:
     """A started predictor answering the five kinds from `engine` (the test keeps a handle on it);
-    `intake` holds the books' rows (ModelInfo.rows_available)."""
+    `intake` holds the books' rows (ModelInfo.rows_available); `learner` trains them (Train; the
+    test closes it)."""
     settings = PredictorSettings(grpc_port=0, metrics_port=-1)
-    server, port = create_server(settings, LatencyBook(), engine=engine, intake=intake)
+    server, port = create_server(settings, LatencyBook(), engine=engine, intake=intake, learner=learner)
     await server.start()
     return Running(server, port, CollectorRegistry())
 

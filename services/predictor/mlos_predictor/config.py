@@ -69,6 +69,13 @@ class PredictorSettings(ServiceSettings):
     )
     min_train_rows: int = Field(200, ge=10, description="Labelled rows a kind needs before it is trained.")
     min_new_rows: int = Field(100, ge=1, description="New labelled rows that make a kind due for scheduled training.")
+    train_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds one kind's training may take in the training process (its start-up included); "
+        "then the process is killed and the training reported failed.",
+    )
+    train_memory_limit_mb: int = Field(
+        2048, ge=0, description="Memory the training process may map beyond its libraries (RLIMIT_AS); 0 = no limit.",
+    )
     train_kinds: str = Field(
         ",".join(KINDS), description="Kinds the schedule trains, comma-separated (the Train RPC trains any kind)."
     )

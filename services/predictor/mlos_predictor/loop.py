@@ -1,17 +1,22 @@
 """The learning loop: train on schedule or on demand, swap better models in, keep them in the registry.
 
-`Learner.train(kinds)` trains each kind in a worker thread (trainer.train on a snapshot of its
-rows, so the event loop keeps serving) one kind at a time, and, when the candidate beats the
-baseline and the served model on held-out rows, swaps it into the kind's ModelSlot, writes its
-ONNX file to `data_dir` and registers it as `mlos-predictor-<kind>` with labels {kind, metric,
-score, baseline_score, training_rows, held_out_rows, estimator, trained_unix_ms}; the registry's
-version goes into the slot's card. Without a model store (no registry configured) or when the
-registry fails, the trained model is served unregistered (version 0, source "trained") and
-registration is retried on the next scheduled round.
+`Learner.train(kinds)` trains each kind, one at a time, in a child process (trainproc.py:
+trainer.train on a snapshot of its rows, so the event loop keeps serving), and, when the
+candidate beats the baseline and the served model on held-out rows, swaps it into the kind's
+ModelSlot, writes its ONNX file to `data_dir` and registers it as `mlos-predictor-<kind>` with
+labels {kind, metric, score, baseline_score, training_rows, held_out_rows, estimator,
+trained_unix_ms}; the registry's version goes into the slot's card. Without a model store (no
+registry configured) or when the registry fails, the trained model is served unregistered
+(version 0, source "trained") and registration is retried on the next scheduled round. A
+training that takes longer than `train_timeout_s`, whose process dies, or that raises, leaves
+the served model as it was; its outcome says "training failed: <why>" and the next training
+starts a fresh process.
 
 `run(interval_s)` trains, every interval, the `scheduled_kinds` with at least `min_new_rows` rows
-labelled since their last training. `restore()` loads the latest registered version of each kind still
-answering with its prior, so a restarted predictor serves what it had learned.
+labelled since their last judged training (a failed one is tried again next round). `restore()`
+loads the latest registered version of each kind still answering with its prior, so a restarted
+predictor serves what it had learned. `close()` stops the training process. Prometheus (given a
+registry): `mlos_predictor_trainings_total{kind,result}`, result replaced, kept or failed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from prometheus_client import CollectorRegistry, Counter
 
 from mlos_common.errors import MlosError
 from mlos_predictor import trainer
@@ -34,6 +40,7 @@ from mlos_predictor.intake import Intake
 from mlos_predictor.kinds import KINDS, SPECS
 from mlos_predictor.models import ModelCard, ModelSlot, OnnxModel
 from mlos_predictor.rowstore import rows_of
+from mlos_predictor.trainproc import TrainingFailed, TrainingPool, TrainJob, served_graph
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class TrainOutcome:
     reason: str
     candidate_score: float
     card: ModelCard  # what answers for the kind now
+    trained_pid: int = 0  # the process that fitted the candidate (0: none was fitted)
 
 
 def card_labels(card: ModelCard, metric: str) -> dict[str, str]:
@@ -96,6 +104,9 @@ class Learner:
         min_new_rows: int = 100,
         seed: int = 0,
         scheduled_kinds: Sequence[str] = KINDS,
+        train_timeout_s: float = 300.0,
+        train_memory_limit_mb: int = 2048,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.slots = slots
         self.intake = intake
@@ -105,10 +116,20 @@ class Learner:
         self.min_new_rows = min_new_rows
         self.seed = seed
         self.scheduled_kinds = tuple(scheduled_kinds)
+        self.train_timeout_s = train_timeout_s
+        self.pool = TrainingPool(train_memory_limit_mb)
         self.off_reason = trainer.unavailable()
         self._trained_at_added: dict[str, int] = {}
         self._unregistered: set[str] = set()  # kinds serving a trained model the store does not have yet
         self._lock = asyncio.Lock()
+        self._trainings = (
+            Counter(
+                "mlos_predictor_trainings", "Trainings of a kind, by result (replaced, kept, failed).",
+                ["kind", "result"], registry=registry,
+            )
+            if registry is not None
+            else None
+        )  # fmt: skip
 
     async def train(self, kinds: Sequence[str], *, only_new: bool = False) -> list[TrainOutcome]:
         """Trains `kinds` now (`only_new`: those with min_new_rows new labelled rows)."""
@@ -124,23 +145,34 @@ class Learner:
         if only_new and new < self.min_new_rows:
             reason = f"{new} rows labelled since the last training; waiting for {self.min_new_rows}"
             return TrainOutcome(kind, False, reason, math.nan, slot.card)
-        pairs, spec, served = store.labelled(), SPECS[kind], slot.model
         now_ms = time.time_ns() // 1_000_000
-
-        def fit() -> trainer.TrainResult:  # in a worker thread: arrays, fitting, export, scoring
-            rows = rows_of(pairs, spec.width)
-            return trainer.train(spec, rows, served, min_rows=self.min_rows, seed=self.seed, now_ms=now_ms)
-
-        result = await asyncio.to_thread(fit)
-        if result.card is not None:  # a candidate was judged: these rows are spent
+        served = served_graph(slot.model)
+        rows = await asyncio.to_thread(rows_of, store.labelled(), SPECS[kind].width)
+        try:
+            reply = await self.pool.train(TrainJob(kind, rows, served, self.min_rows, self.seed, now_ms), self.train_timeout_s)
+        except TrainingFailed as exc:
+            reason = f"training failed: {exc}"
+            log.warning("training %s: %s", kind, reason)
+            self._count(kind, "failed")
+            return TrainOutcome(kind, False, reason, math.nan, slot.card)
+        if reply.card is not None:  # a candidate was judged: these rows are spent
             self._trained_at_added[kind] = added
-        reason = result.reason
-        if result.replaced and result.model is not None and result.card is not None:
-            slot.swap(result.model, result.card)
+        reason = reply.reason
+        if reply.replaced and reply.onnx_bytes is not None and reply.card is not None:
+            slot.swap(await asyncio.to_thread(_loaded, kind, reply.onnx_bytes), reply.card)
             self._unregistered.add(kind)
             reason += await self._register(kind)
-        log.info("training %s: %s", kind, reason)
-        return TrainOutcome(kind, result.replaced, reason, result.candidate_score, slot.card)
+        log.info("training %s (in process %d): %s", kind, reply.pid, reason)
+        self._count(kind, "replaced" if reply.replaced else "kept")
+        return TrainOutcome(kind, reply.replaced, reason, reply.candidate_score, slot.card, reply.pid)
+
+    def _count(self, kind: str, result: str) -> None:
+        if self._trainings is not None:
+            self._trainings.labels(kind, result).inc()
+
+    async def close(self) -> None:
+        """Stops the training process (killed if it is training)."""
+        await self.pool.close()
 
     async def _register(self, kind: str) -> str:
         """Registers the kind's served model; says how that went, to append to a reason."""

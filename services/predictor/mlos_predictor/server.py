@@ -58,10 +58,12 @@ def create_server(
     hub: ProfileHub | None = None,
     engine: Engine | None = None,
     intake: Intake | None = None,
+    learner: Learner | None = None,
 ) -> tuple[aio.Server, int]:
     """The bound (not yet started) server and its port. Health stays NOT_SERVING until set.
-    Without `engine`, one is built from the settings (without Prometheus series)."""
-    services = predictor_services(book, hub, engine or engine_for(settings), intake)
+    Without `engine`, one is built from the settings (without Prometheus series); the caller
+    closes `learner` (its training process) after the server."""
+    services = predictor_services(book, hub, engine or engine_for(settings), intake, learner)
     return build_server(settings, services, parts or ServerParts())
 
 
@@ -73,7 +75,7 @@ async def start(
     book = LatencyBook(window=settings.window, max_models=settings.max_models, registry=metrics_registry)
     engine = engine_for(settings, metrics_registry, make_slots())
     intake = Intake(book, intake_limits(settings), metrics_registry)
-    learner, close_learning = learning_loop(settings, engine.slots, intake)
+    learner, close_learning = learning_loop(settings, engine.slots, intake, metrics_registry)
     hub = ProfileHub(book, expected=expected_ms_of(engine.slots, intake))
     services = predictor_services(book, hub, engine, intake, learner)
     server, port = build_server(settings, services, parts)
@@ -90,14 +92,18 @@ async def start(
     return server, port, closers
 
 
-def learning_loop(settings: PredictorSettings, slots: dict[str, ModelSlot], intake: Intake) -> tuple[Learner, Closer]:
+def learning_loop(
+    settings: PredictorSettings, slots: dict[str, ModelSlot], intake: Intake, registry: CollectorRegistry | None = None
+) -> tuple[Learner, Closer]:
     """The learner over the engine's slots and the books, its background work started (restore
-    from the registry, scheduled training), and the closer that stops that work."""
+    from the registry, scheduled training), and the closer that stops that work and the
+    training process."""
     store = RegistryModelStore(settings.registry_addr) if settings.registry_addr else None
     learner = Learner(
         slots, intake, store=store, data_dir=settings.resolved_data_dir(),
         min_rows=settings.min_train_rows, min_new_rows=settings.min_new_rows,
-        scheduled_kinds=settings.scheduled_kinds(),
+        scheduled_kinds=settings.scheduled_kinds(), train_timeout_s=settings.train_timeout_s,
+        train_memory_limit_mb=settings.train_memory_limit_mb, registry=registry,
     )  # fmt: skip
     tasks: list[asyncio.Task] = []
     if learner.off_reason is not None:
@@ -113,6 +119,7 @@ def learning_loop(settings: PredictorSettings, slots: dict[str, ModelSlot], inta
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await learner.close()
         if store is not None:
             await store.close()
 
