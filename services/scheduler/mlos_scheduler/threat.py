@@ -18,6 +18,7 @@ Domain only: no grpc.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Literal
@@ -43,6 +44,7 @@ _CATEGORIES = (  # the first pattern found in the reason names its category
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a flagged client asks per request; its reason changes per poll
 def reason_category(reason: str) -> str:
     """burst | rate | malformed | shape | nonfinite | values | payload | other."""
     for category, pattern in _CATEGORIES:
@@ -111,10 +113,14 @@ class ThreatGate:
         score = self.table.above(KIND, client, now_s)
         if score is None:
             return None
-        error = refusal(client, score, self.block_score, self.table.expires_in_s(score, now_s))
+        # a flagged client's every request passes here: the message is built only to refuse
+        category = reason_category(score.reason)
+        code = ClientRateLimited.code if category in RATE_CATEGORIES else ClientDenied.code
         decision = "exempt" if exempt else "refused" if self.action == "block" else "observed"
-        self._decisions.labels(decision, error.code, reason_category(score.reason)).inc()
-        return error if decision == "refused" else None
+        self._decisions.labels(decision, code, category).inc()
+        if decision != "refused":
+            return None
+        return refusal(client, score, self.block_score, self.table.expires_in_s(score, now_s))
 
     def review(self) -> None:
         """After each poll: logs the clients that became flagged or stopped being flagged."""
