@@ -1,8 +1,7 @@
 """GetScores: the latest prediction for each entity the books follow, and the workload scale hint.
 
-Scoring takes a `predict(kind, rows)` callable (the serving engine in the server, with its
-caches and metrics; `slot_predict` over the model slots otherwise), so the books never hold a
-model. The rows are each entity's latest feature row (rows.RowStore.latest).
+Scoring takes a `predict(kind, rows)` callable (the serving engine's, with its caches and
+metrics), so the books never hold a model. The rows are each entity's latest feature row (rows.RowStore.latest).
 
 Scale hint (workload only): executors_needed = ceil(sum over the scored models of
 forecast_rate [requests/s] x mean compute seconds per item [LatencyBook, every version and
@@ -22,7 +21,6 @@ import numpy as np
 
 from mlos_predictor.errors import BadKind, UnknownEntity
 from mlos_predictor.intake import Intake
-from mlos_predictor.models import ModelSlot
 
 SCORED_KINDS = ("workload", "failure", "threat")
 TARGET_BUSY = 0.7
@@ -42,25 +40,6 @@ class Scored(Protocol):
 
 
 PredictFn = Callable[[str, np.ndarray], Sequence[Scored]]
-
-
-@dataclass(frozen=True, slots=True)
-class SlotResult:
-    value: float
-    reason: str = ""
-    cached: bool = False
-    model_version: int = 0
-
-
-def slot_predict(slots: Mapping[str, ModelSlot]) -> PredictFn:
-    """A predict callable straight on the slots' models: no cache, no reason, no metrics."""
-
-    def predict(kind: str, rows: np.ndarray) -> list[SlotResult]:
-        slot = slots[kind]
-        version = slot.card.version
-        return [SlotResult(float(v), "", False, version) for v in slot.model.predict(rows)]
-
-    return predict
 
 
 @dataclass(frozen=True, slots=True)
