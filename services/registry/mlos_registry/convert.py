@@ -23,6 +23,11 @@ def config_from_pb(pb: tensor_pb2.ModelServingConfig) -> ServingConfig:
         default_priority=pb.default_priority,
         priority_levels=pb.priority_levels,
         preferred_batch_sizes=tuple(pb.preferred_batch_sizes),
+        context_length=pb.context_length,
+        threads=pb.threads,
+        chunk_tokens=pb.chunk_tokens,
+        gpu_layers=pb.gpu_layers,
+        contexts=pb.contexts,
     )
 
 
@@ -46,6 +51,8 @@ def version_to_pb(mv: ModelVersion) -> registry_pb2.ModelVersion:
         config=config_to_pb(mv.config),
         labels=mv.labels,
         created_unix_ms=mv.created_unix_ms,
+        task=mv.task,
+        facts=mv.facts,
     )
 
 
@@ -61,4 +68,6 @@ def version_from_pb(pb: registry_pb2.ModelVersion) -> ModelVersion:
         config=config_from_pb(pb.config),
         labels=dict(pb.labels),
         created_unix_ms=pb.created_unix_ms,
+        task=pb.task or "infer",
+        facts=dict(pb.facts),
     )

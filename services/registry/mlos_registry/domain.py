@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from mlos_common.signatures import TensorSpec
 
 DEVICES = ("auto", "cpu", "cuda")
+INFER, GENERATE, EMBED = "infer", "generate", "embed"
+TASKS = (INFER, GENERATE, EMBED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,12 @@ class ServingConfig:
     default_priority: int = 0
     priority_levels: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
+    # Generation and embedding models (GGUF); see ModelServingConfig in tensor.proto.
+    context_length: int = 0
+    threads: int = 0
+    chunk_tokens: int = 0
+    gpu_layers: int = 0
+    contexts: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preferred_batch_sizes", tuple(self.preferred_batch_sizes))  # JSON gives a list
@@ -49,4 +57,6 @@ class ModelVersion:
     config: ServingConfig
     labels: dict[str, str] = field(default_factory=dict)
     created_unix_ms: int = 0
+    task: str = INFER  # INFER, GENERATE or EMBED
+    facts: dict[str, str] = field(default_factory=dict)  # read from the file at registration
 

@@ -39,14 +39,29 @@ CREATE TABLE IF NOT EXISTS model_versions (
     config_json TEXT NOT NULL,
     labels_json TEXT NOT NULL,
     created_unix_ms INTEGER NOT NULL,
+    task TEXT NOT NULL DEFAULT 'infer',
+    facts_json TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (name, version)
 );
 CREATE INDEX IF NOT EXISTS model_versions_sha256 ON model_versions (sha256);
 """
 _COLUMNS = (
     "name, version, format, sha256, size_bytes, inputs_json, outputs_json, config_json, "
-    "labels_json, created_unix_ms"
+    "labels_json, created_unix_ms, task, facts_json"
 )
+# Columns added after the first release: (name, declaration) added to an older database on open.
+_ADDED_COLUMNS = (
+    ("task", "TEXT NOT NULL DEFAULT 'infer'"),
+    ("facts_json", "TEXT NOT NULL DEFAULT '{}'"),
+)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(model_versions)")}
+    for name, declaration in _ADDED_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE model_versions ADD COLUMN {name} {declaration}")
+            log.info("registry database: added column model_versions.%s", name)
 
 
 def _specs_json(specs: tuple[TensorSpec, ...]) -> str:
@@ -58,7 +73,7 @@ def _specs(text: str) -> tuple[TensorSpec, ...]:
 
 
 def _row_to_version(row: tuple[Any, ...]) -> ModelVersion:
-    name, version, fmt, sha, size, inputs, outputs, config, labels, created = row
+    name, version, fmt, sha, size, inputs, outputs, config, labels, created, task, facts = row
     return ModelVersion(
         name=name,
         version=version,
@@ -70,6 +85,8 @@ def _row_to_version(row: tuple[Any, ...]) -> ModelVersion:
         config=ServingConfig(**json.loads(config)),
         labels=json.loads(labels),
         created_unix_ms=created,
+        task=task,
+        facts=json.loads(facts),
     )
 
 
@@ -94,6 +111,7 @@ class MetadataStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             return conn
 
         self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -129,7 +147,7 @@ class MetadataStore:
                     (draft.name, version),
                 )
                 conn.execute(
-                    f"INSERT INTO model_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO model_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         draft.name,
                         version,
@@ -141,6 +159,8 @@ class MetadataStore:
                         json.dumps(asdict(draft.config)),
                         json.dumps(draft.labels, sort_keys=True),
                         draft.created_unix_ms,
+                        draft.task,
+                        json.dumps(draft.facts, sort_keys=True),
                     ),
                 )
                 conn.execute("COMMIT")

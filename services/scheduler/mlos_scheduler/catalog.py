@@ -25,6 +25,10 @@ def model_info(mv: ModelVersion) -> ModelInfo:
         default_priority=c.default_priority,
         priority_levels=c.priority_levels,
         preferred_batch_sizes=tuple(c.preferred_batch_sizes),
+        task=mv.task,
+        facts=tuple(sorted(mv.facts.items())),
+        context_length=c.context_length,
+        platform="llama_cpp_gguf" if mv.format == "gguf" else "onnxruntime_onnx",
     )
 
 

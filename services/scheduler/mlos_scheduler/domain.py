@@ -26,6 +26,13 @@ class ModelInfo:
     default_priority: int = 0                       # 0 = none (the lowest level); 1 = highest
     priority_levels: int = 0                        # 0 = the scheduler's default
     preferred_batch_sizes: tuple[int, ...] = ()     # empty = max_batch_size
+    task: str = "infer"                             # "infer", "generate" (decoupled, text), "embed"
+    facts: tuple[tuple[str, str], ...] = ()         # from the model file (GGUF: architecture, context_length, ...)
+    context_length: int = 0                         # generation: tokens one context holds (0 = the executor's choice)
+
+    @property
+    def generates(self) -> bool:
+        return self.task == "generate"
 
 
 @dataclass(slots=True)

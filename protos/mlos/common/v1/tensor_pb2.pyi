@@ -41,7 +41,7 @@ class ShmRef(_message.Message):
     def __init__(self, key: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
 
 class ModelServingConfig(_message.Message):
-    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority", "priority_levels", "preferred_batch_sizes")
+    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority", "priority_levels", "preferred_batch_sizes", "context_length", "threads", "chunk_tokens", "gpu_layers", "contexts")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DELAY_US_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,11 @@ class ModelServingConfig(_message.Message):
     DEFAULT_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_LEVELS_FIELD_NUMBER: _ClassVar[int]
     PREFERRED_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GPU_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTS_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_queue_delay_us: int
     instance_count: int
@@ -58,4 +63,9 @@ class ModelServingConfig(_message.Message):
     default_priority: int
     priority_levels: int
     preferred_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ..., priority_levels: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    context_length: int
+    threads: int
+    chunk_tokens: int
+    gpu_layers: int
+    contexts: int
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ..., priority_levels: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., threads: _Optional[int] = ..., chunk_tokens: _Optional[int] = ..., gpu_layers: _Optional[int] = ..., contexts: _Optional[int] = ...) -> None: ...

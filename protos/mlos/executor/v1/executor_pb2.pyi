@@ -76,7 +76,7 @@ class ExecuteBatchResponse(_message.Message):
     def __init__(self, outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ...) -> None: ...
 
 class Work(_message.Message):
-    __slots__ = ("id", "model", "inputs", "output_names", "timeout_us", "traceparent", "output_windows", "outputs_by_shm")
+    __slots__ = ("id", "model", "inputs", "output_names", "timeout_us", "traceparent", "output_windows", "outputs_by_shm", "generate")
     class OutputWindowsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class Work(_message.Message):
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_BY_SHM_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
     id: int
     model: ModelKey
     inputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.Tensor]
@@ -100,7 +101,54 @@ class Work(_message.Message):
     traceparent: str
     output_windows: _containers.MessageMap[str, _tensor_pb2.ShmRef]
     outputs_by_shm: bool
-    def __init__(self, id: _Optional[int] = ..., model: _Optional[_Union[ModelKey, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., output_names: _Optional[_Iterable[str]] = ..., timeout_us: _Optional[int] = ..., traceparent: _Optional[str] = ..., output_windows: _Optional[_Mapping[str, _tensor_pb2.ShmRef]] = ..., outputs_by_shm: _Optional[bool] = ...) -> None: ...
+    generate: Generate
+    def __init__(self, id: _Optional[int] = ..., model: _Optional[_Union[ModelKey, _Mapping]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., output_names: _Optional[_Iterable[str]] = ..., timeout_us: _Optional[int] = ..., traceparent: _Optional[str] = ..., output_windows: _Optional[_Mapping[str, _tensor_pb2.ShmRef]] = ..., outputs_by_shm: _Optional[bool] = ..., generate: _Optional[_Union[Generate, _Mapping]] = ...) -> None: ...
+
+class Generate(_message.Message):
+    __slots__ = ("prompt", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "priority", "first_token_timeout_us", "stream")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_TIMEOUT_US_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    prompt: bytes
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    priority: int
+    first_token_timeout_us: int
+    stream: bool
+    def __init__(self, prompt: _Optional[bytes] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., seed: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., priority: _Optional[int] = ..., first_token_timeout_us: _Optional[int] = ..., stream: _Optional[bool] = ...) -> None: ...
+
+class GenerationChunk(_message.Message):
+    __slots__ = ("text", "tokens", "final", "finish_reason", "prompt_tokens", "first_token_ns", "queued_ns", "preemptions", "decode_ns")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_NS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_NS_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    DECODE_NS_FIELD_NUMBER: _ClassVar[int]
+    text: bytes
+    tokens: int
+    final: bool
+    finish_reason: str
+    prompt_tokens: int
+    first_token_ns: int
+    queued_ns: int
+    preemptions: int
+    decode_ns: int
+    def __init__(self, text: _Optional[bytes] = ..., tokens: _Optional[int] = ..., final: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., first_token_ns: _Optional[int] = ..., queued_ns: _Optional[int] = ..., preemptions: _Optional[int] = ..., decode_ns: _Optional[int] = ...) -> None: ...
 
 class LinkOffer(_message.Message):
     __slots__ = ("arena", "host_id", "min_bytes")
@@ -113,14 +161,16 @@ class LinkOffer(_message.Message):
     def __init__(self, arena: _Optional[_Union[_tensor_pb2.ShmRef, _Mapping]] = ..., host_id: _Optional[str] = ..., min_bytes: _Optional[int] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("work", "offer", "release")
+    __slots__ = ("work", "offer", "release", "cancel")
     WORK_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     work: _containers.RepeatedCompositeFieldContainer[Work]
     offer: LinkOffer
     release: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, work: _Optional[_Iterable[_Union[Work, _Mapping]]] = ..., offer: _Optional[_Union[LinkOffer, _Mapping]] = ..., release: _Optional[_Iterable[int]] = ...) -> None: ...
+    cancel: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, work: _Optional[_Iterable[_Union[Work, _Mapping]]] = ..., offer: _Optional[_Union[LinkOffer, _Mapping]] = ..., release: _Optional[_Iterable[int]] = ..., cancel: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LinkAnswer(_message.Message):
     __slots__ = ("host_id", "nonce", "arena", "error")
@@ -135,18 +185,20 @@ class LinkAnswer(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., arena: _Optional[_Union[_tensor_pb2.ShmRef, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class WorkResult(_message.Message):
-    __slots__ = ("id", "outputs", "compute_ns", "error_code", "error_message")
+    __slots__ = ("id", "outputs", "compute_ns", "error_code", "error_message", "chunk")
     ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_NS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
     id: int
     outputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.Tensor]
     compute_ns: int
     error_code: str
     error_message: str
-    def __init__(self, id: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+    chunk: GenerationChunk
+    def __init__(self, id: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., compute_ns: _Optional[int] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., chunk: _Optional[_Union[GenerationChunk, _Mapping]] = ...) -> None: ...
 
 class ExecuteReply(_message.Message):
     __slots__ = ("results", "answer")
@@ -157,7 +209,7 @@ class ExecuteReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by")
+    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by", "task", "generation")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +227,8 @@ class LoadedModel(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_PREDICTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_PREDICTED_BY_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
     sha256: str
     runtime: str
@@ -192,7 +246,39 @@ class LoadedModel(_message.Message):
     memory_bytes: int
     memory_predicted_bytes: int
     memory_predicted_by: str
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ...) -> None: ...
+    task: str
+    generation: GenerationStats
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ..., task: _Optional[str] = ..., generation: _Optional[_Union[GenerationStats, _Mapping]] = ...) -> None: ...
+
+class GenerationStats(_message.Message):
+    __slots__ = ("context_length", "contexts", "threads", "chunk_tokens", "active", "waiting", "completed", "cancelled", "preemptions", "state_saves", "state_restores", "tokens", "gpu_layers")
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    PREEMPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STATE_SAVES_FIELD_NUMBER: _ClassVar[int]
+    STATE_RESTORES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GPU_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    context_length: int
+    contexts: int
+    threads: int
+    chunk_tokens: int
+    active: int
+    waiting: int
+    completed: int
+    cancelled: int
+    preemptions: int
+    state_saves: int
+    state_restores: int
+    tokens: int
+    gpu_layers: int
+    def __init__(self, context_length: _Optional[int] = ..., contexts: _Optional[int] = ..., threads: _Optional[int] = ..., chunk_tokens: _Optional[int] = ..., active: _Optional[int] = ..., waiting: _Optional[int] = ..., completed: _Optional[int] = ..., cancelled: _Optional[int] = ..., preemptions: _Optional[int] = ..., state_saves: _Optional[int] = ..., state_restores: _Optional[int] = ..., tokens: _Optional[int] = ..., gpu_layers: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
