@@ -4,13 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
+LLAMA_CPP_VERSION ?= 0.3.36
 
 .PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,demo,bench,learn]'
+	# llama.cpp compiles once (~9 min, with progress lines), then comes from a kept wheel.
+	scripts/install_llama.sh $(PY) $(LLAMA_CPP_VERSION)
+	$(PIP) install -q -e '.[dev,demo,bench,learn,llm]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)

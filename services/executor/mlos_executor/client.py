@@ -51,11 +51,15 @@ class ExecutorClient:
         return (await self.load_model(name, version, sha256, timeout_s=timeout_s)).model
 
     async def load_model(
-        self, name: str, version: int, sha256: str, max_batch_size: int | None = None, timeout_s: float | None = None
+        self, name: str, version: int, sha256: str, max_batch_size: int | None = None, timeout_s: float | None = None,
+        generation: tensor_pb2.ModelServingConfig | None = None,
     ) -> pb.LoadModelResponse:
         """The whole reply (the loaded model and its warm-up timings). `max_batch_size` travels
-        in the serving config (None = none sent: the executor judges from the signature)."""
+        in the serving config (None = none sent: the executor judges from the signature);
+        `generation`: a GGUF model's serving settings (context length, threads, chunk, contexts)."""
         request = pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256)
+        if generation is not None:
+            request.config.CopyFrom(generation)
         if max_batch_size is not None:
             request.config.max_batch_size = max_batch_size
         try:

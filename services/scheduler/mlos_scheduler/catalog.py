@@ -28,6 +28,10 @@ def model_info(mv: ModelVersion) -> ModelInfo:
         task=mv.task,
         facts=tuple(sorted(mv.facts.items())),
         context_length=c.context_length,
+        threads=c.threads,
+        chunk_tokens=c.chunk_tokens,
+        gpu_layers=c.gpu_layers,
+        contexts=c.contexts,
         platform="llama_cpp_gguf" if mv.format == "gguf" else "onnxruntime_onnx",
     )
 

@@ -28,7 +28,12 @@ class ModelInfo:
     preferred_batch_sizes: tuple[int, ...] = ()     # empty = max_batch_size
     task: str = "infer"                             # "infer", "generate" (decoupled, text), "embed"
     facts: tuple[tuple[str, str], ...] = ()         # from the model file (GGUF: architecture, context_length, ...)
-    context_length: int = 0                         # generation: tokens one context holds (0 = the executor's choice)
+    # Generation / embedding (GGUF): ModelServingConfig's fields, sent to the executor at load.
+    context_length: int = 0                         # tokens one context holds (0 = the executor's choice)
+    threads: int = 0
+    chunk_tokens: int = 0
+    gpu_layers: int = 0
+    contexts: int = 0
 
     @property
     def generates(self) -> bool:
@@ -76,3 +81,46 @@ class IndexEntry:
     version: int
     state: str      # READY, UNAVAILABLE
     reason: str
+
+
+# ---- generation (models whose task is "generate") ----
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """A generation's sampling_parameters, validated (see generation_params.py). Defaults follow
+    Triton's vLLM backend: 16 tokens, temperature 1 (0 = greedy), no top-p / top-k cut."""
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None            # None = a random seed
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    model: str
+    version: str                      # as sent; "" = the loaded (else latest) version
+    id: str
+    prompt: bytes                     # UTF-8 text (checked)
+    sampling: Sampling = field(default_factory=Sampling)
+    stream: bool = False              # the "stream" input: chunks as they come, else the whole text once
+    priority: int = 0                 # 1 = highest, 0 = the model's default
+    timeout_us: int = 0               # the whole generation ("timeout" parameter)
+    first_token_timeout_us: int = 0   # time to the first token ("first_token_timeout" parameter); 0 = none
+    deadline: float | None = None     # loop time by which the whole generation is useless
+    empty_final: bool = False         # "triton_enable_empty_final_response": the end is an empty response
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationChunk:
+    """Text made since the previous chunk; the last one has final set."""
+
+    text: bytes
+    tokens: int
+    final: bool = False
+    finish_reason: str = ""           # final only: "length", "stop", "cancelled"
+    prompt_tokens: int = 0            # first chunk only
+    first_token_ns: int = 0           # first chunk only, as measured by the executor

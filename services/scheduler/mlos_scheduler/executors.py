@@ -8,6 +8,7 @@ from typing import Protocol, TypeAlias
 
 from opentelemetry import propagate, trace
 
+from mlos.common.v1 import tensor_pb2
 from mlos.executor.v1 import executor_pb2 as epb
 from mlos_common.errors import MlosError, Unavailable, error_for_code
 from mlos_common.shm import ShmSpan
@@ -70,7 +71,9 @@ class RemoteExecutor:
         self.addr = self.client.addr
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
-        reply = await self.client.load_model(model.name, model.version, model.sha256, model.max_batch_size, timeout_s)
+        reply = await self.client.load_model(
+            model.name, model.version, model.sha256, model.max_batch_size, timeout_s, generation=_generation_config(model)
+        )
         if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()
             self._status_seen = True
@@ -128,6 +131,16 @@ def _executed(reply: epb.WorkResult | BaseException) -> Executed:
         if o.HasField("shm") else Tensor(o.name, o.datatype, tuple(o.shape), o.raw)
         for o in reply.outputs
     ], reply.compute_ns
+
+
+def _generation_config(model: ModelInfo) -> tensor_pb2.ModelServingConfig | None:
+    """The serving settings a GGUF model's executor needs (None for tensor models)."""
+    if model.task == "infer":
+        return None
+    return tensor_pb2.ModelServingConfig(
+        device=model.device, context_length=model.context_length, threads=model.threads,
+        chunk_tokens=model.chunk_tokens, gpu_layers=model.gpu_layers, contexts=model.contexts,
+    )
 
 
 def _traceparent() -> str:
