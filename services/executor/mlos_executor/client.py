@@ -52,12 +52,12 @@ class ExecutorClient:
 
     async def load_model(
         self, name: str, version: int, sha256: str, max_batch_size: int | None = None, timeout_s: float | None = None,
-        generation: tensor_pb2.ModelServingConfig | None = None,
+        generation: tensor_pb2.ModelServingConfig | None = None, task: str = "",
     ) -> pb.LoadModelResponse:
         """The whole reply (the loaded model and its warm-up timings). `max_batch_size` travels
         in the serving config (None = none sent: the executor judges from the signature);
         `generation`: a GGUF model's serving settings (context length, threads, chunk, contexts)."""
-        request = pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256)
+        request = pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256, task=task)
         if generation is not None:
             request.config.CopyFrom(generation)
         if max_batch_size is not None:

@@ -14,6 +14,10 @@ from mlos_common.shm import Window
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.core import LoadedModel, WorkItem, WorkOutcome
+from mlos_executor.generation import ChunkOut, GenerationSpec
+from mlos_executor.llama_backend import DEFAULT_CHUNK_TOKENS, DEFAULT_CONTEXTS, LlamaSettings
+from mlos_executor.llama_models import GenerationModel
+from mlos_executor.sampling import SamplingParams
 from mlos_executor.stream_shm import StreamShm
 from mlos_executor.warmup import WarmupTiming
 
@@ -27,7 +31,9 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
     return pb.LoadedModel(
         model=pb.ModelKey(name=m.name, version=m.version),
         sha256=m.sha256,
-        runtime="onnxruntime",
+        runtime=getattr(m.model, "runtime", "onnxruntime"),
+        task=m.task,
+        generation=generation_stats_pb(m.model) if isinstance(m.model, GenerationModel) else None,
         providers=m.model.providers,
         inputs=[spec_pb(s) for s in m.model.inputs],
         outputs=[spec_pb(s) for s in m.model.outputs],
@@ -43,6 +49,52 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         memory_predicted_bytes=memory.predicted_bytes if memory is not None else 0,
         memory_predicted_by=memory.predicted_by if memory is not None else "",
     )
+
+
+def generation_stats_pb(model: GenerationModel) -> pb.GenerationStats:
+    weights, scheduler, counters = model.weights, model.scheduler, model.scheduler.counters
+    return pb.GenerationStats(
+        context_length=weights.n_ctx, contexts=len(weights.contexts), threads=weights.settings.resolved_threads(),
+        chunk_tokens=scheduler.chunk_tokens, active=scheduler.active, waiting=scheduler.waiting,
+        completed=counters.completed, cancelled=counters.cancelled, preemptions=counters.preemptions,
+        state_saves=counters.state_saves, state_restores=counters.state_restores, tokens=counters.tokens,
+        gpu_layers=weights.gpu_layers,
+    )
+
+
+def llama_settings(config: tensor_pb2.ModelServingConfig) -> LlamaSettings:
+    """A GGUF model's serving settings from LoadModelRequest.config (0 = default)."""
+    return LlamaSettings(
+        context_length=config.context_length, threads=config.threads,
+        chunk_tokens=config.chunk_tokens or DEFAULT_CHUNK_TOKENS, gpu_layers=max(0, config.gpu_layers),
+        contexts=config.contexts or DEFAULT_CONTEXTS, device=config.device or "auto",
+    )
+
+
+def generation_spec(work: pb.Work) -> GenerationSpec:
+    """Work.generate as the token scheduler's spec; deadlines from now (arrival at the executor)."""
+    g = work.generate
+    now = time.perf_counter_ns()
+    if g.max_tokens < 1:
+        raise InvalidArgument("sampling_parameters.max_tokens must be at least 1")
+    return GenerationSpec(
+        prompt=g.prompt, max_tokens=g.max_tokens,
+        sampling=SamplingParams(temperature=g.temperature, top_p=g.top_p or 1.0, top_k=g.top_k),
+        seed=g.seed if g.HasField("seed") else None, stop=tuple(g.stop), priority=g.priority,
+        deadline_ns=now + work.timeout_us * 1000 if work.timeout_us else 0,
+        first_token_deadline_ns=now + g.first_token_timeout_us * 1000 if g.first_token_timeout_us else 0,
+        stream=g.stream,
+    )
+
+
+def chunk_result(work_id: int, out: ChunkOut | MlosError) -> pb.WorkResult:
+    if isinstance(out, MlosError):
+        return failed_result(work_id, out)
+    return pb.WorkResult(id=work_id, compute_ns=out.decode_ns, chunk=pb.GenerationChunk(
+        text=out.text, tokens=out.tokens, final=out.final, finish_reason=out.finish_reason,
+        prompt_tokens=out.prompt_tokens, first_token_ns=out.first_token_ns, queued_ns=out.queued_ns,
+        preemptions=out.preemptions, decode_ns=out.decode_ns,
+    ))
 
 
 def warmup_pb(timings: list[WarmupTiming]) -> list[pb.WarmupTiming]:

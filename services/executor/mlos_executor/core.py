@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mlos_common.errors import DeadlineExceeded, Internal, MlosError
+from mlos_common.errors import DeadlineExceeded, Internal, InvalidArgument, MlosError
 from mlos_common.signatures import TensorHeader, TensorSpec, batchable, validate_inputs
 from mlos_common.tensors import datatype_of
 from mlos_executor.artifacts import Fetcher, verified_artifact
 from mlos_executor.budget import Footprint
 from mlos_executor.errors import BadOutputName, ModelNotLoaded
+from mlos_executor.generation import Emit, Generation, GenerationSpec
+from mlos_executor.llama_backend import LlamaSettings
+from mlos_executor.llama_models import GENERATE, EmbeddingModel, GenerationModel, is_gguf, load_gguf
 from mlos_executor.memory_guard import MemoryGuard
 from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads, runtime_message
 from mlos_executor.runtime_mode import detect_runtime_mode
@@ -30,6 +33,9 @@ from mlos_executor.warmup import WarmupTiming, largest_batch, warm_up
 log = logging.getLogger(__name__)
 
 __all__ = ["ExecutorCore", "ExecutionSample", "Fetcher", "LoadedModel", "Sink", "WorkItem", "WorkOutcome"]
+
+
+Runnable = OnnxModel | GenerationModel | EmbeddingModel  # what a loaded model's session is
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,7 @@ class LoadedModel:
     name: str
     version: int
     sha256: str
-    model: OnnxModel
+    model: Runnable
     load_ms: int
     executions: int = 0
     in_flight: int = 0
@@ -80,6 +86,10 @@ class LoadedModel:
     batched: bool = True  # the first dimension is the batch (rows reported to telemetry); else 1 row
     warmup: list[WarmupTiming] = field(default_factory=list)  # timed at load (see warmup.py)
     memory: Footprint | None = None  # measured at load (see memory_guard.py)
+
+    @property
+    def task(self) -> str:
+        return getattr(self.model, "task", "infer")
 
 
 @dataclass
@@ -111,10 +121,12 @@ class ExecutorCore:
 
     # ---- loading ----
 
-    async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None) -> LoadedModel:
+    async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None,
+                   task: str = "", llama: LlamaSettings | None = None) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
-        given: the signature decides, and warm-up runs at batch 1 only). Raises
-        MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)."""
+        given: the signature decides, and warm-up runs at batch 1 only). A GGUF file loads on
+        llama.cpp for `task` ("generate" unless "embed") with `llama` settings (see llama_models.py).
+        Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -124,6 +136,8 @@ class ExecutorCore:
                 return current
             start = time.perf_counter()
             path = await verified_artifact(self.cache_dir, self.fetch, name, version, sha256)
+            if await asyncio.to_thread(is_gguf, path):
+                return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start)
             facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size))
             measure = self.memory.start()
             try:
@@ -150,10 +164,48 @@ class ExecutorCore:
                      loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
             return loaded
 
+    async def _load_gguf(self, key: tuple[str, int], sha256: str, path: Path, task: str, settings: LlamaSettings,
+                         start: float) -> LoadedModel:
+        facts = await self.memory.admit(key, path, 1)
+        measure = self.memory.start()
+        try:
+            model = await load_gguf(path, task, settings)
+        except BaseException:
+            self.memory.abandon(key, measure)
+            raise
+        loaded = LoadedModel(key[0], key[1], sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
+                             threads=settings.resolved_threads(), path=path, batched=False)
+        loaded.memory = self.memory.finish(key, facts, measure)
+        self.models[key] = loaded
+        log.info("loaded %s v%d (%s, GGUF, %s) in %d ms on %s", key[0], key[1], loaded.sha256[:12], task,
+                 loaded.load_ms, ",".join(model.providers))
+        return loaded
+
     def unload(self, name: str, version: int) -> bool:
-        # Batches already running keep their reference to the session and finish.
+        # Batches already running keep their reference to the session and finish; a GGUF model's
+        # open generations end ("cancelled") and its contexts are freed.
         self.memory.release((name, version))
-        return self.models.pop((name, version), None) is not None
+        loaded = self.models.pop((name, version), None)
+        if loaded is not None and isinstance(loaded.model, GenerationModel | EmbeddingModel):
+            self._in_background(loaded.model.close())
+        return loaded is not None
+
+    def generate(self, name: str, version: int, spec: GenerationSpec, emit: Emit) -> Generation:
+        """Queues a generation on a loaded generation model; its chunks (or its error) go to `emit`."""
+        loaded = self.get(name, version)
+        model = loaded.model
+        if not isinstance(model, GenerationModel):
+            raise InvalidArgument(
+                f"model {name!r} is not a text generation model (task {loaded.task!r}): send its input tensors"
+            )
+        return model.scheduler.submit(spec, emit)
+
+    def cancel(self, generation: Generation) -> None:
+        for loaded in self.models.values():
+            if isinstance(loaded.model, GenerationModel) and generation in loaded.model.scheduler.open:
+                loaded.model.scheduler.cancel(generation)
+                return
+        generation.cancelled = True  # its model went away: nothing runs it any more
 
     def get(self, name: str, version: int) -> LoadedModel:
         loaded = self.models.get((name, version))
@@ -213,7 +265,8 @@ class ExecutorCore:
             for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
                 loaded.mean_run_ns = (loaded.mean_run_ns * 7 + ns) // 8 if loaded.mean_run_ns else ns
-            if loaded.mean_run_ns > self.heavy_run_ns and self.heavy_threads > loaded.threads and not loaded.rethreading:
+            if (loaded.mean_run_ns > self.heavy_run_ns and self.heavy_threads > loaded.threads and not loaded.rethreading
+                    and isinstance(model, OnnxModel)):
                 self._rethread(loaded)
         finally:
             loaded.in_flight -= len(runnable)
@@ -249,12 +302,15 @@ class ExecutorCore:
             log.info("%s v%d runs %.1f ms on average: it runs alone on %d intra-op threads from now on",
                      loaded.name, loaded.version, loaded.mean_run_ns / 1e6, self.heavy_threads)
 
-        task = asyncio.get_running_loop().create_task(rebuild())
+        self._in_background(rebuild())
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     @staticmethod
-    def _select_outputs(model: OnnxModel, names: list[str]) -> list[TensorSpec]:
+    def _select_outputs(model: Runnable, names: list[str]) -> list[TensorSpec]:
         if not names:
             return list(model.outputs)
         by_name = {o.name: o for o in model.outputs}
@@ -273,7 +329,7 @@ class ExecutorCore:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_group(model: OnnxModel, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]]) -> None:
+def _run_group(model: Runnable, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]]) -> None:
     """In a worker thread: runs each item, timing only the runtime (compute_ns)."""
     for item, specs, outcome in runnable:
         if item.deadline_ns and time.perf_counter_ns() >= item.deadline_ns:

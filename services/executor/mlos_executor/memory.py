@@ -41,7 +41,13 @@ class MemoryFacts:
 
 
 def memory_facts(path: Path) -> MemoryFacts:
-    """The facts of the ONNX model at `path`; raises onnx's DecodeError/OSError on a bad file."""
+    """The facts of the ONNX model at `path`; raises onnx's DecodeError/OSError on a bad file.
+    A GGUF file (llama.cpp) counts by its size only: its weights are mapped from the file, and its
+    parameters are not read here (0)."""
+    with open(path, "rb") as f:
+        if f.read(4) == b"GGUF":
+            return MemoryFacts(file_bytes=path.stat().st_size, parameters=0, nodes=0,
+                               input_bytes_per_item=0, output_bytes_per_item=0)
     model = onnx.load(str(path), load_external_data=False)
     graph = model.graph
     initializer_names = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}

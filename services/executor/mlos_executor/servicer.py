@@ -19,6 +19,7 @@ from mlos_common.streams import serve_concurrently
 from mlos_executor import convert, unix_link
 from mlos_executor.core import ExecutorCore
 from mlos_executor.memory import rss_bytes
+from mlos_executor.stream_generations import StreamGenerations
 from mlos_executor.stream_shm import StreamShm
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class ExecutorServicer(pbg.ExecutorServicer):
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
         max_batch_size = request.config.max_batch_size if request.HasField("config") else None
-        loaded = await self._core.load(request.model.name, request.model.version, request.sha256, max_batch_size)
+        loaded = await self._core.load(request.model.name, request.model.version, request.sha256, max_batch_size,
+                                       request.task, convert.llama_settings(request.config))
         return pb.LoadModelResponse(model=convert.loaded_pb(loaded), warmup=convert.warmup_pb(loaded.warmup))
 
     async def UnloadModel(self, request: pb.UnloadModelRequest, context) -> pb.UnloadModelResponse:
@@ -66,16 +68,24 @@ class ExecutorServicer(pbg.ExecutorServicer):
         shm = StreamShm(self._shm_arena_bytes, self._host_id)
         replies: asyncio.Queue[pb.ExecuteReply] = asyncio.Queue()
         ready: list[pb.WorkResult] = []
+        generations = StreamGenerations(self._core)
 
         def flush() -> None:
             replies.put_nowait(pb.ExecuteReply(results=ready[:]))
             ready.clear()
 
+        def send(result: pb.WorkResult) -> None:
+            if not ready:
+                loop.call_soon(flush)
+            ready.append(result)
+
         async def run(message: pb.ExecuteRequest) -> None:
             if message.HasField("offer"):
                 replies.put_nowait(pb.ExecuteReply(answer=shm.answer(message.offer)))
             shm.release(message.release)
-            groups = convert.group_work(message.work).items()
+            generations.cancel(message.cancel)
+            works = generations.start(message.work, send)
+            groups = convert.group_work(works).items()
             for results in await asyncio.gather(*(self._run_group(key, works, shm) for key, works in groups)):
                 if not ready:
                     loop.call_soon(flush)
@@ -85,6 +95,7 @@ class ExecutorServicer(pbg.ExecutorServicer):
             async for reply in serve_concurrently(request_iterator, run, replies):
                 yield reply
         finally:
+            generations.close()
             shm.close()
 
     async def _run_group(self, key: tuple[str, int], works: list[pb.Work], shm: StreamShm) -> list[pb.WorkResult]:

@@ -72,7 +72,8 @@ class RemoteExecutor:
 
     async def load(self, model: ModelInfo, timeout_s: float | None) -> list[Warmup]:
         reply = await self.client.load_model(
-            model.name, model.version, model.sha256, model.max_batch_size, timeout_s, generation=_generation_config(model)
+            model.name, model.version, model.sha256, model.max_batch_size, timeout_s, generation=_generation_config(model),
+            task=model.task,
         )
         if not self._status_seen or (self.link_mode == "auto" and not self.client.link.unix_name):
             status = await self.client.status()

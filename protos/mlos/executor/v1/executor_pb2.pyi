@@ -16,14 +16,16 @@ class ModelKey(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class LoadModelRequest(_message.Message):
-    __slots__ = ("model", "sha256", "config")
+    __slots__ = ("model", "sha256", "config", "task")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
     sha256: str
     config: _tensor_pb2.ModelServingConfig
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ...) -> None: ...
+    task: str
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., task: _Optional[str] = ...) -> None: ...
 
 class LoadModelResponse(_message.Message):
     __slots__ = ("model", "warmup")
