@@ -232,6 +232,8 @@ class ExecutorCore:
         """
         loaded = self.get(name, version)
         model = loaded.model
+        if isinstance(model, GenerationModel):  # text comes as Work.generate, never as a batch
+            return [WorkOutcome(error=model.refusal()) for _ in items]
         outcomes: list[WorkOutcome] = []
         runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]] = []
         for item in items:

@@ -54,7 +54,11 @@ class GenerationModel:
     runtime: str = RUNTIME
 
     def run(self, feeds: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray]:
-        raise InvalidArgument(
+        raise self.refusal()
+
+    @staticmethod
+    def refusal() -> InvalidArgument:
+        return InvalidArgument(
             "this is a text generation model: send text_input (and optionally stream, sampling_parameters) "
             "through the front door's ModelInfer / ModelStreamInfer, not tensors for a batch"
         )
