@@ -202,3 +202,18 @@ async def test_generate_on_an_onnx_model_is_refused(start_executor, gguf, model_
     finally:
         await stream.close()
 
+
+
+async def test_without_preemption_generations_run_first_come_first_served(start_executor, gguf):
+    ex = await start_executor(fetch=file_fetcher(gguf), generation_preemption=False)
+    await ex.client.load_model("tiny", 1, "", generation=tensor_pb2.ModelServingConfig(context_length=256, threads=1))
+    stream = GenStream(ex.addr)
+    try:
+        await stream.start(1, "tiny", prompt=PROMPT, max_tokens=60, temperature=0.0, priority=2)
+        await stream.first(1)
+        await stream.start(2, "tiny", prompt=b"a dog", max_tokens=3, temperature=0.0, priority=1)
+        await stream.finished(2)
+        assert stream.order.index((1, True)) < stream.order.index((2, True))
+        assert (await stream.finished(1))[-1].chunk.preemptions == 0
+    finally:
+        await stream.close()

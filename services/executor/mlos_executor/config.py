@@ -54,6 +54,11 @@ class ExecutorSettings(ServiceSettings):
         "size, zero-filled inputs); the timings go back in LoadModelResponse.warmup. 0 = no warm-up.",
     )
     warmup_max_s: float = Field(2.0, gt=0, description="Warm-up time per model load, at most (roughly).")
+    generation_preemption: bool = Field(
+        True,
+        description="Generations of a model take turns by priority and deadline between token steps; "
+        "false = first come, first served to the end (the naive order, for comparison).",
+    )
     memory_budget_mb: float | None = Field(
         None,
         ge=0,

@@ -105,6 +105,7 @@ class ExecutorCore:
     sink: Sink | None = None
     warmup_runs: int = 3  # timed warm-up runs per batch size at load; 0 = no warm-up
     warmup_max_s: float = 2.0  # warm-up time per model, at most (roughly: a run in progress finishes)
+    generation_preemption: bool = True  # generations take turns by urgency (False: first come, first served)
     memory: MemoryGuard = field(default_factory=MemoryGuard)  # budget, footprint prediction, measurement
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
 
@@ -169,7 +170,7 @@ class ExecutorCore:
         facts = await self.memory.admit(key, path, 1)
         measure = self.memory.start()
         try:
-            model = await load_gguf(path, task, settings)
+            model = await load_gguf(path, task, settings, self.generation_preemption)
         except BaseException:
             self.memory.abandon(key, measure)
             raise

@@ -121,8 +121,11 @@ class GenerationCounters:
 
 
 class TokenScheduler:
-    def __init__(self, weights: LlamaWeights, chunk_tokens: int, max_generations: int = 256) -> None:
+    def __init__(self, weights: LlamaWeights, chunk_tokens: int, max_generations: int = 256,
+                 preemption: bool = True) -> None:
+        """`preemption` False: first come, first served to the end (the naive order, for comparison)."""
         self.weights = weights
+        self.preemption = preemption
         self.chunk_tokens = max(1, chunk_tokens)
         self.max_generations = max_generations
         self.counters = GenerationCounters()
@@ -161,7 +164,7 @@ class TokenScheduler:
         gen = Generation(self._seq, spec, emit, time.perf_counter_ns(), np.random.default_rng(seed), TextStream(spec.stop))
         self._open.append(gen)
         running = self._running
-        if running is not None and gen.key < running.key:
+        if self.preemption and running is not None and gen.key < running.key:
             self._preempt = True
         if self._driver is None:
             self._driver = asyncio.get_running_loop().create_task(self._drive())
@@ -197,7 +200,7 @@ class TokenScheduler:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            gen = min(runnable, key=lambda g: g.key)
+            gen = min(runnable, key=lambda g: g.key) if self.preemption else runnable[0]
             last = self._last
             if last is not None and last is not gen and not last.finished and last.started_ns:
                 last.preemptions += 1

@@ -91,7 +91,7 @@ class EmbeddingModel:
         await asyncio.to_thread(self.embedder.close)
 
 
-async def load_gguf(path: Path, task: str, settings: LlamaSettings) -> GenerationModel | EmbeddingModel:
+async def load_gguf(path: Path, task: str, settings: LlamaSettings, preemption: bool = True) -> GenerationModel | EmbeddingModel:
     """Probes, then loads the GGUF file for `task` ("generate" or "embed"); ModelLoadFailed on a file
     llama.cpp refuses or crashes on."""
     await probe(path, embedding=task == EMBED)
@@ -99,5 +99,5 @@ async def load_gguf(path: Path, task: str, settings: LlamaSettings) -> Generatio
         embedder = await asyncio.to_thread(LlamaEmbedder.load, path, settings)
         return EmbeddingModel(embedder, providers=_providers(settings.resolved_gpu_layers()), settings=settings)
     weights = await asyncio.to_thread(LlamaWeights.load, path, settings)
-    scheduler = TokenScheduler(weights, settings.chunk_tokens or DEFAULT_CHUNK_TOKENS)
+    scheduler = TokenScheduler(weights, settings.chunk_tokens or DEFAULT_CHUNK_TOKENS, preemption=preemption)
     return GenerationModel(weights, scheduler, providers=_providers(weights.gpu_layers))

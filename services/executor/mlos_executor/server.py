@@ -74,6 +74,7 @@ def build_core(
         sink=sink,
         warmup_runs=settings.warmup_runs,
         warmup_max_s=settings.warmup_max_s,
+        generation_preemption=settings.generation_preemption,
         memory=memory or memory_guard(settings),
     )
 
