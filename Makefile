@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ bench-predictor-cache: install
 # Options: make eval-predictor EVAL_ARGS='--seed 3 --json bench/results/predictor_eval.json'
 eval-predictor: install
 	$(VENV)/bin/mlos predictor eval --plot bench/results/predictor_eval.png $(EVAL_ARGS)
+
+# Generation: the suite vs llama-cpp-python in process (TTFT, tokens/s) and an urgent request's TTFT
+# during a long generation with preemption (second context, saved KV state) and without (~3 min).
+# Options: make bench-generation GEN_ARGS='--quick'
+bench-generation: install
+	$(PY) bench/bench_generation.py $(GEN_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

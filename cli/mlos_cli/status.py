@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 
+from google.protobuf.json_format import MessageToDict
+
 from mlos.executor.v1 import executor_pb2 as epb
 from mlos.predictor.v1 import predictor_pb2
 from mlos_common.errors import MlosError
@@ -61,6 +63,11 @@ def executor_lines(addr: str, s: epb.StatusResponse | str) -> list[str]:
         predicted = (f"; predicted {_mb(m.memory_predicted_bytes)} MB by {m.memory_predicted_by}"
                      if m.memory_predicted_by else "")
         lines.append(f"    {m.model.name} v{m.model.version}: {_mb(m.memory_bytes)} MB measured{predicted}")
+        if m.task == "generate":
+            g = m.generation
+            lines.append(f"      {m.runtime}, {g.contexts} context(s) of {g.context_length} tokens, {g.threads} thread(s): "
+                         f"{g.active} generating, {g.waiting} waiting, {g.completed} done, {g.cancelled} cancelled, "
+                         f"{g.tokens} tokens, {g.preemptions} preemptions ({g.state_saves} KV states saved)")
     return lines
 
 
@@ -83,7 +90,10 @@ def _as_dict(addr: str, s: epb.StatusResponse | str) -> dict:
         "addr": addr, "executor_id": s.executor_id, "runtime_mode": s.runtime_mode,
         "memory_budget_bytes": s.memory_budget_bytes, "memory_used_bytes": s.memory_used_bytes, "rss_bytes": s.rss_bytes,
         "models": [{"name": m.model.name, "version": m.model.version, "memory_bytes": m.memory_bytes,
-                    "memory_predicted_bytes": m.memory_predicted_bytes, "memory_predicted_by": m.memory_predicted_by}
+                    "memory_predicted_bytes": m.memory_predicted_bytes, "memory_predicted_by": m.memory_predicted_by,
+                    "runtime": m.runtime, "task": m.task,
+                    **({"generation": MessageToDict(m.generation, preserving_proto_field_name=True)}
+                       if m.task == "generate" else {})}
                    for m in s.models],
     }
 

@@ -217,3 +217,14 @@ async def test_without_preemption_generations_run_first_come_first_served(start_
         assert (await stream.finished(1))[-1].chunk.preemptions == 0
     finally:
         await stream.close()
+
+
+async def test_mlos_status_shows_the_generation_counters(gen):
+    from mlos_cli.status import executor_lines
+
+    ex, stream = gen
+    await stream.start(1, "tiny", prompt=PROMPT, max_tokens=6, temperature=0.0)
+    await stream.finished(1)
+    lines = executor_lines(ex.addr, await ex.client.status())
+    line = next(x for x in lines if "context(s)" in x)
+    assert "llama.cpp, 2 context(s) of 256 tokens, 1 thread(s)" in line and "1 done" in line and "6 tokens" in line
