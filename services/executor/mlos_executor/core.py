@@ -1,4 +1,7 @@
-"""The executor's domain: which models are loaded here, and running their batches.
+"""The executor's domain: which models are loaded here, and running their batches and generations.
+
+ONNX models run on ONNX Runtime sessions; GGUF models on llama.cpp (llama_models.py): generation
+models through their token scheduler (generation.py), embedding models as tensor models.
 
 No grpc here. Artifacts come through an injected fetcher (the registry client in production),
 telemetry goes to an injected sink that must never block (the predictor streamer).
@@ -9,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mlos_common.errors import DeadlineExceeded, Internal, InvalidArgument, MlosError
+from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.signatures import TensorHeader, TensorSpec, batchable, validate_inputs
 from mlos_common.tensors import datatype_of
 from mlos_executor.artifacts import Fetcher, verified_artifact
@@ -26,9 +28,10 @@ from mlos_executor.generation import Emit, Generation, GenerationSpec
 from mlos_executor.llama_backend import LlamaSettings
 from mlos_executor.llama_models import GENERATE, EmbeddingModel, GenerationModel, is_gguf, load_gguf
 from mlos_executor.memory_guard import MemoryGuard
-from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads, runtime_message
+from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads
 from mlos_executor.runtime_mode import detect_runtime_mode
 from mlos_executor.warmup import WarmupTiming, largest_batch, warm_up
+from mlos_executor.work import ExecutionSample, Sink, WorkItem, WorkOutcome, batch_size, run_group
 
 log = logging.getLogger(__name__)
 
@@ -36,34 +39,6 @@ __all__ = ["ExecutorCore", "ExecutionSample", "Fetcher", "LoadedModel", "Sink", 
 
 
 Runnable = OnnxModel | GenerationModel | EmbeddingModel  # what a loaded model's session is
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionSample:
-    model_name: str
-    model_version: int
-    batch_size: int
-    compute_ns: int
-    ok: bool
-
-
-Sink = Callable[[ExecutionSample], None]
-
-
-@dataclass(slots=True)
-class WorkItem:
-    """One piece of work: inputs by name, outputs wanted (empty = all), an optional deadline."""
-
-    feeds: dict[str, np.ndarray]
-    output_names: list[str]
-    deadline_ns: int = 0  # time.perf_counter_ns() after which it is not run; 0 = none
-
-
-@dataclass(slots=True)
-class WorkOutcome:
-    outputs: list[tuple[TensorSpec, np.ndarray]] = field(default_factory=list)
-    compute_ns: int = 0
-    error: MlosError | None = None
 
 
 @dataclass
@@ -256,14 +231,14 @@ class ExecutorCore:
             expected_ns = loaded.mean_run_ns * len(runnable)
             if loaded.mean_run_ns and expected_ns < self.inline_run_ns:
                 # A thread hand-off costs 0.1-0.2 ms, more than such runs: do them here.
-                _run_group(model, runnable)
+                run_group(model, runnable)
                 loaded.inline_runs += len(runnable)
             elif loaded.wide is not None and self.in_flight == len(runnable):
                 # Nothing else runs here: this heavy model's session with every CPU takes them all.
                 loaded.wide_runs += len(runnable)
-                await loop.run_in_executor(self._pool, _run_group, loaded.wide, runnable)
+                await loop.run_in_executor(self._pool, run_group, loaded.wide, runnable)
             else:
-                await loop.run_in_executor(self._pool, _run_group, model, runnable)
+                await loop.run_in_executor(self._pool, run_group, model, runnable)
             first = loaded.executions == 0  # its cold run (lazy allocations) would skew the mean
             for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
@@ -276,7 +251,7 @@ class ExecutorCore:
             loaded.executions += len(runnable)
         if self.sink is not None:
             for item, _, outcome in runnable:
-                rows = _batch_size(item.feeds) if loaded.batched else 1
+                rows = batch_size(item.feeds) if loaded.batched else 1
                 self.sink(ExecutionSample(name, version, rows, outcome.compute_ns, outcome.error is None))
         return outcomes
 
@@ -330,30 +305,3 @@ class ExecutorCore:
         for task in list(self._background):
             task.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_group(model: Runnable, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]]) -> None:
-    """In a worker thread: runs each item, timing only the runtime (compute_ns)."""
-    for item, specs, outcome in runnable:
-        if item.deadline_ns and time.perf_counter_ns() >= item.deadline_ns:
-            outcome.error = DeadlineExceeded("the deadline passed before the executor could run the work")
-            continue
-        start = time.perf_counter_ns()
-        try:
-            arrays = model.run(item.feeds, [s.name for s in specs])
-        except MlosError as exc:
-            outcome.error = exc
-            continue
-        except Exception as exc:  # noqa: BLE001 - the runtime's failure belongs to this item alone
-            outcome.error = Internal(f"the runtime failed: {runtime_message(exc)}")
-            continue
-        finally:
-            outcome.compute_ns = time.perf_counter_ns() - start
-        outcome.outputs = list(zip(specs, arrays))
-
-
-def _batch_size(feeds: dict[str, np.ndarray]) -> int:
-    for array in feeds.values():
-        return int(array.shape[0]) if array.ndim else 1
-    return 0
-
