@@ -3,6 +3,9 @@
 - ``iris``: scikit-learn LogisticRegression on the bundled iris data, converted with skl2onnx.
 - ``silero_vad``: the Silero voice-activity detector from the ``silero-vad`` wheel.
 - ``ocr_cls``: the PP-OCR text-direction classifier from the ``rapidocr-onnxruntime`` wheel.
+- ``tinyllama-test`` (task "generate") and ``tiny-bert-embed`` (task "embed"): tiny GGUF models with
+  random weights written by ``mlos_cli.gguf_models``, for llama.cpp; only with ``generation=True``
+  and when llama-cpp-python and gguf are installed.
 
 The two packaged models are located with ``importlib.util.find_spec`` and never imported: the
 Python wrappers of those packages pull torch and opencv, and only their ``.onnx`` files are used.
@@ -32,11 +35,13 @@ OCR_CLS_SHAPE = (3, 48, 192)  # rapidocr's cls_image_shape, per image
 
 @dataclass(frozen=True)
 class DemoModel:
-    """One demo model: its registry name, its .onnx file, and where it came from."""
+    """One demo model: its registry name, its model file, where it came from, and its task
+    ("infer": ONNX tensors in and out; "generate" / "embed": a GGUF model for llama.cpp)."""
 
     name: str
     path: Path
     source: str
+    task: str = "infer"
 
     def sample_inputs(self, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
         """Deterministic inputs for ``batch`` requests' worth of data, keyed by input name."""
@@ -49,14 +54,17 @@ class DemoModel:
         return sampler(batch, seed)
 
 
-def prepare_demo_models(home: Path) -> list[DemoModel]:
+def prepare_demo_models(home: Path, generation: bool = False) -> list[DemoModel]:
     """Build or locate every available demo model; ``home/demo/`` holds the built ones.
 
-    A model whose package is missing is skipped with a warning that names the pip command.
-    Raises RuntimeError when no demo model at all is available.
+    The ONNX models always; with ``generation`` also the GGUF models for llama.cpp (written on the
+    first call, reused after). A model whose package is missing is skipped with a warning that
+    names the install command. Raises RuntimeError when no demo model at all is available.
     """
     demo_dir = Path(home) / "demo"
     models = [m for m in (_prepare_iris(demo_dir), _locate_silero(), _locate_ocr_cls()) if m]
+    if generation:
+        models += _prepare_gguf(demo_dir)
     if not models:
         raise RuntimeError(
             "no demo model is available: install them with "
@@ -77,7 +85,7 @@ def _prepare_iris(demo_dir: Path) -> DemoModel | None:
         )
         return None
     path = demo_dir / "iris.onnx"
-    _write_if_changed(path, _build_iris_onnx())
+    write_if_changed(path, _build_iris_onnx())
     source = (
         f"scikit-learn {_version('scikit-learn')} iris LogisticRegression"
         f" + skl2onnx {_version('skl2onnx')}"
@@ -103,9 +111,13 @@ def _build_iris_onnx() -> bytes:
     return onnx_model.SerializeToString()
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Writes ``data`` to ``path`` unless it already holds exactly these bytes; True if written.
+
+    Atomic: a fsynced temp file beside ``path`` is renamed over it, so a reader (or a crash) never
+    sees half a file; no temp file is left behind on error."""
     if path.is_file() and path.read_bytes() == data:
-        return
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -118,6 +130,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     logger.info("wrote demo model %s (%d bytes)", path, len(data))
+    return True
 
 
 def _iris_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
@@ -126,6 +139,54 @@ def _iris_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
     features = load_iris().data.astype(np.float32)
     rows = (np.arange(batch) + seed) % len(features)
     return {"X": np.ascontiguousarray(features[rows])}
+
+
+# --- GGUF models for llama.cpp ---------------------------------------------------------------
+
+GGUF_DEMOS = {"tinyllama-test": "generate", "tiny-bert-embed": "embed"}
+
+
+def _prepare_gguf(demo_dir: Path) -> list[DemoModel]:
+    """The tiny llama (generation) and BERT (embedding) GGUF files, or none with a warning."""
+    names = ", ".join(repr(n) for n in GGUF_DEMOS)
+    if not _has_package("llama_cpp"):
+        logger.warning(
+            "demo models %s skipped: llama-cpp-python is not installed "
+            "(`make install` builds it once; or scripts/install_llama.sh .venv/bin/python)",
+            names,
+        )
+        return []
+    if not _has_package("gguf"):
+        logger.warning("demo models %s skipped: the gguf package is missing (pip install -e '.[llm]')", names)
+        return []
+    from mlos_cli import gguf_models
+
+    source = f"mlos_cli.gguf_models, random weights (seed 0), gguf {_version('gguf')}"
+    writers = {"tinyllama-test": gguf_models.write_tiny_llama, "tiny-bert-embed": gguf_models.write_tiny_bert}
+    return [DemoModel(name, writers[name](demo_dir / f"{name}.gguf"), source, task) for name, task in GGUF_DEMOS.items()]
+
+
+SAMPLE_TEXTS = (
+    b"the quick brown fox jumps over the lazy dog",
+    b"hello world, how are you",
+    b"a model that writes one token at a time",
+    "caf\u00e9 \u2615 \u65e5\u672c".encode(),  # outside the tiny vocabularies: byte fallback / single letters
+)
+
+
+def _texts(batch: int, seed: int) -> np.ndarray:
+    """``batch`` texts (BYTES, as the front door's text_input), cycling through SAMPLE_TEXTS from ``seed``."""
+    return np.array([SAMPLE_TEXTS[(seed + i) % len(SAMPLE_TEXTS)] for i in range(batch)], dtype=np.object_)
+
+
+def _generation_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
+    if batch != 1:
+        raise ValueError("tinyllama-test takes one prompt per request: its text_input is [1]")
+    return {"text_input": _texts(1, seed)}
+
+
+def _embedding_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
+    return {"text_input": _texts(batch, seed)}
 
 
 # --- packaged models --------------------------------------------------------------------------
@@ -208,4 +269,6 @@ _SAMPLERS: dict[str, Callable[[int, int], dict[str, np.ndarray]]] = {
     "iris": _iris_inputs,
     "silero_vad": _silero_inputs,
     "ocr_cls": _ocr_cls_inputs,
+    "tinyllama-test": _generation_inputs,
+    "tiny-bert-embed": _embedding_inputs,
 }

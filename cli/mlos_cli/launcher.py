@@ -187,13 +187,23 @@ class Suite:
             raise
 
     async def _register_demo_models(self) -> None:
+        """Registers the demo models (the GGUF ones too when llama.cpp is installed); they become the
+        scheduler's start-up models. A GGUF model the registry refuses (one without GGUF support) is
+        left out with a warning; an ONNX demo model refused is a start-up failure."""
         from mlos_cli.demo import prepare_demo_models
+        from mlos_common.errors import InvalidArgument
         from mlos_registry.client import RegistryClient
 
-        demos = await asyncio.to_thread(prepare_demo_models, self.config.home / "demo")
+        demos = await asyncio.to_thread(prepare_demo_models, self.config.home / "demo", True)
         async with RegistryClient(self.addr("registry")) as registry:
             for demo in demos:
-                await registry.register(demo.name, str(demo.path), labels={"source": demo.source})
+                try:
+                    await registry.register(demo.name, str(demo.path), labels={"source": demo.source})
+                except InvalidArgument as exc:
+                    if demo.task == "infer":
+                        raise
+                    log.warning("demo model %s (%s, GGUF) left out: the registry refused it: %s", demo.name, demo.task, exc)
+                    continue
                 self.models.append(demo.name)
 
     async def wait(self) -> str:

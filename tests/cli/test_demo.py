@@ -133,3 +133,71 @@ def test_no_model_available_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name, *args: None)
     with pytest.raises(RuntimeError, match="pip install"):
         prepare_demo_models(tmp_path)
+
+
+# --- GGUF demo models (llama.cpp) ----------------------------------------------------------------
+
+GGUF_TASKS = {"tinyllama-test": "generate", "tiny-bert-embed": "embed"}
+
+
+def _gguf_demos(home: Path) -> dict[str, DemoModel]:
+    return {m.name: m for m in prepare_demo_models(home, generation=True) if m.name in GGUF_TASKS}
+
+
+def test_generation_adds_the_gguf_models_written_once(tmp_path: Path) -> None:
+    from mlos_cli import gguf_models
+
+    first = _gguf_demos(tmp_path)
+    assert {name: m.task for name, m in first.items()} == GGUF_TASKS
+    assert first["tinyllama-test"].path.read_bytes() == gguf_models.tiny_llama_bytes(0)
+    assert first["tiny-bert-embed"].path.read_bytes() == gguf_models.tiny_bert_bytes(0)
+    stats = {name: m.path.stat() for name, m in first.items()}
+    again = _gguf_demos(tmp_path)  # a second `mlos up`: the same files, not rewritten
+    for name, m in again.items():
+        assert m.path == first[name].path
+        assert (m.path.stat().st_ino, m.path.stat().st_mtime_ns) == (stats[name].st_ino, stats[name].st_mtime_ns)
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["iris.onnx", "tiny-bert-embed.gguf", "tinyllama-test.gguf"]
+
+
+def test_onnx_demo_models_are_unchanged_by_generation(tmp_path: Path) -> None:
+    models = prepare_demo_models(tmp_path, generation=True)
+    assert {m.name for m in models} == EXPECTED_NAMES | set(GGUF_TASKS)
+    assert {m.name for m in models if m.task == "infer"} == EXPECTED_NAMES
+    assert not any(m.path.suffix == ".gguf" for m in prepare_demo_models(tmp_path / "plain"))
+
+
+def test_a_damaged_gguf_demo_file_is_rewritten(tmp_path: Path) -> None:
+    path = _gguf_demos(tmp_path)["tinyllama-test"].path
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # truncated, e.g. by a crash of an older writer
+    _gguf_demos(tmp_path)
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize(("package", "hint"), [("llama_cpp", "make install"), ("gguf", "pip install -e '.[llm]'")])
+def test_gguf_demos_skipped_without_llama_cpp_or_gguf(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, package: str, hint: str
+) -> None:
+    real_find_spec = demo.importlib.util.find_spec
+    monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a))
+    with caplog.at_level(logging.WARNING, logger=demo.__name__):
+        names = {m.name for m in prepare_demo_models(tmp_path, generation=True)}
+    assert names == EXPECTED_NAMES
+    assert "'tinyllama-test', 'tiny-bert-embed' skipped" in caplog.text and hint in caplog.text
+    assert not list((tmp_path / "demo").glob("*.gguf"))
+
+
+def test_gguf_sample_inputs_are_text_for_the_front_door(tmp_path: Path) -> None:
+    import llama_cpp
+
+    models = _gguf_demos(tmp_path)
+    prompt = models["tinyllama-test"].sample_inputs(seed=1)["text_input"]
+    assert prompt.dtype == object and prompt.shape == (1,) and isinstance(prompt[0], bytes)
+    with pytest.raises(ValueError, match=r"one prompt per request"):
+        models["tinyllama-test"].sample_inputs(batch=2)
+    texts = models["tiny-bert-embed"].sample_inputs(batch=5, seed=0)["text_input"]
+    assert texts.shape == (5,) and texts[0] == texts[4] != texts[1]
+    assert list(models["tiny-bert-embed"].sample_inputs(batch=5, seed=0)["text_input"]) == list(texts)
+    embedder = llama_cpp.Llama(str(models["tiny-bert-embed"].path), embedding=True, n_threads=1, verbose=False)
+    vectors = np.array(embedder.embed([t.decode() for t in texts]))
+    assert vectors.shape == (5, 64) and np.isfinite(vectors).all()
