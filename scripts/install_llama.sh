@@ -27,7 +27,9 @@ if ! ls "$house"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   log="$house.build.log"
   echo "llama-cpp-python $VERSION: compiling llama.cpp from source, once (about 9 minutes on 2 cores);"
   echo "  the wheel is kept in $house, the log in $log"
-  tmp=$(mktemp -d)
+  # Built beside the wheelhouse, so the wheel moves in by a rename: an install running at the
+  # same time (another checkout) never sees half a wheel.
+  tmp=$(mktemp -d "$house.incoming.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
   if ! "$PY" -m pip wheel -v --no-deps "llama-cpp-python==$VERSION" -w "$tmp" 2>&1 \
@@ -39,4 +41,5 @@ if ! ls "$house"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   mv "$tmp"/llama_cpp_python-*.whl "$house"/
 fi
 echo "llama-cpp-python $VERSION: installing the wheel from $house"
-"$PY" -m pip install -q --find-links "$house" "llama-cpp-python==$VERSION"
+# --only-binary: never fall back to a silent source build (e.g. a wheel this pip will not take).
+"$PY" -m pip install -q --find-links "$house" --only-binary llama-cpp-python "llama-cpp-python==$VERSION"
