@@ -62,6 +62,9 @@ class TinyShape:
 
 
 TINY_LLAMA = TinyShape(n_embd=64, n_heads=4, n_kv_heads=2, n_layers=2, n_ff=128, context_length=512)
+# A llama whose token costs a few milliseconds on one core (~42 MB), for bench/bench_generation.py.
+BENCH_LLAMA = TinyShape(n_embd=384, n_heads=6, n_kv_heads=6, n_layers=6, n_ff=1024, context_length=2048)
+SHAPES = {"tiny": TINY_LLAMA, "bench": BENCH_LLAMA}
 TINY_BERT = TinyShape(n_embd=64, n_heads=4, n_kv_heads=4, n_layers=2, n_ff=128, context_length=512)
 LLAMA_SPECIALS = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4
@@ -98,9 +101,9 @@ def bert_vocab() -> list[str]:
     return [*BERT_SPECIALS, *_unique(pieces)]
 
 
-def tiny_llama_bytes(seed: int = 0) -> bytes:
+def tiny_llama_bytes(seed: int = 0, shape: TinyShape = TINY_LLAMA) -> bytes:
     """The tiny llama GGUF file's bytes for ``seed`` (see the module docstring)."""
-    return _build(lambda path: _write_llama(path, seed))
+    return _build(lambda path: _write_llama(path, seed, shape))
 
 
 def tiny_bert_bytes(seed: int = 0) -> bytes:
@@ -108,9 +111,10 @@ def tiny_bert_bytes(seed: int = 0) -> bytes:
     return _build(lambda path: _write_bert(path, seed))
 
 
-def write_tiny_llama(path: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Writes the tiny llama GGUF to ``path`` (atomically, only if its bytes differ); returns the path."""
-    write_if_changed(Path(path), tiny_llama_bytes(seed))
+def write_tiny_llama(path: str | os.PathLike[str], seed: int = 0, shape: TinyShape = TINY_LLAMA) -> Path:
+    """Writes the tiny llama GGUF (or one of another ``shape``, e.g. BENCH_LLAMA) to ``path``
+    (atomically, only if its bytes differ); returns the path."""
+    write_if_changed(Path(path), tiny_llama_bytes(seed, shape))
     return Path(path)
 
 
@@ -154,8 +158,8 @@ def _common_keys(w: gguf.GGUFWriter, name: str, shape: TinyShape) -> None:
     w.add_head_count(shape.n_heads)
 
 
-def _write_llama(path: Path, seed: int) -> None:
-    s, rng = TINY_LLAMA, np.random.default_rng(seed)
+def _write_llama(path: Path, seed: int, shape: TinyShape = TINY_LLAMA) -> None:
+    s, rng = shape, np.random.default_rng(seed)
     tokens, scores, types = llama_vocab()
     w = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
     _common_keys(w, "mlos-tiny-llama", s)

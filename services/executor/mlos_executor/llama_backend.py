@@ -191,7 +191,7 @@ class Context:
         size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buffer, size, 0)
-        return bytes(buffer[:written])
+        return ctypes.string_at(buffer, written)
 
     def restore(self, state: bytes) -> None:
         llama_cpp = llama_module()
