@@ -129,7 +129,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    logger.info("wrote demo model %s (%d bytes)", path, len(data))
+    logger.info("wrote %s (%d bytes)", path, len(data))
     return True
 
 

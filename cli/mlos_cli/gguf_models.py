@@ -2,10 +2,11 @@
 
 - ``write_tiny_llama``: a llama-architecture generation model (2 layers, n_embd 64, 4 query heads,
   2 KV heads, n_ff 128, context 512, F32) with a SentencePiece-style ("llama") vocabulary:
-  <unk> <s> </s>, the 256 byte-fallback tokens <0x00>..<0xFF> and ~500 word pieces, so any UTF-8
-  text tokenizes (characters outside the pieces fall back to bytes).
+  <unk> <s> </s>, the 256 byte-fallback tokens <0x00>..<0xFF> and ~640 pieces (ASCII characters,
+  English word prefixes, suffixes), so any UTF-8 text tokenizes (characters outside the pieces
+  fall back to bytes).
 - ``write_tiny_bert``: a BERT-architecture embedding model (2 layers, n_embd 64, mean pooling) with a
-  WordPiece ("bert") vocabulary: [PAD] [UNK] [CLS] [SEP] [MASK] and ~400 lowercase pieces; llama.cpp
+  WordPiece ("bert") vocabulary: [PAD] [UNK] [CLS] [SEP] [MASK] and ~360 lowercase pieces; llama.cpp
   with ``embedding=True`` returns one vector of ``TINY_BERT.n_embd`` floats for any text.
 
 Contract: the weights are random from ``numpy.random.default_rng(seed)``, so the same seed gives the
