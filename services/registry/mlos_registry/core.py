@@ -8,13 +8,14 @@ import re
 import stat
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlos_common.errors import InvalidArgument
-from mlos_registry import formats, signature
+from mlos_registry import formats, gguf_model, signature
 from mlos_registry.artifacts import BlobStore, Chunk
 from mlos_registry.config import RegistrySettings
-from mlos_registry.domain import DEVICES, ModelVersion, ServingConfig
+from mlos_registry.domain import DEVICES, INFER, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
     ArtifactTooLarge,
@@ -64,6 +65,7 @@ MAX_PRIORITY_LEVELS = 64
 
 
 def _validate_config(config: ServingConfig, sig: signature.Signature, name: str) -> None:
+    """The checks every model gets; the format's own checks come from _describe."""
     if config.max_batch_size < 0:
         raise InvalidArgument(f"max_batch_size must be >= 0, got {config.max_batch_size}")
     if config.max_batch_size > 0 and not signature.batchable(sig):
@@ -92,6 +94,36 @@ def _validate_config(config: ServingConfig, sig: signature.Signature, name: str)
     device = config.device
     if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
         raise InvalidArgument(f"device {device!r} is not one of {', '.join(DEVICES)} or cuda:<index>")
+
+
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """What registration learns from a model file, and its validated serving config."""
+
+    format: str
+    task: str
+    facts: dict[str, str]
+    sig: signature.Signature
+    config: ServingConfig
+
+
+def _describe(
+    fmt: str | None, staged: Path, model_dir: Path, shown: str, request: ServingConfig | None, name: str,
+    default_max_batch_size: int,
+) -> _Described:
+    """Inspects the staged copy (blocking: run in a thread) and validates the serving config for it."""
+    if fmt == formats.GGUF:
+        model = gguf_model.inspect_gguf(staged, shown)
+        sig = signature.Signature(model.inputs, model.outputs)
+        serving = gguf_model.default_config(model).overridden_by(request)
+        gguf_model.validate_config(serving, model, name)
+        _validate_config(serving, sig, name)
+        return _Described(formats.GGUF, model.task, model.facts, sig, serving)
+    sig = signature.inspect_onnx(staged, model_dir, shown)
+    serving = signature.default_config(sig, default_max_batch_size).overridden_by(request)
+    gguf_model.refuse_gguf_fields(serving, name)
+    _validate_config(serving, sig, name)
+    return _Described(formats.ONNX, INFER, {}, sig, serving)
 
 
 class Registry:
@@ -162,20 +194,22 @@ class Registry:
         staged = await asyncio.to_thread(self._blobs.stage, source, self._settings.max_artifact_bytes, shown)
         try:
             # Inspect the staged copy: what we check is exactly what we store.
-            sig = await asyncio.to_thread(signature.inspect_onnx, staged.temp_path, source.parent, shown)
-            defaults = signature.default_config(sig, self._settings.default_max_batch_size)
-            serving = defaults.overridden_by(config)
-            _validate_config(serving, sig, name)
+            described = await asyncio.to_thread(
+                _describe, fmt, staged.temp_path, source.parent, shown, config, name,
+                self._settings.default_max_batch_size,
+            )
             draft = ModelVersion(
                 name=name,
                 version=0,
-                format=formats.ONNX,
+                format=described.format,
                 sha256=staged.sha256,
                 size_bytes=staged.size_bytes,
-                inputs=sig.inputs,
-                outputs=sig.outputs,
-                config=serving,
+                inputs=described.sig.inputs,
+                outputs=described.sig.outputs,
+                config=described.config,
                 labels=labels,
+                task=described.task,
+                facts=described.facts,
                 created_unix_ms=int(time.time() * 1000),
             )
             async with self._write_lock:
@@ -184,7 +218,8 @@ class Registry:
         finally:
             await asyncio.to_thread(self._blobs.discard, staged)
         if created:
-            log.info("registered %s version %d (%s, %d bytes)", name, stored.version, stored.sha256[:12], stored.size_bytes)
+            log.info("registered %s version %d (%s, %s, %d bytes)", name, stored.version, stored.format, stored.sha256[:12],
+                     stored.size_bytes)
         else:
             log.info("%s: identical bytes already registered as version %d", name, stored.version)
         return stored

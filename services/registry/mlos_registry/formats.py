@@ -2,7 +2,8 @@
 
 `sniff` looks at the first bytes only: GGUF magic, SafeTensors header, PyTorch zip, pickle.
 ONNX has no magic number, so a file that matches none of these is tried as an ONNX protobuf
-(see signature.py); only ONNX is registrable for now.
+(see signature.py). ONNX and GGUF (read by gguf_header.py) are registrable; the others are
+recognised so that the refusal can say what the file is.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SAFETENSORS = "safetensors"
 PYTORCH = "pytorch"
 PICKLE = "pickle"
 ZIP = "zip"
-REGISTRABLE = (ONNX,)
+REGISTRABLE = (ONNX, GGUF)
 
 
 def _is_safetensors(head: bytes, file_size: int) -> bool:
@@ -66,15 +67,14 @@ def reject_unregistrable(fmt: str, shown_as: str) -> None:
     if fmt == ZIP:
         raise UnsupportedFormat(
             f"{shown_as} is a zip archive but not a PyTorch checkpoint (no data.pkl); "
-            "only ONNX models can be registered"
+            "only ONNX and GGUF models can be registered"
         )
     labels = {
-        GGUF: "a GGUF model (llama.cpp)",
         SAFETENSORS: "a SafeTensors checkpoint",
         PYTORCH: "a PyTorch checkpoint (zip)",
         PICKLE: "a Python pickle (legacy PyTorch checkpoint)",
     }
     raise UnsupportedFormat(
         f"{shown_as} is {labels.get(fmt, fmt)} (format '{fmt}'); conversion to ONNX is not available "
-        "yet, so only ONNX models can be registered for now"
+        "yet, so only ONNX and GGUF models can be registered for now"
     )
