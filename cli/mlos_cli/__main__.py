@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="models known to the suite")
     msub = models.add_subparsers(dest="models_command", required=True)
-    ls = msub.add_parser("list", help="every registered model and whether it is loaded")
+    ls = msub.add_parser("list", help="every served model: whether it is loaded, its task, for GGUF its key facts")
     ls.add_argument("--addr", default="127.0.0.1:8001", help="scheduler front door")
+    ls.add_argument("--registry", default="127.0.0.1:8101", help="registry (task and facts)")
     reg = msub.add_parser("register", help="register a model file and load it")
     reg.add_argument("name")
     reg.add_argument("path", type=Path)
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="priority of requests that set none (default: the lowest level)")
     reg.add_argument("--preferred-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
                      help="batch sizes the batcher aims for, each 1..max_batch_size")
+
+    from mlos_cli import models_cmd
+
+    models_cmd.add_parsers(msub, _non_negative)
 
     bench = sub.add_parser("bench", help="benchmarks of a source checkout (bench/)")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
@@ -158,20 +163,6 @@ def _summary(info: dict) -> str:
     return "\n".join(lines)
 
 
-async def _models_list(args: argparse.Namespace) -> int:
-    from mlos_cli.frontdoor import FrontDoor
-
-    async with FrontDoor(args.addr) as front:
-        entries = await front.index()
-        print(f"{'MODEL':<20} {'VERSION':<8} {'STATE':<12} INPUTS -> OUTPUTS")
-        for e in entries:
-            meta = await front.metadata(e.name)
-            sig = ", ".join(f"{t.name}:{t.datatype}{list(t.shape)}" for t in meta.inputs)
-            out = ", ".join(f"{t.name}:{t.datatype}{list(t.shape)}" for t in meta.outputs)
-            print(f"{e.name:<20} {e.version:<8} {e.state:<12} {sig} -> {out}")
-    return 0
-
-
 async def _models_register(args: argparse.Namespace) -> int:
     from mlos_cli.frontdoor import FrontDoor
     from mlos_registry.client import RegistryClient
@@ -255,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
                 "predictor": predictor_cmd.run, "status": status.status}
     if args.command == "models":
-        handler = _models_list if args.models_command == "list" else _models_register
+        from mlos_cli import models_cmd
+
+        handler = {"list": models_cmd.models_list, "show": models_cmd.models_show}.get(args.models_command,
+                                                                                        _models_register)
     else:
         handler = handlers[args.command]
     try:

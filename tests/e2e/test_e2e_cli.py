@@ -15,12 +15,18 @@ def mlos(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_models_list(suite):
-    done = mlos("models", "list", "--addr", suite.scheduler_addr)
+    done = mlos("models", "list", "--addr", suite.scheduler_addr, "--registry", suite.info["registry_addr"])
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:] if line.strip()}
     for model in MODELS:
         assert model in rows, done.stdout
-        assert "READY" in rows[model], done.stdout
+        assert rows[model][2:4] == ["READY", "infer"], done.stdout
+
+
+def test_models_show(suite):
+    done = mlos("models", "show", "iris", "--registry", suite.info["registry_addr"])
+    assert done.returncode == 0, done.stderr
+    assert "  task      infer" in done.stdout.splitlines() and "X:FP32[-1, 4]" in done.stdout, done.stdout
 
 
 def test_infer_iris(suite):
