@@ -21,6 +21,12 @@ def test_models_list(suite):
     for model in MODELS:
         assert model in rows, done.stdout
         assert rows[model][2:4] == ["READY", "infer"], done.stdout
+    lines = done.stdout.splitlines()
+    for model, task, facts in (("tinyllama-test", "generate", "gguf: llama, F32, 189K parameters, context 512 of 512"),
+                               ("tiny-bert-embed", "embed", "gguf: bert, F32, 124K parameters")):
+        if model in suite.info["models"]:  # the GGUF demos, registered when llama.cpp is installed
+            row = next(i for i, line in enumerate(lines) if line.startswith(model + " "))
+            assert lines[row].split()[3] == task and facts in lines[row + 1], done.stdout
 
 
 def test_models_show(suite):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gguf
 import grpc
+import llama_cpp
 import numpy as np
 import pytest
 from gguf_testkit import HOSTILE, write_gguf
@@ -14,6 +15,7 @@ from grpc import aio
 from registry_testkit import Serve, Served
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
+from mlos_cli import gguf_models
 from mlos_common.errors import InvalidArgument, NotFound
 from mlos_registry.domain import ServingConfig, TensorSpec
 
@@ -171,3 +173,27 @@ async def test_files_without_what_llama_cpp_needs_are_invalid(
     with pytest.raises(InvalidArgument) as err:
         await served.client.register("partial", path)
     assert words in err.value.message
+
+
+@pytest.mark.parametrize("writer,task,output", [
+    ("write_tiny_llama", "generate", TensorSpec("text_output", "BYTES", (-1,))),
+    ("write_tiny_bert", "embed", TensorSpec("embedding", "FP32", (-1, 64))),
+])
+async def test_the_repos_test_models_register_with_the_facts_llama_cpp_reads(
+    served: Served, models_dir: Path, writer: str, task: str, output: TensorSpec
+) -> None:
+    """mlos_cli.gguf_models' tiny llama and BERT: our header facts agree with llama.cpp loading the file."""
+    path = getattr(gguf_models, writer)(models_dir / f"{writer}.gguf")
+    mv = await served.client.register(writer.replace("_", "-"), path)
+    assert (mv.format, mv.task, mv.outputs) == ("gguf", task, (output,))
+    embedder = task == "embed"
+    llm = llama_cpp.Llama(str(path), n_ctx=64, n_threads=1, embedding=embedder, verbose=False)
+    model = llm._model.model
+    assert int(mv.facts["parameters"]) == llama_cpp.llama_model_n_params(model)
+    assert int(mv.facts["context_length"]) == llama_cpp.llama_model_n_ctx_train(model)
+    assert int(mv.facts["embedding_length"]) == llama_cpp.llama_model_n_embd(model)
+    assert int(mv.facts["vocab_size"]) == llm.n_vocab()
+    assert mv.facts["architecture"] == llm.metadata["general.architecture"]
+    assert mv.facts["quantization"] == "F32"
+    assert mv.config.context_length == min(int(mv.facts["context_length"]), 2048)
+    assert mv.config.contexts == (1 if embedder else 2)
