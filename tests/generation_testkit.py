@@ -22,13 +22,16 @@ Every cancel id that arrives is recorded in `cancels` (wait for one with `cancel
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos_common.bootstrap import ServerParts
 from mlos_common.signatures import TensorSpec
-from mlos_executor.core import ExecutorCore
+from mlos_executor.core import ExecutorCore, Fetcher
 from mlos_executor.errors import ModelNotLoaded
 from mlos_executor.servicer import ExecutorServicer
 from mlos_scheduler.core import Lookup
@@ -36,6 +39,20 @@ from mlos_scheduler.domain import ModelInfo
 
 EXECUTOR_ID = "scripted"
 GENERATION_MODELS = ("gen", "gen2", "gen3", "small")
+
+
+def file_fetcher(files: dict[str, Path], fallback: Fetcher | None = None) -> Fetcher:
+    """A Fetcher serving model files from disk by name, others from `fallback` (the executor's
+    artifact source is injected; the registry's GGUF registration is tested with the registry)."""
+
+    async def fetch(name: str, version: int, dest: Path) -> tuple[Path, str]:
+        if name not in files and fallback is not None:
+            return await fallback(name, version, dest)
+        target = dest / f".incoming-{name}-{version}"
+        shutil.copyfile(files[name], target)
+        return target, hashlib.sha256(target.read_bytes()).hexdigest()
+
+    return fetch
 
 
 def generation_model(name: str = "gen", version: int = 1, **fields) -> ModelInfo:

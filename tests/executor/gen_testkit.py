@@ -1,28 +1,13 @@
-"""Helpers for generation tests: GGUF files fetched from disk and a raw Execute stream."""
+"""Helpers for generation tests: a raw Execute stream (GGUF files fetched from disk: generation_testkit)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import shutil
-from pathlib import Path
 
 from grpc import aio
 
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
-
-
-def file_fetcher(files: dict[str, Path]):
-    """A Fetcher serving model files from disk by name (the executor's artifact source is injected;
-    the registry's GGUF registration is tested with the registry)."""
-
-    async def fetch(name: str, version: int, dest: Path) -> tuple[Path, str]:
-        target = dest / f".incoming-{name}-{version}"
-        shutil.copyfile(files[name], target)
-        return target, hashlib.sha256(target.read_bytes()).hexdigest()
-
-    return fetch
 
 
 class GenStream:

@@ -7,7 +7,7 @@ from generation_testkit import ScriptedGenerations, generation_model, with_model
 from sched_testkit import Stack
 
 from mlos.executor.v1 import executor_pb2 as pb_executor
-from mlos_scheduler.domain import GenerateRequest, GenerationChunk, Sampling
+from mlos_scheduler.domain import GenerateRequest, GenerationChunk, ModelInfo, Sampling
 from mlos_scheduler.executors import RemoteExecutor
 
 MODELS = [
@@ -25,8 +25,9 @@ def scripted_of(stack: Stack) -> list[ScriptedGenerations]:
     return servicers  # type: ignore[return-value]
 
 
-def prepared(stack: Stack) -> Stack:
-    stack.core.lookup = with_models(stack.core.lookup, MODELS)
+def prepared(stack: Stack, models: list[ModelInfo] = MODELS) -> Stack:
+    """`stack` with `models` in its lookup and a short cancel grace on its executor links."""
+    stack.core.lookup = with_models(stack.core.lookup, models)
     for e in stack.core.executors:
         assert isinstance(e, RemoteExecutor)
         e.client.link.stream_grace_s = 0.05
