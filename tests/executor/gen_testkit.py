@@ -1,9 +1,11 @@
-"""Helpers for generation tests: a raw Execute stream (GGUF files fetched from disk: generation_testkit)."""
+"""Helpers for generation tests: GGUF files fetched from disk and a raw Execute stream."""
 
 from __future__ import annotations
 
 import asyncio
 
+# GGUF files fetched from disk: shared with the scheduler's tests (tests/generation_testkit.py).
+from generation_testkit import file_fetcher  # noqa: F401 - re-exported for the executor's tests
 from grpc import aio
 
 from mlos.executor.v1 import executor_pb2 as pb

@@ -8,8 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from gen_testkit import GenStream, text_of, tokens_of
-from generation_testkit import file_fetcher
+from gen_testkit import GenStream, file_fetcher, text_of, tokens_of
 
 from mlos.common.v1 import tensor_pb2
 
