@@ -27,6 +27,7 @@ from mlos_executor.memory_guard import MemoryMeasurement
 from mlos_executor.peers import PredictorPeer
 from mlos_executor.server import build_core, make_servicer, memory_guard, registry_fetcher
 from mlos_executor.server import create_server as create_executor_server
+from mlos_executor.servicer import ExecutorServicer
 from mlos_executor.unix_link import socket_name
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
@@ -68,15 +69,17 @@ async def registry(tmp_path: Path) -> AsyncIterator[RegistryServed]:
 
 @pytest.fixture
 async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncIterator[StartExecutor]:
-    """start_executor(fetch=None, sink=None, on_memory_sample=None, **settings) -> a started executor
-    server + client. With `predictor_addr` in settings, load footprints are predicted there.
+    """start_executor(fetch=None, sink=None, on_memory_sample=None, servicer_factory=None, **settings) -> a
+    started executor server + client. With `predictor_addr` in settings, load footprints are predicted
+    there; `servicer_factory(core, parts, shm_arena_bytes)` replaces make_servicer.
 
     Every fetch goes through a counting wrapper (ExecutorServed.fetches)."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def start(
         *, fetch: Fetcher | None = None, sink: Sink | None = None, parts: ServerParts | None = None,
-        on_memory_sample: Callable[[MemoryMeasurement], None] | None = None, **overrides
+        on_memory_sample: Callable[[MemoryMeasurement], None] | None = None,
+        servicer_factory: Callable[..., ExecutorServicer] | None = None, **overrides
     ) -> ExecutorServed:
         overrides.setdefault("cache_dir", tmp_path / f"cache{len(cleanups)}")
         overrides.setdefault("device", "cpu")
@@ -93,7 +96,7 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
             predictor = await PredictorPeer(settings.predictor_addr, settings).open()
             cleanups.append(predictor.close)
         core = build_core(settings, counting_fetch, sink, memory_guard(settings, predictor, on_memory_sample))
-        servicer = make_servicer(core, parts, settings.shm_arena_bytes)
+        servicer = (servicer_factory or make_servicer)(core, parts, settings.shm_arena_bytes)
         server, port = create_executor_server(settings, core, parts, servicer)
         await server.start()
         if settings.unix_link:

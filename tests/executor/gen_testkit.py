@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import shutil
-from pathlib import Path
 
+# GGUF files fetched from disk: shared with the scheduler's tests (tests/generation_testkit.py).
+from generation_testkit import file_fetcher  # noqa: F401 - re-exported for the executor's tests
 from grpc import aio
 
 from mlos.executor.v1 import executor_pb2 as pb
 from mlos.executor.v1 import executor_pb2_grpc as pbg
-
-
-def file_fetcher(files: dict[str, Path]):
-    """A Fetcher serving model files from disk by name (the executor's artifact source is injected;
-    the registry's GGUF registration is tested with the registry)."""
-
-    async def fetch(name: str, version: int, dest: Path) -> tuple[Path, str]:
-        target = dest / f".incoming-{name}-{version}"
-        shutil.copyfile(files[name], target)
-        return target, hashlib.sha256(target.read_bytes()).hexdigest()
-
-    return fetch
 
 
 class GenStream:

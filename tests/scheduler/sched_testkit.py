@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
+from generation_testkit import file_fetcher
 from grpc import aio
 from prometheus_client import CollectorRegistry
 
@@ -58,6 +59,8 @@ class InProcessExecutor:
     core: ExecutorCore | None = None
     restarts: int = 0
     overrides: dict = field(default_factory=dict)  # more ExecutorSettings (e.g. memory_budget_mb)
+    servicer_factory: Callable[..., ExecutorServicer] = make_servicer  # (core, parts, shm_arena_bytes)
+    files: dict[str, Path] = field(default_factory=dict)  # models fetched from disk by name, not the registry
 
     @property
     def addr(self) -> str:
@@ -69,8 +72,8 @@ class InProcessExecutor:
             executor_id=self.executor_id, **self.overrides,
         )
         parts = ServerParts()
-        self.core = build_executor_core(settings, registry_fetcher(settings, parts))
-        self.servicer = make_servicer(self.core, parts, settings.shm_arena_bytes)
+        self.core = build_executor_core(settings, file_fetcher(self.files, registry_fetcher(settings, parts)))
+        self.servicer = self.servicer_factory(self.core, parts, settings.shm_arena_bytes)
         self.server, self.port = create_executor_server(settings, self.core, parts, self.servicer)
         await self.server.start()
         await self.servicer.open_unix_link(socket_name(f"{self.executor_id}-{self.restarts}"), settings.max_message_bytes)
@@ -130,11 +133,15 @@ async def running_stack(
     executors: int = 1,
     executor_settings: list[dict] | None = None,
     start_link: bool = True,
+    servicer_factory: Callable[..., ExecutorServicer] = make_servicer,
+    executor_files: dict[str, Path] | None = None,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
     through the front door, yields a Stack with `executors` executor servers (executor i with the
-    ExecutorSettings in `executor_settings[i]`, if given); `overrides` are SchedulerSettings. With
+    ExecutorSettings in `executor_settings[i]`, if given, and the servicer `servicer_factory` makes;
+    the models named in `executor_files` come from those files, not the registry);
+    `overrides` are SchedulerSettings. With
     a `predictor_addr` override the scheduler's PredictorLink runs too (short reconnect backoff),
     unless `start_link` is false (then the front door and the score table exist, unfed)."""
     async with contextlib.AsyncExitStack() as stack:
@@ -149,7 +156,8 @@ async def running_stack(
         running = []
         for i in range(executors):
             ex = InProcessExecutor("executor-test" if executors == 1 else f"executor-test{i}", root / f"executor{i}", reg_addr,
-                                   overrides=(executor_settings or [{}] * executors)[i])
+                                   overrides=(executor_settings or [{}] * executors)[i], servicer_factory=servicer_factory,
+                                   files=executor_files or {})
             await ex.start()
             stack.push_async_callback(ex.stop)
             running.append(ex)

@@ -12,6 +12,12 @@ submit opens a new stream - over gRPC if the Unix link was the one that broke (a
 executor has a new socket name; the scheduler probes again on its next load). A piece of work whose
 time runs out fails with DeadlineExceeded by its own timer; its late result is dropped.
 
+Generations (`submit_stream`, a Work with `generate` set) share the stream: their results go, in
+order, to a GenerationStream (link_stream.py) instead of a future; a cancelled or timed-out
+generation's id leaves in the next message's `cancel` list (sent at once); a broken stream fails
+every open generation with Unavailable, as it fails the futures. Tensor work pays nothing for
+this: only a result whose id has no future is looked up among the generations.
+
 Shared memory (when constructed with LinkShmSettings; see link_shm for the set-up): each stream
 offers its own arena in its first message; until the executor's answer proves it shares this
 host's /dev/shm, and for good if it does not, tensors travel in the message. Lifetimes:
@@ -42,6 +48,7 @@ from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.errors import DeadlineExceeded, MlosError, Unavailable, error_for_code
 from mlos_common.shm import ShmSpan
 from mlos_executor.link_shm import LinkCounters, LinkShm, LinkShmSettings, LinkTensor, inline_pb
+from mlos_executor.link_stream import GenerationStream
 from mlos_executor.unix_link import UnixCall, probe
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,7 @@ log = logging.getLogger(__name__)
 
 class WorkLink:
     def __init__(self, stub: pbg.ExecutorStub, addr: str, max_message_bytes: int = 64 << 20,
-                 shm: LinkShmSettings | None = None) -> None:
+                 shm: LinkShmSettings | None = None, stream_grace_s: float = 1.0) -> None:
         self._stub = stub
         self.addr = addr
         self.unix_name = ""  # the executor's Unix link, once known to be reachable from here
@@ -65,6 +72,9 @@ class WorkLink:
         self._sending: asyncio.Queue[pb.ExecuteRequest] | None = None
         self._tasks: list[asyncio.Task] = []
         self._next_id = 0
+        self._streams: dict[int, GenerationStream] = {}  # open generations by work id
+        self._cancels: list[int] = []  # generations to stop, sent with the next message
+        self.stream_grace_s = stream_grace_s  # a generation's wait beyond its limit, or after a cancel
         self.streams_opened = 0
         self.messages_sent = 0
         self.works_sent = 0
@@ -83,6 +93,10 @@ class WorkLink:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
 
     def submit(
         self, work: pb.Work, timeout_s: float | None, inputs: Sequence[LinkTensor] = (),
@@ -118,8 +132,41 @@ class WorkLink:
         self._outbox.append(work)
         return future
 
+    def submit_stream(self, work: pb.Work, timeout_s: float | None) -> GenerationStream:
+        """Queues a generation (`work.generate` set, no inputs) for the next message; its results
+        come through the returned GenerationStream, in order, until the final chunk or an error.
+
+        `timeout_s` bounds the whole generation (sent as work.timeout_us), and
+        work.generate.first_token_timeout_us its first result; the local timer fires
+        `stream_grace_s` after either (DeadlineExceeded, and a cancel to the executor).
+        """
+        loop = asyncio.get_running_loop()
+        if self._call is None:
+            self._open(loop)
+        self._next_id += 1
+        work.id = work_id = self._next_id
+        if timeout_s is not None:
+            work.timeout_us = max(1, int(timeout_s * 1e6))
+        stream = GenerationStream(work_id, self.addr, self._cancel, self._forget, self.stream_grace_s)
+        first_us = work.generate.first_token_timeout_us
+        stream.arm(loop, timeout_s, first_us / 1e6 if first_us else None)
+        self._streams[work_id] = stream
+        self._schedule_flush(loop)
+        self._outbox.append(work)
+        return stream
+
+    def _cancel(self, work_id: int) -> None:
+        """Stops the generation `work_id` on the executor: its id leaves with the next message."""
+        if self._call is None:
+            return  # the stream is gone, and the generation with it
+        self._schedule_flush(asyncio.get_running_loop())
+        self._cancels.append(work_id)
+
+    def _forget(self, work_id: int) -> None:
+        self._streams.pop(work_id, None)
+
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._outbox and not self._releases and self._offer is None:
+        if not self._outbox and not self._releases and self._offer is None and not self._cancels:
             loop.call_soon(self._flush)
 
     def _expire(self, work_id: int) -> None:
@@ -128,9 +175,12 @@ class WorkLink:
             future.set_exception(DeadlineExceeded(f"executor {self.addr} did not answer within the deadline"))
 
     def _flush(self) -> None:
-        if self._sending is None or not (self._outbox or self._releases or self._offer):
+        if self._sending is None or not (self._outbox or self._releases or self._offer or self._cancels):
             return
         message = pb.ExecuteRequest(work=self._outbox, release=self._releases, offer=self._offer)
+        if self._cancels:
+            message.cancel.extend(self._cancels)
+            self._cancels = []
         self._sending.put_nowait(message)
         self.messages_sent += 1
         self.works_sent += len(self._outbox)
@@ -172,6 +222,11 @@ class WorkLink:
                         self._accept(self.shm, pb.LinkAnswer(error="it ignored the offer (an executor without shared memory)"))
                 for result in reply.results:
                     future = self._pending.pop(result.id, None)
+                    if future is None and self._streams:
+                        stream = self._streams.get(result.id)
+                        if stream is not None:  # a generation's chunk (no tensors to free)
+                            stream.deliver(result)
+                            continue
                     wanted = future is not None and not future.done()
                     if self.shm is not None:
                         self._finished(self.shm, result, wanted)
@@ -223,11 +278,14 @@ class WorkLink:
             if task is not asyncio.current_task():
                 task.cancel()
         self._tasks = []
-        self._outbox = []
+        self._outbox, self._cancels = [], []
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
                 future.set_exception(error_for_code(error.code, error.message))
+        streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.fail(error_for_code(error.code, error.message))
         call.cancel()
 
     async def close(self) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,10 +20,11 @@ from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
 from mlos_scheduler.batcher import DynamicBatcher
 from mlos_scheduler.dispatch import Dispatcher
-from mlos_scheduler.domain import IndexEntry, InferRequest, InferResult, ModelInfo
+from mlos_scheduler.domain import GenerateRequest, GenerationChunk, IndexEntry, InferRequest, InferResult, ModelInfo
 from mlos_scheduler.errors import BadRequest, ModelNotFound, ModelNotReady, ShapeMismatch
 from mlos_scheduler.executors import ExecutorPort
 from mlos_scheduler.front_door import FrontDoor
+from mlos_scheduler.generation import Generations, check_task
 from mlos_scheduler.predict import Prediction
 from mlos_scheduler.profiles import ProfileBook
 from mlos_scheduler.scores import ScoreTable
@@ -86,6 +88,7 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        self.generations = Generations(self.dispatcher, self.stats, self.max_queue_size)
         # The executors' compute times feed the profile replica the deadline predictions read,
         # and routing compares executors on the same estimates.
         if self.dispatcher.on_compute is None:
@@ -180,14 +183,24 @@ class Scheduler:
 
     # ---- inference ----
 
+    async def _serving(self, name: str, version: str, deadline: float | None,
+                       check: Callable[[ModelInfo], None] | None = None) -> Served:
+        """The served version a request names; loaded first when auto_load allows (after
+        `check` accepted the registered model)."""
+        served = self.find(name, version)
+        if served is not None:
+            return served
+        if not self.auto_load:
+            raise ModelNotReady(f"model {name!r} is not loaded; load it first")
+        if check is not None:
+            check(await self.lookup(name, parse_version(version)))
+        timeout_s = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        model = await self.load(name, parse_version(version), timeout_s)
+        return self.served[(model.name, model.version)]
+
     async def infer(self, request: InferRequest) -> InferResult:
         start = time.perf_counter_ns()
-        served = self.find(request.model, request.version)
-        if served is None:
-            if not self.auto_load:
-                raise ModelNotReady(f"model {request.model!r} is not loaded; load it first")
-            model = await self.load(request.model, parse_version(request.version), _remaining(request))
-            served = self.served[(model.name, model.version)]
+        served = await self._serving(request.model, request.version, request.deadline)
         model = served.model
         try:
             admit(model, request)
@@ -200,7 +213,16 @@ class Scheduler:
         self.stats.succeeded(model.name, model.version, request.rows, time.perf_counter_ns() - start)
         return result
 
-    def _resolve(self, served: Served, request: InferRequest) -> None:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[GenerationChunk, None]:
+        """A generation's chunks in order, the last with final set (rules: generation.py).
+        Closing the iterator early stops the generation on its executor."""
+        started_ns = time.perf_counter_ns()
+        served = await self._serving(request.model, request.version, request.deadline, check_task)
+        async with aclosing(self.generations.run(served.model, request, partial(self._resolve, served), started_ns)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    def _resolve(self, served: Served, request: InferRequest | GenerateRequest) -> None:
         """The request's priority level and deadline under the model's defaults (Triton's rules)."""
         model = served.model
         levels = served.batcher.levels
@@ -240,12 +262,6 @@ class Scheduler:
         for served in list(self.served.values()):
             await served.batcher.close("scheduler is shutting down")
         await self.dispatcher.close()
-
-
-def _remaining(request: InferRequest) -> float | None:
-    if request.deadline is None:
-        return None
-    return max(0.0, request.deadline - asyncio.get_running_loop().time())
 
 
 def admit(model: ModelInfo, request: InferRequest) -> None:

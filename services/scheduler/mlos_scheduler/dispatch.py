@@ -179,7 +179,14 @@ class Dispatcher:
 
     # ---- routing ----
 
-    async def _route(self, model: ModelInfo, rows: int, tried: list[ExecutorPort], timeout_s: float) -> ExecutorPort:
+    async def route(self, model: ModelInfo, tried: list[ExecutorPort], timeout_s: float,
+                    rank: Callable[[ExecutorPort], float]) -> ExecutorPort:
+        """An executor for one stream of `model` (a generation), chosen as for a batch, except that
+        usable holders are compared by `rank` (least first) instead of predicted completion."""
+        return await self._route(model, 1, tried, timeout_s, rank)
+
+    async def _route(self, model: ModelInfo, rows: int, tried: list[ExecutorPort], timeout_s: float,
+                     rank: Callable[[ExecutorPort], float] | None = None) -> ExecutorPort:
         holders = self.placed.get((model.name, model.version), [])
         ready = [e for e in holders if self.usable(e) and e not in tried]
         if ready:
@@ -188,7 +195,7 @@ class Dispatcher:
                 ready, spare = self.risk.steer(ready, others)
                 if spare:
                     self._move(model, min(spare, key=self._load_order))
-            return min(ready, key=lambda e: self.book.completion_s(e, model, rows))
+            return min(ready, key=rank or (lambda e: self.book.completion_s(e, model, rows)))
         others = [e for e in self.executors if self.usable(e) and e not in tried and e not in holders]
         reasons = [f"{e.addr}: {self._why_not(e, tried)}" for e in self.executors if e not in others]
         for executor in sorted(others, key=self._load_order):

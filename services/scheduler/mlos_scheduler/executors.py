@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
@@ -14,7 +15,7 @@ from mlos_common.errors import MlosError, Unavailable, error_for_code
 from mlos_common.shm import ShmSpan
 from mlos_executor.client import ExecutorClient
 from mlos_executor.errors import is_not_loaded
-from mlos_scheduler.domain import ModelInfo, Tensor
+from mlos_scheduler.domain import GenerateRequest, GenerationChunk, ModelInfo, Tensor
 from mlos_scheduler.errors import ModelMissing
 from mlos_scheduler.profiles import Warmup
 
@@ -50,6 +51,20 @@ class ExecutorPort(Protocol):
         Raises Unavailable when the executor cannot be reached (nothing can be said of any piece);
         a piece that fails on the executor (bad input, runtime error, deadline) fails alone;
         pieces of a model the executor does not hold answer ModelMissing.
+        """
+        ...
+
+    def generate(
+        self, model: ModelInfo, request: GenerateRequest, timeout_s: float | None
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        """Runs one generation; its chunks in order, the last with final set.
+
+        `request.priority` is the resolved level (1 = highest) and `request.first_token_timeout_us`
+        the time left for the first token (0 = none); `timeout_s` bounds the whole generation.
+        Closing the iterator early (aclose, or the consumer cancelled) stops the generation on
+        the executor. Raises Unavailable when the executor cannot be reached or its stream
+        broke, ModelMissing when it does not hold the model, and the executor's typed error
+        (DeadlineExceeded, InvalidArgument ...) when the generation failed there.
         """
         ...
 
@@ -114,8 +129,35 @@ class RemoteExecutor:
                 raise reply
         return [_executed(r) for r in replies]
 
+    async def generate(
+        self, model: ModelInfo, request: GenerateRequest, timeout_s: float | None
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        work = epb.Work(model=epb.ModelKey(name=model.name, version=model.version), traceparent=_traceparent(),
+                        generate=_generate_pb(request))
+        stream = self.client.link.submit_stream(work, timeout_s)
+        try:
+            async for result in stream:
+                if result.error_code:
+                    raise _failure(result)
+                yield _chunk(result.chunk)
+        finally:
+            stream.cancel()  # no effect once the final chunk came
+
     async def close(self) -> None:
         await self.client.close()
+
+
+def _generate_pb(request: GenerateRequest) -> epb.Generate:
+    s = request.sampling
+    return epb.Generate(
+        prompt=request.prompt, max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+        seed=s.seed, stop=s.stop, priority=request.priority, first_token_timeout_us=request.first_token_timeout_us,
+        stream=request.stream,
+    )
+
+
+def _chunk(c: epb.GenerationChunk) -> GenerationChunk:
+    return GenerationChunk(c.text, c.tokens, c.final, c.finish_reason, c.prompt_tokens, c.first_token_ns)
 
 
 def _executed(reply: epb.WorkResult | BaseException) -> Executed:
@@ -123,15 +165,20 @@ def _executed(reply: epb.WorkResult | BaseException) -> Executed:
         return reply
     if isinstance(reply, BaseException):
         raise reply
-    if is_not_loaded(reply.error_code, reply.error_message):
-        return ModelMissing(reply.error_message)
     if reply.error_code:
-        return error_for_code(reply.error_code, reply.error_message)
+        return _failure(reply)
     return [
         Tensor(o.name, o.datatype, tuple(o.shape), b"", ShmSpan(o.shm.key, o.shm.offset, o.shm.byte_size))
         if o.HasField("shm") else Tensor(o.name, o.datatype, tuple(o.shape), o.raw)
         for o in reply.outputs
     ], reply.compute_ns
+
+
+def _failure(reply: epb.WorkResult) -> MlosError:
+    """A failed result's typed error; ModelMissing when the executor does not hold the model."""
+    if is_not_loaded(reply.error_code, reply.error_message):
+        return ModelMissing(reply.error_message)
+    return error_for_code(reply.error_code, reply.error_message)
 
 
 def _generation_config(model: ModelInfo) -> tensor_pb2.ModelServingConfig | None:

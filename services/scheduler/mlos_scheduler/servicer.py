@@ -117,6 +117,10 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                         )
                         for rows, b in sorted(s.batches.items())
                     ],
+                    response_stats={
+                        key: pb.InferResponseStatistics(success=_dur(r.success), fail=_dur(r.fail), cancel=_dur(r.cancel))
+                        for key, r in s.responses.items()
+                    },
                 )
             )
         if request.name and not stats:

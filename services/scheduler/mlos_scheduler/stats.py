@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from mlos_common.metrics import LATENCY_BUCKETS_S
+from mlos_scheduler.generation_stats import GenerationBook
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -65,6 +66,7 @@ class ModelStats:
     compute_infer: Duration = field(default_factory=Duration)   # executor runtime
     compute_output: Duration = field(default_factory=Duration)  # splitting the answer per request
     batches: dict[int, BatchStats] = field(default_factory=dict)  # batch rows -> durations
+    responses: dict[str, ResponseStats] = field(default_factory=dict)  # generations: see generation_stats.py
 
 
 @dataclass
@@ -72,6 +74,15 @@ class BatchStats:
     compute_input: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     compute_output: Duration = field(default_factory=Duration)
+
+
+@dataclass
+class ResponseStats:
+    """A generation model's numbers under one response_stats key (see generation_stats.py)."""
+
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    cancel: Duration = field(default_factory=Duration)
 
 
 class StatsBook:
@@ -112,12 +123,21 @@ class StatsBook:
             "mlos_http_server_handling_seconds", "REST request time, by route.", ["route"],
             buckets=LATENCY_BUCKETS_S, registry=r,
         )
+        self.generation = GenerationBook(r, self.responses)
 
     def model(self, name: str, version: int) -> ModelStats:
         key = (name, version)
         stats = self.models.get(key)
         if stats is None:
             stats = self.models[key] = ModelStats(name, version)
+        return stats
+
+    def responses(self, name: str, version: int, key: str) -> ResponseStats:
+        """The numbers of a generation model under one response_stats key (made on first use)."""
+        responses = self.model(name, version).responses
+        stats = responses.get(key)
+        if stats is None:
+            stats = responses[key] = ResponseStats()
         return stats
 
     def succeeded(self, name: str, version: int, rows: int, duration_ns: int) -> None:
