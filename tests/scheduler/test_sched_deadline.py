@@ -1,8 +1,9 @@
 """The deadline-aware scheduler through real gRPC: priority order, aging, predicted-miss refusal,
 prompt expiry, no late start, cancellation, PredictDeadline and GetAdmissionStats.
 
-A slow real ONNX model (slow_models.py; ~40 ms for a 32-row request on one thread) keeps the
-executor busy, so queued requests really wait and their order is observable.
+A slow real ONNX model (slow_models.py; ~80 ms for a 32-row request on one thread: long enough to
+queue five requests behind it on a loaded machine) keeps the executor busy, so queued requests
+really wait and their order is observable.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ WIDTH = 1024
 
 @pytest.fixture(scope="module")
 def slow_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_slow_model(tmp_path_factory.mktemp("slow") / "slow.onnx", WIDTH, 48)
+    return build_slow_model(tmp_path_factory.mktemp("slow") / "slow.onnx", WIDTH, 96)
 
 
 async def _slow_stack(root: Path, demo: dict[str, DemoModel], slow_path: Path, **overrides) -> AsyncIterator[Stack]:
