@@ -11,7 +11,9 @@ Contract, each breach an InvalidArgument naming the parameter:
   are refused rather than guessed at: tritonclient (`parameters={"best_effort": True}`), its HTTP
   client and perf_analyzer (`--request-parameter best_effort:true:bool`) all send a real boolean.
 - any other parameter must carry a value (an empty InferParameter is refused); its value is not
-  interpreted, as in Triton, which passes unknown parameters on.
+  interpreted, as in Triton, which passes unknown parameters on. (Generation models read two
+  more, `first_token_timeout` and `triton_enable_empty_final_response`: generation_params.py,
+  with `bounded_int` and `boolean` from here.)
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _value_text(p: pb.InferParameter) -> str:
     return _KIND_NAMES[kind] + ("" if kind is None else f" ({getattr(p, kind)!r})")
 
 
-def _bounded_int(p: pb.InferParameter, name: str, maximum: int, meaning: str) -> int:
+def bounded_int(p: pb.InferParameter, name: str, maximum: int, meaning: str) -> int:
     kind = _kind(p)
     if kind not in ("int64_param", "uint64_param"):
         raise BadRequest(f"parameter {name!r} must be an integer ({meaning}), got {_value_text(p)}")
@@ -59,6 +61,13 @@ def _bounded_int(p: pb.InferParameter, name: str, maximum: int, meaning: str) ->
     return value
 
 
+def boolean(p: pb.InferParameter, name: str) -> bool:
+    """A boolean parameter's value; integers and strings such as "true" are refused."""
+    if _kind(p) != "bool_param":
+        raise BadRequest(f"parameter {name!r} must be a boolean (true or false), got {_value_text(p)}")
+    return p.bool_param
+
+
 def parse(params: Mapping[str, pb.InferParameter]) -> RequestParams:
     """The checked request parameters; absent ones take their defaults."""
     for key, p in params.items():
@@ -67,12 +76,9 @@ def parse(params: Mapping[str, pb.InferParameter]) -> RequestParams:
     priority = timeout_us = 0
     best_effort = False
     if "priority" in params:
-        priority = _bounded_int(params["priority"], "priority", MAX_PRIORITY, "1 = highest, 0 = the model's default")
+        priority = bounded_int(params["priority"], "priority", MAX_PRIORITY, "1 = highest, 0 = the model's default")
     if "timeout" in params:
-        timeout_us = _bounded_int(params["timeout"], "timeout", MAX_TIMEOUT_US, "microseconds, 0 = none")
+        timeout_us = bounded_int(params["timeout"], "timeout", MAX_TIMEOUT_US, "microseconds, 0 = none")
     if "best_effort" in params:
-        p = params["best_effort"]
-        if _kind(p) != "bool_param":
-            raise BadRequest(f"parameter 'best_effort' must be a boolean (true or false), got {_value_text(p)}")
-        best_effort = p.bool_param
+        best_effort = boolean(params["best_effort"], "best_effort")
     return RequestParams(priority, timeout_us, best_effort)
