@@ -10,6 +10,9 @@ from mlos_common.tensors import array_from_values, array_to_raw, dtype
 from mlos_scheduler import request_params
 from mlos_scheduler.domain import InferRequest, InferResult, ModelInfo, Tensor
 from mlos_scheduler.errors import BadRequest
+from mlos_scheduler.generation_params import INPUTS as GENERATION_INPUTS
+from mlos_scheduler.generation_params import OPTIONAL_INPUTS as GENERATION_OPTIONAL
+from mlos_scheduler.generation_params import OUTPUTS as GENERATION_OUTPUTS
 from mlos_scheduler.overrides import ConfigOverride, parse_override
 
 DATA_TYPES = {
@@ -18,6 +21,7 @@ DATA_TYPES = {
     "INT64": pb.TYPE_INT64, "FP16": pb.TYPE_FP16, "FP32": pb.TYPE_FP32, "FP64": pb.TYPE_FP64,
     "BYTES": pb.TYPE_STRING, "BF16": pb.TYPE_BF16,
 }
+LLAMA_PLATFORM, LLAMA_BACKEND = "llama_cpp_gguf", "llamacpp"
 SHM_PARAMS = ("shared_memory_region", "shared_memory_offset", "shared_memory_byte_size")
 
 
@@ -112,32 +116,57 @@ def infer_response(result: InferResult) -> pb.ModelInferResponse:
 
 
 def model_metadata(m: ModelInfo) -> pb.ModelMetadataResponse:
+    """A generation model shows Triton's LLM-backend signature (generation_params), not its file's."""
+    inputs, outputs = (GENERATION_INPUTS, GENERATION_OUTPUTS) if m.generates else (m.inputs, m.outputs)
     tm = pb.ModelMetadataResponse.TensorMetadata
     return pb.ModelMetadataResponse(
         name=m.name,
         versions=[str(m.version)],
         platform=m.platform,
-        inputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in m.inputs],
-        outputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in m.outputs],
+        inputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in inputs],
+        outputs=[tm(name=s.name, datatype=s.datatype, shape=s.shape) for s in outputs],
     )
 
 
+def _instance_group(m: ModelInfo, count: int) -> list[pb.ModelInstanceGroup]:
+    kind = pb.ModelInstanceGroup.KIND_GPU if m.device == "cuda" else pb.ModelInstanceGroup.KIND_AUTO
+    return [pb.ModelInstanceGroup(count=max(1, count), kind=kind)]
+
+
 def model_config(m: ModelInfo) -> pb.ModelConfig:
+    if m.generates:
+        return _generation_config(m)
     cut = 1 if m.max_batch_size > 0 else 0  # Triton: dims exclude the batch dimension
     config = pb.ModelConfig(
         name=m.name,
         platform=m.platform,
-        backend="onnxruntime",
+        backend=LLAMA_BACKEND if m.platform == LLAMA_PLATFORM else "onnxruntime",  # GGUF embedding models: llama.cpp
         max_batch_size=m.max_batch_size,
         input=[pb.ModelInput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape[cut:]) for s in m.inputs],
         output=[pb.ModelOutput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape[cut:]) for s in m.outputs],
-        instance_group=[
-            pb.ModelInstanceGroup(
-                count=max(1, m.instance_count),
-                kind=pb.ModelInstanceGroup.KIND_GPU if m.device == "cuda" else pb.ModelInstanceGroup.KIND_AUTO,
-            )
-        ],
+        instance_group=_instance_group(m, m.instance_count),
     )
     if m.max_batch_size > 0:
         config.dynamic_batching.max_queue_delay_microseconds = m.max_queue_delay_us
     return config
+
+
+def _generation_config(m: ModelInfo) -> pb.ModelConfig:
+    """Triton's LLM-backend shape: max_batch_size 0 (generations are not batched along a
+    dimension), optional stream / sampling_parameters, decoupled (ModelStreamInfer answers a
+    request with many responses), and the model file's facts (architecture, context_length,
+    quantization, ...) as parameters; one instance per llama context."""
+    return pb.ModelConfig(
+        name=m.name,
+        platform=m.platform,
+        backend=LLAMA_BACKEND,
+        max_batch_size=0,
+        input=[
+            pb.ModelInput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape, optional=s.name in GENERATION_OPTIONAL)
+            for s in GENERATION_INPUTS
+        ],
+        output=[pb.ModelOutput(name=s.name, data_type=DATA_TYPES[s.datatype], dims=s.shape) for s in GENERATION_OUTPUTS],
+        instance_group=_instance_group(m, m.contexts),
+        parameters={k: pb.ModelParameter(string_value=v) for k, v in m.facts},
+        model_transaction_policy=pb.ModelTransactionPolicy(decoupled=True),
+    )

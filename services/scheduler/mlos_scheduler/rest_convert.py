@@ -151,7 +151,7 @@ def json_to_raw(name: str, datatype: str, shape: list[int], data: Any) -> bytes:
         if len(items) != count:
             raise InvalidArgument(f"input {name!r}: shape {shape} needs {count} values, got {len(items)}")
         array = np.empty(count, dtype=object)
-        array[:] = [s.encode() for s in items]
+        array[:] = [s.encode("utf-8", "surrogatepass") for s in items]  # a lone surrogate stays bytes: the model judges them
         return encode_bytes(array)
     if dt.numpy is None:
         raise InvalidArgument(f"input {name!r}: {datatype} must be sent as binary data")
