@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from generation_testkit import llama
+from text_testkit import llama
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_scheduler.convert import model_config, model_metadata
@@ -55,4 +55,5 @@ def test_metadata_shows_the_text_signature() -> None:
 def test_tensor_models_are_not_decoupled() -> None:
     config = model_config(llama(task="embed"))
     assert not config.model_transaction_policy.decoupled
-    assert config.backend == "llamacpp" and not config.input  # its own (here empty) signature
+    assert config.backend == "llamacpp"
+    assert [(i.name, list(i.dims), i.optional) for i in config.input] == [("text_input", [1], False)]  # its own signature

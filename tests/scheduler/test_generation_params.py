@@ -8,7 +8,7 @@ import json
 import struct
 
 import pytest
-from generation_testkit import CONTEXT, flag, llama, text
+from text_testkit import CONTEXT, flag, llama, text
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import InvalidArgument

@@ -26,6 +26,7 @@ from mlos_common.tensors import decode_bytes, element_count
 from mlos_scheduler import request_params
 from mlos_scheduler.domain import GenerateRequest, InferRequest, ModelInfo, Sampling, Tensor
 from mlos_scheduler.errors import BadRequest
+from mlos_scheduler.generation import context_tokens
 
 TEXT_INPUT, STREAM, SAMPLING = "text_input", "stream", "sampling_parameters"
 TEXT_OUTPUT = "text_output"
@@ -52,11 +53,8 @@ _SPECS = {s.name: s for s in INPUTS}
 
 def context_limit(model: ModelInfo) -> int:
     """Tokens a generation of `model` may hold: its serving config's context length, else the
-    context length its file states (facts), else the executor field's limit."""
-    if model.context_length > 0:
-        return model.context_length
-    stated = dict(model.facts).get("context_length", "")
-    return int(stated) if stated.isdigit() and int(stated) > 0 else MAX_TOKENS_CAP
+    context length its file states (generation.context_tokens), else the executor field's limit."""
+    return context_tokens(model) or MAX_TOKENS_CAP
 
 
 def _one_element(t: Tensor) -> None:

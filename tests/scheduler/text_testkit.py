@@ -1,9 +1,11 @@
-"""Helpers for tests of generation models at the front door: a generation ModelInfo and the
-request tensors Triton's LLM clients send."""
+"""Helpers for tests of generation models at the front door: a generation model's ModelInfo and
+the request tensors Triton's LLM clients send."""
 
 from __future__ import annotations
 
 import struct
+
+from generation_testkit import generation_model
 
 from mlos_scheduler import generation_params as gp
 from mlos_scheduler.domain import ModelInfo, Tensor
@@ -12,12 +14,8 @@ CONTEXT = 128
 
 
 def llama(context_length: int = CONTEXT, facts: tuple[tuple[str, str], ...] = (), task: str = "generate") -> ModelInfo:
-    """A GGUF model's ModelInfo as the catalog makes it (no file behind it)."""
-    return ModelInfo(
-        name="tiny", version=1, sha256="0" * 64, inputs=(), outputs=(), max_batch_size=0, max_queue_delay_us=0,
-        instance_count=1, device="cpu", platform="llama_cpp_gguf", task=task,
-        facts=facts, context_length=context_length,
-    )
+    """A GGUF model's ModelInfo as the catalog makes it (no file behind it), named "tiny"."""
+    return generation_model("tiny", task=task, facts=facts, context_length=context_length)
 
 
 def text(name: str, data: bytes, shape: tuple[int, ...] = (1,), datatype: str = "BYTES") -> Tensor:
