@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from sched_testkit import Stack, demo_models, running_stack
+from generation_sched_testkit import prepared
+from generation_testkit import generation_model
+from sched_testkit import Stack, demo_models, rest_client, running_stack
 from string_models import build_string_models
 
 from mlos_cli.demo import DemoModel
@@ -47,9 +49,21 @@ def stack_root(tmp_path: Path) -> Path:
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on the KServe v2 REST server of the shared stack (same core and shared memory
     registry as the gRPC front door, port 0)."""
-    from mlos_scheduler.rest import start_rest
-
-    port, close = await start_rest(stack.settings.model_copy(update={"http_port": 0}), stack.core, shm=stack.shm)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    async with rest_client(stack) as client:
         yield client
-    await close()
+
+
+TINY = generation_model("tiny", context_length=256, contexts=2, chunk_tokens=4, threads=1)
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def llama(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> AsyncIterator[Stack]:
+    """A stack (one per test module) whose executor serves TINY, the repo's tiny llama GGUF
+    (mlos_cli/gguf_models.py, seed 0), from disk through llama.cpp; skipped without llama-cpp-python."""
+    pytest.importorskip("llama_cpp")
+    from mlos_cli.gguf_models import write_tiny_llama
+
+    root = tmp_path_factory.mktemp("llama")
+    tiny = write_tiny_llama(root / "tiny.gguf", seed=0)
+    async with running_stack(root, demo, load=(), executor_files={"tiny": Path(tiny)}) as stack:
+        yield prepared(stack, [TINY])

@@ -39,6 +39,13 @@ def request(prompt: bytes = b"hello there", model: str = "gen", max_tokens: int 
                            stream=fields.pop("stream", True), **fields)
 
 
+def remote(stack: Stack) -> RemoteExecutor:
+    """The stack's one executor, as the scheduler reaches it."""
+    (executor,) = stack.core.executors
+    assert isinstance(executor, RemoteExecutor)
+    return executor
+
+
 async def collect(stack: Stack, req: GenerateRequest) -> list[GenerationChunk]:
     return [c async for c in stack.core.generate(req)]
 

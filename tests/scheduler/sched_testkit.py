@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -272,3 +273,17 @@ async def still_serves(stack: Stack) -> None:
     feeds = iris.sample_inputs(batch=2, seed=11)
     resp = await stack.stub.ModelInfer(infer_request("iris", feeds), timeout=30)
     assert_matches(response_arrays(resp), ort_run(iris, feeds))
+
+
+@contextlib.asynccontextmanager
+async def rest_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on a KServe v2 REST server over `stack`'s core and shared memory registry
+    (port 0), closed at exit."""
+    from mlos_scheduler.rest import start_rest
+
+    port, close = await start_rest(stack.settings.model_copy(update={"http_port": 0}), stack.core, shm=stack.shm)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
+    finally:
+        await close()

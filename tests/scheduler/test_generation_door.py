@@ -1,6 +1,7 @@
-"""Text at the front door of tensor models, on the real stack: text inputs sent to an ONNX model
-are refused naming the input and the model's inputs (gRPC and REST), and JSON text that is not
-valid Unicode reaches the model's checks instead of failing the server."""
+"""The front door's routing between tensor models and generation models, on the real stack:
+text inputs sent to an ONNX model are refused naming the input and the model's inputs (gRPC and
+REST), the generate extension refuses tensor models, and JSON text that is not valid Unicode
+reaches the model's checks instead of failing the server."""
 
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ async def test_text_input_to_an_onnx_model_over_rest(http: httpx.AsyncClient) ->
     body = {"inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["Hello"]}]}
     resp = await http.post("/v2/models/iris/infer", json=body)
     assert resp.status_code == 400 and "'text_input'" in resp.json()["error"] and "['X']" in resp.json()["error"]
+
+
+@pytest.mark.parametrize("route", ["generate", "generate_stream"])
+async def test_generate_extension_refuses_a_tensor_model(http: httpx.AsyncClient, route: str) -> None:
+    resp = await http.post(f"/v2/models/iris/{route}", json={"text_input": "Hello"})
+    assert resp.status_code == 400, resp.text
+    assert "model 'iris' does not generate text" in resp.json()["error"] and "/v2/models/iris/infer" in resp.json()["error"]
+
+
+async def test_generate_extension_on_an_unknown_model_is_404(http: httpx.AsyncClient) -> None:
+    resp = await http.post("/v2/models/no_such_llm/generate", json={"text_input": "Hello"})
+    assert resp.status_code == 404, resp.text
+
+
+async def test_generate_extension_bad_body_is_400(http: httpx.AsyncClient) -> None:
+    resp = await http.post("/v2/models/iris/generate", content=b'{"text_input": ')
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
 
 
 async def test_a_lone_surrogate_in_json_text_is_the_models_business_not_a_500(http: httpx.AsyncClient) -> None:

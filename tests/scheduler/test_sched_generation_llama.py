@@ -2,47 +2,25 @@
 writes (mlos_cli/gguf_models.py): the chunks the scheduler passes on are the executor's own, an
 urgent request overtakes a long one, closing the consumer cancels on the executor, and the
 executor's deadline and bad-input answers come back typed. The executor fetches the file from
-disk and the scheduler's lookup names it (the registry's GGUF registration is tested there)."""
+disk and the scheduler's lookup names it (the registry's GGUF registration is tested there);
+the stack is conftest's `llama`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from contextlib import aclosing
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from generation_sched_testkit import collect, prepared, request
-from generation_testkit import generation_model
-from sched_testkit import Stack, running_stack
+from generation_sched_testkit import collect, remote, request
 
 from mlos.executor.v1 import executor_pb2 as epb
 from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import DeadlineExceeded, InvalidArgument
-from mlos_scheduler.executors import RemoteExecutor
 
 pytest.importorskip("llama_cpp")
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PROMPT = b"the cat sat on the mat"
-TINY = generation_model("tiny", context_length=256, contexts=2, chunk_tokens=4, threads=1)
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def llama(tmp_path_factory: pytest.TempPathFactory, demo) -> AsyncIterator[Stack]:
-    from mlos_cli.gguf_models import write_tiny_llama
-
-    root = tmp_path_factory.mktemp("llama")
-    tiny = write_tiny_llama(root / "tiny.gguf", seed=0)
-    async with running_stack(root, demo, load=(), executor_files={"tiny": Path(tiny)}) as stack:
-        yield prepared(stack, [TINY])
-
-
-def remote(stack: Stack) -> RemoteExecutor:
-    (executor,) = stack.core.executors
-    assert isinstance(executor, RemoteExecutor)
-    return executor
 
 
 async def test_the_scheduler_passes_on_the_executors_own_chunks(llama):

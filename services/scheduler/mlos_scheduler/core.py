@@ -198,9 +198,11 @@ class Scheduler:
         model = await self.load(name, parse_version(version), timeout_s)
         return self.served[(model.name, model.version)]
 
-    async def infer(self, request: InferRequest) -> InferResult:
+    async def infer(self, request: InferRequest, served: Served | None = None) -> InferResult:
+        """A tensor model's answer. `served`: the request's model, when the caller found it already."""
         start = time.perf_counter_ns()
-        served = await self._serving(request.model, request.version, request.deadline)
+        if served is None:
+            served = await self._serving(request.model, request.version, request.deadline)
         model = served.model
         try:
             admit(model, request)

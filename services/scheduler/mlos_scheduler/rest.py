@@ -25,10 +25,12 @@ from mlos.inference import grpc_service_pb2 as pb
 from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.shm import ShmRegistry
 from mlos_executor.client import ExecutorClient
-from mlos_scheduler import convert, rest_convert
+from mlos_scheduler import convert, generation_door, rest_convert
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
-from mlos_scheduler.front_door import CLIENT_HEADER, NOT_SEEN
+from mlos_scheduler.domain import InferResult
+from mlos_scheduler.front_door import CLIENT_HEADER, NOT_SEEN, Seen
+from mlos_scheduler.rest_generate import GenerateRoutes
 from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.servicer import SERVER_NAME, SERVER_VERSION, InferenceServicer
 from mlos_scheduler.shm_convert import ShmRequest
@@ -84,7 +86,7 @@ class RestApp:
                 get(f"{base}/stats", self.stats),
                 post(f"{base}/infer", self.infer),
             ]
-        return table + ShmRoutes(self._shm).routes()
+        return table + GenerateRoutes(self._core, self._enter).routes() + ShmRoutes(self._shm).routes()
 
     async def health(self, request: web.Request) -> web.Response:
         """Suite summary: 200 when ready (503 otherwise), the executors' runtime mode, the models served."""
@@ -153,12 +155,17 @@ class RestApp:
         await self._core.unload(request.match_info["name"])
         return web.Response(status=200)
 
+    def _enter(self, request: web.Request, name: str) -> Seen:
+        """The front door's watch over one inference request, entered before its body is read: a
+        refused client costs nothing more."""
+        door = self._core.door
+        if not door.active:
+            return NOT_SEEN
+        return door.enter(request.headers.get(CLIENT_HEADER), request.remote or "", name, request.content_length or 0)
+
     async def infer(self, request: web.Request) -> web.Response:
         name, version = _model(request)
-        door, seen = self._core.door, NOT_SEEN
-        if door.active:  # before the body is read: a refused client costs nothing more
-            seen = door.enter(request.headers.get(CLIENT_HEADER), request.remote or "", name, request.content_length or 0)
-        with seen:
+        with self._enter(request, name) as seen:
             body = await request.read()
             header, binary = rest_convert.split_body(body, request.headers.get(rest_convert.HEADER_LENGTH))
             msg, plan = rest_convert.infer_request(header, binary, name, version)
@@ -166,8 +173,11 @@ class RestApp:
                 req = convert.infer_request(msg, None, asyncio.get_running_loop().time(), shm.input_tensor)
                 seen.decoded(req)
                 req.output_windows = shm.output_windows()
-                result = await self._core.infer(req)
-                placed = shm.write_outputs(result)
+                answer = await generation_door.infer_or_model(self._core, req)
+                if isinstance(answer, InferResult):
+                    result, placed = answer, shm.write_outputs(answer)
+                else:  # a generation model: the whole text
+                    result, placed = await generation_door.whole_result(self._core, answer, req, msg.parameters), None
         out, header_length = rest_convert.infer_response(result, plan, placed)
         if header_length is None:
             return web.Response(body=out, content_type="application/json")

@@ -12,8 +12,9 @@ from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.errors import MlosError
 from mlos_common.shm import ShmRegistry
 from mlos_common.streams import serve_concurrently
-from mlos_scheduler import admin_convert, convert, shm_convert
+from mlos_scheduler import admin_convert, convert, generation_convert, generation_door, shm_convert
 from mlos_scheduler.core import Scheduler, parse_version
+from mlos_scheduler.domain import InferResult
 from mlos_scheduler.front_door import NOT_SEEN, header_of
 from mlos_scheduler.stats import Duration
 
@@ -64,16 +65,24 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             req = convert.infer_request(request, context.time_remaining(), now, shm.input_tensor)
             seen.decoded(req)
             req.output_windows = shm.output_windows()
-            return shm.respond(await self._core.infer(req))
+            answer = await generation_door.infer_or_model(self._core, req)
+            if isinstance(answer, InferResult):
+                return shm.respond(answer)
+            return convert.infer_response(await generation_door.whole_result(self._core, answer, req, request.parameters))
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Requests are served concurrently; responses (with their ids) come as each finishes.
-        Any failure of one request (typed or not) becomes that request's error_message and the
-        stream goes on; a broken request stream ends the call with its status."""
+        A generation model's request answers with its chunks as they come (generation_convert.
+        stream). Any failure of one request (typed or not) becomes that request's error_message
+        and the stream goes on; a broken request stream ends the call with its status; a client
+        that cancels the call stops its generations."""
         out: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         door = self._core.door
         caller = _caller(context) if door.active else None
+
+        def put(response: pb.ModelInferResponse) -> None:  # a generation's responses, as they come
+            out.put_nowait(pb.ModelStreamInferResponse(infer_response=response))
 
         async def one(msg: pb.ModelInferRequest) -> None:
             try:
@@ -82,7 +91,11 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                     req = convert.infer_request(msg, None, loop.time(), shm.input_tensor)
                     seen.decoded(req)
                     req.output_windows = shm.output_windows()
-                    reply = pb.ModelStreamInferResponse(infer_response=shm.respond(await self._core.infer(req)))
+                    answer = await generation_door.infer_or_model(self._core, req)
+                    if not isinstance(answer, InferResult):
+                        await generation_convert.stream(self._core, answer, req, msg.parameters, put)
+                        return
+                    reply = pb.ModelStreamInferResponse(infer_response=shm.respond(answer))
             except Exception as exc:  # noqa: BLE001 - one request's failure must not end the stream
                 reply = pb.ModelStreamInferResponse(
                     error_message=convert.stream_error(exc),
