@@ -1,7 +1,7 @@
 """Generation benchmark: the suite vs llama-cpp-python in process, and preemption by priority.
 
 One run, same machine state, same GGUF file, prompt and settings (greedy, 1 llama.cpp thread):
-  floor:   llama-cpp-python in this process (Llama.create_completion, streamed): time to first token
+  floor:   llama-cpp-python in this process (its token loop, Llama.generate): time to first token
            (TTFT) and tokens/s after the first;
   suite:   `mlos up`, the model registered and loaded, tritonclient's streaming gRPC client (a client
            we did not write): the same TTFT and tokens/s, through scheduler and executor;
@@ -46,7 +46,7 @@ PROMPT = "the quick brown fox jumps over the lazy dog and the cat sat on the mat
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--tokens", type=int, default=96, help="tokens per measured generation")
     p.add_argument("--low-tokens", type=int, default=320, help="tokens of the long low-priority generation")
     p.add_argument("--chunk-tokens", type=int, default=4)
@@ -72,6 +72,9 @@ def build_model(folder: Path, shape: str) -> Path:
 
 
 def floor(path: Path, n_ctx: int, tokens: int, repeats: int) -> list[dict[str, float]]:
+    """llama-cpp-python's own token loop (Llama.generate, greedy), stamped at every token: its text
+    streaming (create_completion) holds pieces back and releases them in bursts, which would flatter
+    its tokens/s."""
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=1, n_threads_batch=1, verbose=False)
@@ -81,9 +84,10 @@ def floor(path: Path, n_ctx: int, tokens: int, repeats: int) -> list[dict[str, f
             llm.reset()  # else it keeps the prompt's KV from the last run and skips the prefill
             t0 = time.perf_counter()
             stamps = []
-            for piece in llm.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, top_k=1, stream=True):
-                if piece["choices"][0]["text"]:
-                    stamps.append(time.perf_counter())
+            for _token in llm.generate(llm.tokenize(PROMPT.encode()), temp=0.0, top_k=1):
+                stamps.append(time.perf_counter())
+                if len(stamps) == tokens:
+                    break
             runs.append(_timing(t0, stamps, tokens))
     finally:
         llm.close()
