@@ -38,6 +38,7 @@ from mlos_executor.textstream import TextStream
 log = logging.getLogger(__name__)
 
 LOWEST = 1 << 30  # priority 0 (none given) sorts after every level
+TURN_MAX_NS = 20_000_000  # a turn goes back to the loop at least this often (deadlines of waiting generations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,8 @@ class Generation:
     logits: np.ndarray | None = None
     n_past: int = 0
     prompt_tokens: int = 0
-    tokens: int = 0
+    tokens: int = 0                   # delivered (event loop)
+    made: int = 0                     # sampled (worker thread)
     started_ns: int = 0               # first decode step (0 = waiting)
     first_token_ns: int = 0
     context: Context | None = None
@@ -206,9 +208,8 @@ class TokenScheduler:
                 last.preemptions += 1
                 self.counters.preemptions += 1
             self._running, self._last, self._preempt = gen, gen, False
-            limit = 1 if not gen.first_token_ns else self.chunk_tokens
             try:
-                chunk = await loop.run_in_executor(self._thread, self._turn, gen, limit)
+                chunk = await loop.run_in_executor(self._thread, self._turn, gen, loop)
             except Exception as exc:  # noqa: BLE001 - one generation's failure is its own
                 log.exception("generation %d failed", gen.seq)
                 chunk = Chunk(error=Internal(f"llama.cpp failed: {type(exc).__name__}: {exc}"))
@@ -232,16 +233,30 @@ class TokenScheduler:
                 self._open.remove(gen)
 
     def _deliver(self, gen: Generation, chunk: Chunk) -> None:
-        self.counters.tokens += chunk.tokens
+        """The chunk a turn ended with: it may end the generation."""
+        if gen.finished:
+            return
         if chunk.error is not None:
+            self.counters.tokens += chunk.tokens
             self._fail(gen, chunk.error)
             return
-        gen.tokens += chunk.tokens
         if gen.cancelled and not gen.finish_reason:
             gen.finish_reason = "cancelled"
         if gen.finish_reason:
+            self.counters.tokens += chunk.tokens
+            gen.tokens += chunk.tokens
             self._finish(gen, gen.finish_reason, chunk)
-        elif not gen.spec.stream:
+        else:
+            self._progress(gen, chunk)
+
+    def _progress(self, gen: Generation, chunk: Chunk) -> None:
+        """A chunk the worker finished in the middle of a turn (or at its end): sent, or held
+        until the end for a generation that does not stream."""
+        if gen.finished:
+            return
+        self.counters.tokens += chunk.tokens
+        gen.tokens += chunk.tokens
+        if not gen.spec.stream:
             gen.held.append(chunk.text)
             gen.held_tokens += chunk.tokens
         else:
@@ -281,17 +296,31 @@ class TokenScheduler:
 
     # ---- in the worker thread ----
 
-    def _turn(self, gen: Generation, limit: int) -> Chunk:
-        """Up to `limit` tokens of `gen` (fewer when it ends, is cancelled, expires or is preempted)."""
-        weights = self.weights
-        chunk = Chunk()
+    def _turn(self, gen: Generation, loop: asyncio.AbstractEventLoop) -> Chunk:
+        """Chunks of `gen`, back to back while it stays the one to run: each finished chunk goes
+        to the loop at once (`_progress`) and decoding goes on, so sending a chunk never stalls
+        the model. The turn ends - returning its last chunk for `_deliver` - when the generation
+        ends, is cancelled, expires or is preempted, or after TURN_MAX_NS (the loop then reaps the
+        deadlines of waiting generations and picks again)."""
         if not gen.started_ns:
             gen.started_ns = time.perf_counter_ns()
             error = self._start(gen)
             if error is not None:
-                chunk.error = error
-                return chunk
+                return Chunk(error=error)
         context = self._place(gen)
+        ends_ns = time.perf_counter_ns() + TURN_MAX_NS
+        while True:
+            limit = 1 if not gen.first_token_ns else self.chunk_tokens
+            chunk = self._chunk(gen, context, limit)
+            if (chunk.tokens < limit or gen.finish_reason or gen.cancelled or self._preempt
+                    or time.perf_counter_ns() >= ends_ns):
+                return chunk
+            loop.call_soon_threadsafe(self._progress, gen, chunk)
+
+    def _chunk(self, gen: Generation, context: Context, limit: int) -> Chunk:
+        """Up to `limit` tokens of `gen` (fewer when it ends, is cancelled, expires or is preempted)."""
+        weights = self.weights
+        chunk = Chunk()
         pieces: list[str] = []
         spec = gen.spec
         while chunk.tokens < limit:
@@ -314,11 +343,12 @@ class TokenScheduler:
                 gen.finish_reason = "stop"
                 break
             chunk.tokens += 1
+            gen.made += 1
             pieces.append(gen.text.push(weights.piece(token)))
             if gen.text.stopped:
                 gen.finish_reason = "stop"
                 break
-            if gen.tokens + chunk.tokens >= spec.max_tokens:
+            if gen.made >= spec.max_tokens:
                 gen.finish_reason = "length"
                 break
             gen.next_input = [token]

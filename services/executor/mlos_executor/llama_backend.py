@@ -173,7 +173,10 @@ class Context:
         return cls(len(weights.contexts), ctx, batch, weights.n_vocab, params.n_batch)
 
     def clear(self) -> None:
-        self.ctx.kv_cache_clear()
+        """Forgets the cached tokens (metadata only: the KV data is overwritten as tokens come;
+        zeroing it cost ~1-2 ms per generation start on a 1,024-token bench model)."""
+        if self.ctx.memory is not None:
+            llama_module().llama_memory_clear(self.ctx.memory, False)
 
     def decode(self, tokens: list[int], n_past: int) -> np.ndarray:
         """Evaluates `tokens` at positions n_past.. (in n_batch pieces); returns a copy of the logits
