@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.tokens, args.low_tokens = 2, 24, 96
+    from mlos_cli.gguf_models import SHAPES
+
+    args.n_ctx = min(1024, SHAPES[args.shape].context_length)  # the tokens one context holds
     return args
 
 
@@ -91,6 +94,31 @@ def floor(path: Path, n_ctx: int, tokens: int, repeats: int) -> list[dict[str, f
             runs.append(_timing(t0, stamps, tokens))
     finally:
         llm.close()
+    return runs[1:]
+
+
+def raw_floor(path: Path, n_ctx: int, tokens: int, repeats: int) -> list[dict[str, float]]:
+    """The executor's own llama.cpp calls (llama_backend.Context) in a bare greedy loop, no serving
+    at all: what the suite's generations cost before any scheduling, messages or Python around them."""
+    from mlos_executor.llama_backend import LlamaSettings, LlamaWeights
+
+    weights = LlamaWeights.load(path, LlamaSettings(context_length=n_ctx, threads=1, contexts=1))
+    context, runs = weights.contexts[0], []
+    try:
+        for _ in range(repeats + 1):
+            context.clear()
+            t0 = time.perf_counter()
+            prompt = weights.tokenize(PROMPT.encode())
+            logits, n, stamps = context.decode(prompt, 0), len(prompt), []
+            while True:
+                token = int(np.argmax(logits))
+                stamps.append(time.perf_counter())
+                if len(stamps) == tokens:
+                    break
+                logits, n = context.decode([token], n), n + 1
+            runs.append(_timing(t0, stamps, tokens))
+    finally:
+        weights.close()
     return runs[1:]
 
 
@@ -194,7 +222,7 @@ def register(addr: str, registry_addr: str, path: Path, args) -> dict[str, str]:
         async with RegistryClient(registry_addr) as client:
             for key, name in names.items():
                 config = ServingConfig(contexts=int(key[-1]), chunk_tokens=args.chunk_tokens, threads=1,
-                                       context_length=1024)
+                                       context_length=args.n_ctx)
                 await client.register(name, path, config=config)
 
     asyncio.run(add())
@@ -228,12 +256,12 @@ def run_suite(path: Path, home: Path, args, preemption: bool) -> dict[str, Any]:
 # ---- KV state: save/restore vs a second context ----
 
 
-def state_costs(path: Path, generated: int) -> dict[str, float]:
+def state_costs(path: Path, generated: int, n_ctx: int) -> dict[str, float]:
     from mlos_executor.llama_backend import LlamaSettings, LlamaWeights
     from mlos_executor.memory import rss_bytes
 
     before = rss_bytes()
-    weights = LlamaWeights.load(path, LlamaSettings(context_length=1024, threads=1, contexts=1))
+    weights = LlamaWeights.load(path, LlamaSettings(context_length=n_ctx, threads=1, contexts=1))
     one_context = rss_bytes() - before
     try:
         ctx = weights.contexts[0]
@@ -274,9 +302,9 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
 
 
 def summarise(out: dict[str, Any], args) -> list[str]:
-    f, s = out["floor"], out["suite"]["speed"]
-    f_ttft, s_ttft = _median(f, "ttft_ms"), _median(s, "ttft_ms")
-    f_tps, s_tps = _median(f, "tokens_per_s"), _median(s, "tokens_per_s")
+    f, s, raw = out["floor"], out["suite"]["speed"], out["raw"]
+    f_ttft, s_ttft, r_ttft = _median(f, "ttft_ms"), _median(s, "ttft_ms"), _median(raw, "ttft_ms")
+    f_tps, s_tps, r_tps = _median(f, "tokens_per_s"), _median(s, "tokens_per_s"), _median(raw, "tokens_per_s")
     one_chunk_ms = args.chunk_tokens * 1e3 / f_tps if f_tps else 0.0
     lines = [
         f"model {out['model']['file']} ({out['model']['bytes'] / 2**20:.1f} MiB), prompt {out['model']['prompt_tokens']} "
@@ -287,6 +315,8 @@ def summarise(out: dict[str, Any], args) -> list[str]:
         f"{'MLOS (tritonclient stream)':34}{s_ttft:>10.2f}{s_tps:>10.1f}",
         f"{'MLOS - floor / MLOS : floor':34}{s_ttft - f_ttft:>+10.2f}{s_tps / f_tps:>10.1%}"
         f"   (goals: +2 ms at most, 95 % at least)",
+        f"{'bare llama.cpp loop (no serving)':34}{r_ttft:>10.2f}{r_tps:>10.1f}",
+        f"{'MLOS - bare / MLOS : bare':34}{s_ttft - r_ttft:>+10.2f}{s_tps / r_tps:>10.1%}   (the cost of serving)",
         "",
         f"urgent request (priority 1, 8 tokens) TTFT, ms - one chunk is {args.chunk_tokens} tokens = {one_chunk_ms:.1f} ms:",
     ]
@@ -330,13 +360,14 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, Any] = {"machine": _machine(), "args": {k: str(v) for k, v in vars(args).items()},
                                "model": {"file": path.name, "bytes": path.stat().st_size, "prompt_tokens": prompt_tokens}}
         print("floor: llama-cpp-python in process ...", flush=True)
-        out["floor"] = floor(path, 1024, args.tokens, args.repeats)
+        out["floor"] = floor(path, args.n_ctx, args.tokens, args.repeats)
+        out["raw"] = raw_floor(path, args.n_ctx, args.tokens, args.repeats)
         print("suite: mlos up, tritonclient streaming (preemption on) ...", flush=True)
         out["suite"] = run_suite(path, root / "suite-preempt", args, preemption=True)
         print("suite: preemption off (FIFO) ...", flush=True)
         out["fifo"] = run_suite(path, root / "suite-fifo", args, preemption=False)
         print("KV state save/restore vs a second context ...", flush=True)
-        out["state"] = state_costs(path, args.low_tokens)
+        out["state"] = state_costs(path, args.low_tokens, args.n_ctx)
     lines = summarise(out, args)
     out["summary"] = lines
     print("\n" + "\n".join(lines))
