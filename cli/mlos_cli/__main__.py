@@ -58,9 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--preferred-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
                      help="batch sizes the batcher aims for, each 1..max_batch_size")
 
-    from mlos_cli import models_cmd
+    from mlos_cli import lifecycle_cmd, models_cmd
 
     models_cmd.add_parsers(msub, _non_negative)
+    lifecycle_cmd.add_parsers(msub, _non_negative)
 
     bench = sub.add_parser("bench", help="benchmarks of a source checkout (bench/)")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
@@ -246,10 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
                 "predictor": predictor_cmd.run, "status": status.status}
     if args.command == "models":
-        from mlos_cli import models_cmd
+        from mlos_cli import lifecycle_cmd, models_cmd
 
-        handler = {"list": models_cmd.models_list, "show": models_cmd.models_show}.get(args.models_command,
-                                                                                        _models_register)
+        handler = {"list": models_cmd.models_list, "show": models_cmd.models_show,
+                   "alias": lifecycle_cmd.models_alias, "unalias": lifecycle_cmd.models_unalias,
+                   "watch": lifecycle_cmd.models_watch}.get(args.models_command, _models_register)
     else:
         handler = handlers[args.command]
     try:
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TimeoutError, OSError, RuntimeError) as exc:
         print(f"mlos: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C ends `mlos models watch` (and any wait) quietly
+        return 130
 
 
 if __name__ == "__main__":

@@ -43,13 +43,18 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
         addr = f"127.0.0.1:{port}"
         client = RegistryClient(addr)
 
+        stopped = False
+
         async def stop() -> None:
-            await client.close()
-            await server.stop(None)
-            await core.close()
+            nonlocal stopped
+            if not stopped:
+                stopped = True
+                await client.close()
+                await server.stop(None)
+                await core.close()
 
         cleanups.append(stop)
-        return Served(settings, core, client, addr)
+        return Served(settings, core, client, addr, stop)
 
     yield start
     for stop in reversed(cleanups):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
+from mlos_cli.__main__ import main
 from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
@@ -42,6 +45,14 @@ class Served:
     core: Registry
     client: RegistryClient
     addr: str
+    stop: Callable[[], Awaitable[None]]  # stops the server and closes its stores (idempotent)
 
 
 Serve = Callable[..., Awaitable[Served]]
+
+
+async def run_mlos(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """Runs the `mlos` command with `args` (in a thread: it runs its own event loop); (code, stdout, stderr)."""
+    code = await asyncio.to_thread(main, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

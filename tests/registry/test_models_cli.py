@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import gguf
 import pytest
 from gguf_testkit import write_gguf
-from registry_testkit import Served
+from registry_testkit import Served, run_mlos
 
-from mlos_cli.__main__ import main
 from mlos_cli.models_cmd import count_text, list_rows, served_versions
-
-
-async def _mlos(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    code = await asyncio.to_thread(main, list(args))  # the CLI runs its own event loop
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_show_a_generation_model(served: Served, models_dir: Path, capsys: pytest.CaptureFixture) -> None:
     await served.client.register("tiny", write_gguf(models_dir / "tiny.gguf"), labels={"team": "llm"})
-    code, out, err = await _mlos(capsys, "models", "show", "tiny", "--registry", served.addr)
+    code, out, err = await run_mlos(capsys, "models", "show", "tiny", "--registry", served.addr)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "tiny version 1" and "  task      generate" in lines
@@ -32,7 +24,7 @@ async def test_show_a_generation_model(served: Served, models_dir: Path, capsys:
     assert "text_input:BYTES[1], stream:BOOL[1], sampling_parameters:BYTES[1]" in out
     assert "    tokenizer         llama" in lines and "  labels    team=llm" in lines
 
-    code, out, _ = await _mlos(capsys, "models", "show", "tiny", "--version", "1", "--registry", served.addr, "--json")
+    code, out, _ = await run_mlos(capsys, "models", "show", "tiny", "--version", "1", "--registry", served.addr, "--json")
     shown = json.loads(out)
     assert (code, shown["task"], shown["format"], shown["facts"]["architecture"]) == (0, "generate", "gguf", "llama")
     assert shown["config"]["context_length"] == 2048
@@ -40,11 +32,11 @@ async def test_show_a_generation_model(served: Served, models_dir: Path, capsys:
 
 async def test_show_an_onnx_model_and_errors(served: Served, dynamic_onnx: Path, capsys: pytest.CaptureFixture) -> None:
     await served.client.register("adder", dynamic_onnx)
-    code, out, _ = await _mlos(capsys, "models", "show", "adder", "--registry", served.addr)
+    code, out, _ = await run_mlos(capsys, "models", "show", "adder", "--registry", served.addr)
     assert code == 0 and "  task      infer" in out.splitlines() and "facts" not in out and "context_length" not in out
-    code, _, err = await _mlos(capsys, "models", "show", "nope", "--registry", served.addr)
+    code, _, err = await run_mlos(capsys, "models", "show", "nope", "--registry", served.addr)
     assert code == 2 and "NOT_FOUND" in err and "'nope' is not registered" in err
-    code, _, err = await _mlos(capsys, "models", "show", "adder", "--version", "9", "--registry", served.addr)
+    code, _, err = await run_mlos(capsys, "models", "show", "adder", "--version", "9", "--registry", served.addr)
     assert code == 2 and "no version 9" in err
 
 

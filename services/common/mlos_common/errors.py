@@ -65,6 +65,12 @@ class DeadlineExceeded(MlosError):
     code = "DEADLINE_EXCEEDED"
 
 
+class OutOfRange(MlosError):
+    """A position past what is kept or issued (e.g. a registry revision no longer kept). Re-list."""
+
+    code = "OUT_OF_RANGE"
+
+
 class Unimplemented(MlosError):
     """The server does not offer this operation."""
 
@@ -88,6 +94,7 @@ _BY_CODE: dict[str, type[MlosError]] = {
         PermissionDenied,
         Unavailable,
         DeadlineExceeded,
+        OutOfRange,
         Unimplemented,
         Internal,
     )

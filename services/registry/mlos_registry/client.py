@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 
 from grpc import aio
@@ -24,8 +24,8 @@ from grpc import aio
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.errors import FailedPrecondition
-from mlos_registry.convert import config_to_pb, version_from_pb
-from mlos_registry.domain import ModelVersion, ServingConfig
+from mlos_registry.convert import change_from_pb, config_to_pb, version_from_pb
+from mlos_registry.domain import ModelChange, ModelVersion, ServingConfig
 
 
 class RegistryClient:
@@ -68,33 +68,54 @@ class RegistryClient:
         except aio.AioRpcError as exc:
             raise typed_error(exc) from None
 
+    async def _unary(self, method: str, request):  # noqa: ANN001, ANN202 - any unary RPC of the stub
+        try:
+            return await getattr(self._stub, method)(request, timeout=self._timeout_s)
+        except aio.AioRpcError as exc:
+            raise typed_error(exc) from None
+
+    async def listing(self, name: str = "") -> tuple[list[ModelVersion], int]:
+        """As `list`, with the registry revision it reflects: `watch(revision)` follows on from it."""
+        reply = await self._unary("ListModels", registry_pb2.ListModelsRequest(name=name))
+        return [version_from_pb(m) for m in reply.models], reply.revision
+
     async def list(self, name: str = "") -> list[ModelVersion]:
         """Every version of `name`, or of every model when name is empty."""
-        try:
-            reply = await self._stub.ListModels(registry_pb2.ListModelsRequest(name=name), timeout=self._timeout_s)
-        except aio.AioRpcError as exc:
-            raise typed_error(exc) from None
-        return [version_from_pb(m) for m in reply.models]
+        return (await self.listing(name))[0]
 
-    async def get(self, name: str, version: int = 0) -> ModelVersion:
-        """One version of a model; version 0 = the latest. NotFound if absent."""
-        try:
-            reply = await self._stub.GetModel(
-                registry_pb2.GetModelRequest(name=name, version=version), timeout=self._timeout_s
-            )
-        except aio.AioRpcError as exc:
-            raise typed_error(exc) from None
-        return version_from_pb(reply)
+    async def get(self, name: str, version: int = 0, alias: str = "") -> ModelVersion:
+        """One version of a model: `version`, or the one `alias` points to ("latest" = the highest),
+        else the latest. NotFound if absent."""
+        request = registry_pb2.GetModelRequest(name=name, version=version, alias=alias)
+        return version_from_pb(await self._unary("GetModel", request))
 
-    async def delete(self, name: str, version: int = 0) -> int:
-        """Deletes one version, or every version when version is 0; returns how many were deleted."""
+    async def delete(self, name: str, version: int = 0, force: bool = False) -> int:
+        """Deletes one version, or every version when version is 0; returns how many were deleted.
+        FailedPrecondition if an alias points at one, unless `force` (the alias is deleted too)."""
+        request = registry_pb2.DeleteModelRequest(name=name, version=version, force=force)
+        return (await self._unary("DeleteModel", request)).deleted_versions
+
+    async def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Points `alias` at `version` (creates or moves it); returns that version."""
+        request = registry_pb2.SetAliasRequest(name=name, alias=alias, version=version)
+        return version_from_pb(await self._unary("SetAlias", request))
+
+    async def delete_alias(self, name: str, alias: str) -> int:
+        """Removes `alias`; returns the version it pointed to."""
+        request = registry_pb2.DeleteAliasRequest(name=name, alias=alias)
+        return (await self._unary("DeleteAlias", request)).version
+
+    async def watch(self, since_revision: int = 0) -> AsyncGenerator[ModelChange, None]:
+        """Every change after `since_revision`, then live ones, until the caller stops iterating.
+        OutOfRange if the registry no longer keeps those changes (re-list with `listing`)."""
+        call = self._stub.WatchModels(registry_pb2.WatchModelsRequest(since_revision=since_revision))
         try:
-            reply = await self._stub.DeleteModel(
-                registry_pb2.DeleteModelRequest(name=name, version=version), timeout=self._timeout_s
-            )
+            async for pb in call:
+                yield change_from_pb(pb)
         except aio.AioRpcError as exc:
             raise typed_error(exc) from None
-        return reply.deleted_versions
+        finally:
+            call.cancel()
 
     async def fetch_artifact(
         self,
@@ -104,8 +125,10 @@ class RegistryClient:
         *,
         chunk_bytes: int = 0,
         timeout_s: float | None = None,
+        alias: str = "",
     ) -> tuple[Path, str]:
-        """Downloads a version's file to `dest_path` (version 0 = latest) and returns (path, sha256).
+        """Downloads a version's file to `dest_path` (version 0 = latest, or the one `alias` points
+        to) and returns (path, sha256).
 
         Writes to a temp file beside dest_path, checks offsets and the sha256 sent by the server
         against its own hash, then renames: dest_path only ever holds a complete, verified file.
@@ -118,7 +141,7 @@ class RegistryClient:
         received = 0
         sent_digest = ""
         total = -1
-        request = registry_pb2.FetchArtifactRequest(name=name, version=version, chunk_bytes=chunk_bytes)
+        request = registry_pb2.FetchArtifactRequest(name=name, version=version, chunk_bytes=chunk_bytes, alias=alias)
         try:
             with os.fdopen(fd, "wb") as out:
                 try:

@@ -26,6 +26,9 @@ class RegistrySettings(ServiceSettings):
     default_max_batch_size: int = Field(
         8, description="max_batch_size given to models whose every input and output has a variable first dim."
     )
+    changes_kept: int = Field(
+        10_000, ge=1, description="Registry changes kept for WatchModels replay; older revisions answer OUT_OF_RANGE."
+    )
     allowed_roots: list[Path] = Field(
         default_factory=list,
         description="If set, RegisterModel paths must resolve under one of these folders; empty = any readable path.",

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from mlos.common.v1 import tensor_pb2
 from mlos.registry.v1 import registry_pb2
-from mlos_registry.domain import ModelVersion, ServingConfig, TensorSpec
+from mlos_registry.domain import ModelChange, ModelVersion, ServingConfig, TensorSpec
 
 
 def config_to_pb(config: ServingConfig) -> tensor_pb2.ModelServingConfig:
@@ -53,6 +53,7 @@ def version_to_pb(mv: ModelVersion) -> registry_pb2.ModelVersion:
         created_unix_ms=mv.created_unix_ms,
         task=mv.task,
         facts=mv.facts,
+        aliases=list(mv.aliases),
     )
 
 
@@ -70,4 +71,16 @@ def version_from_pb(pb: registry_pb2.ModelVersion) -> ModelVersion:
         created_unix_ms=pb.created_unix_ms,
         task=pb.task or "infer",
         facts=dict(pb.facts),
+        aliases=tuple(pb.aliases),
     )
+
+
+def change_to_pb(change: ModelChange) -> registry_pb2.ModelChange:
+    return registry_pb2.ModelChange(
+        revision=change.revision, kind=change.kind, name=change.name, version=change.version,
+        alias=change.alias, unix_ms=change.unix_ms,
+    )
+
+
+def change_from_pb(pb: registry_pb2.ModelChange) -> ModelChange:
+    return ModelChange(pb.revision, pb.kind, pb.name, pb.version, pb.alias, pb.unix_ms)

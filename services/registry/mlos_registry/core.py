@@ -15,7 +15,7 @@ from mlos_common.errors import InvalidArgument
 from mlos_registry import formats, gguf_model, signature
 from mlos_registry.artifacts import BlobStore, Chunk
 from mlos_registry.config import RegistrySettings
-from mlos_registry.domain import DEVICES, INFER, ModelVersion, ServingConfig
+from mlos_registry.domain import DEVICES, INFER, LATEST, ModelChange, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
     ArtifactTooLarge,
@@ -24,6 +24,7 @@ from mlos_registry.errors import (
     InvalidPath,
     ModelNotFound,
 )
+from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
 from mlos_registry.store import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,17 @@ MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
 
 
+def name_ok(text: str) -> bool:
+    """Whether `text` follows the model-name rules (aliases follow them too)."""
+    return _NAME.match(text) is not None and ".." not in text
+
+
+def _checked_alias(alias: str) -> str:
+    return validate_alias(alias, name_ok(alias))
+
+
 def validate_name(name: str) -> str:
-    if not _NAME.match(name) or ".." in name:
+    if not name_ok(name):
         shown = name if len(name) <= 64 else name[:64] + "..."
         raise InvalidModelName(
             f"invalid model name {shown!r}: use 1-128 characters of letters, digits, '_', '.', '-', "
@@ -136,6 +146,7 @@ class Registry:
         self._roots = [Path(r).expanduser().resolve() for r in settings.allowed_roots]
         # Serialises "blob becomes visible + row inserted" against "rows deleted + blob removed".
         self._write_lock = asyncio.Lock()
+        self._feed = ChangeFeed(store)
 
     @classmethod
     async def open(cls, settings: RegistrySettings) -> Registry:
@@ -143,7 +154,7 @@ class Registry:
         blobs = BlobStore(data_dir / "blobs")
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(blobs.prepare)
-        store = MetadataStore(data_dir / "registry.sqlite3")
+        store = MetadataStore(data_dir / "registry.sqlite3", settings.changes_kept)
         await store.open()
         log.info("registry data in %s", data_dir)
         return cls(settings, store, blobs)
@@ -215,6 +226,8 @@ class Registry:
             async with self._write_lock:
                 await asyncio.to_thread(self._blobs.commit, staged)
                 stored, created = await self._store.add_version(draft)
+            if created:
+                await self._feed.notify()
         finally:
             await asyncio.to_thread(self._blobs.discard, staged)
         if created:
@@ -224,29 +237,63 @@ class Registry:
             log.info("%s: identical bytes already registered as version %d", name, stored.version)
         return stored
 
-    async def list(self, name: str = "") -> list[ModelVersion]:
-        """Every version of `name`, or of every model when name is empty (ordered by name, version)."""
+    async def listing(self, name: str = "") -> tuple[list[ModelVersion], int]:
+        """As `list`, with the revision it reflects (watch from it to follow on)."""
         if name:
             validate_name(name)
-        return await self._store.list(name)
+        return await self._store.listing(name)
 
-    async def get(self, name: str, version: int = 0) -> ModelVersion:
-        """One version; version 0 = the latest."""
+    async def list(self, name: str = "") -> list[ModelVersion]:
+        """Every version of `name`, or of every model when name is empty (ordered by name, version)."""
+        return (await self.listing(name))[0]
+
+    async def get(self, name: str, version: int = 0, alias: str = "") -> ModelVersion:
+        """One version: `version`, or the one `alias` points to ("latest" = the highest), else the latest."""
         validate_name(name)
         validate_version(version)
-        found = await self._store.get(name, version)
+        check_version_or_alias(version, alias)
+        if alias and alias != LATEST:
+            _checked_alias(alias)
+        found = await self._store.get(name, version, "" if alias == LATEST else alias)
         if found is None:
             raise self._not_found(name, version)
         return found
 
-    async def delete(self, name: str, version: int = 0) -> int:
-        """Deletes one version, or every version when version is 0; returns how many."""
+    async def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        """Points `alias` at an existing `version` (creates or moves it); returns that version."""
+        validate_name(name)
+        _checked_alias(alias)
+        if version < 1:
+            raise InvalidArgument(f"version must be >= 1 to point alias {alias!r} at, got {version}")
+        async with self._write_lock:
+            await self._store.set_alias(name, alias, version)
+        await self._feed.notify()
+        log.info("alias %s:%s -> version %d", name, alias, version)
+        return await self.get(name, version)
+
+    async def delete_alias(self, name: str, alias: str) -> int:
+        """Removes `alias`; returns the version it pointed to."""
+        validate_name(name)
+        _checked_alias(alias)
+        async with self._write_lock:
+            version = await self._store.delete_alias(name, alias)
+        await self._feed.notify()
+        return version
+
+    def watch(self, since_revision: int) -> AsyncIterator[ModelChange]:
+        """Changes after `since_revision`, replayed then live (see lifecycle.ChangeFeed)."""
+        return self._feed.watch(since_revision)
+
+    async def delete(self, name: str, version: int = 0, force: bool = False) -> int:
+        """Deletes one version, or every version when version is 0; returns how many. Refused
+        (AliasInUse) for a version an alias points to unless `force`, which deletes the alias too."""
         validate_name(name)
         validate_version(version)
         async with self._write_lock:
-            deleted = await self._store.delete(name, version)
+            deleted = await self._store.delete(name, version, force)
             if not deleted:
                 raise self._not_found(name, version)
+            await self._feed.notify()
             for digest in {d.sha256 for d in deleted}:
                 if not await self._store.digest_in_use(digest):
                     await asyncio.to_thread(self._blobs.delete, digest)
@@ -263,9 +310,11 @@ class Registry:
             )
         return str(path), found.sha256, found.size_bytes
 
-    async def read_artifact(self, name: str, version: int, chunk_bytes: int) -> tuple[ModelVersion, AsyncIterator[Chunk]]:
+    async def read_artifact(
+        self, name: str, version: int, chunk_bytes: int, alias: str = ""
+    ) -> tuple[ModelVersion, AsyncIterator[Chunk]]:
         """The version and a verified chunk stream of its bytes (ArtifactCorrupt on mismatch)."""
-        found = await self.get(name, version)
+        found = await self.get(name, version, alias)
         what = f"{name!r} version {found.version}"
         return found, self._blobs.read_verified(found.sha256, found.size_bytes, chunk_bytes, what)
 

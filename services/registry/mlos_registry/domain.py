@@ -9,6 +9,9 @@ from mlos_common.signatures import TensorSpec
 DEVICES = ("auto", "cpu", "cuda")
 INFER, GENERATE, EMBED = "infer", "generate", "embed"
 TASKS = (INFER, GENERATE, EMBED)
+LATEST = "latest"  # the implicit alias: the highest live version
+# Kinds of ModelChange.
+REGISTERED, DELETED, ALIAS_SET, ALIAS_DELETED = "registered", "deleted", "alias_set", "alias_deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +62,17 @@ class ModelVersion:
     created_unix_ms: int = 0
     task: str = INFER  # INFER, GENERATE or EMBED
     facts: dict[str, str] = field(default_factory=dict)  # read from the file at registration
+    aliases: tuple[str, ...] = ()  # user-defined aliases pointing here (sorted; "latest" is implicit)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChange:
+    """One entry of the registry's change history; `revision` strictly increases, across restarts."""
+
+    revision: int
+    kind: str  # REGISTERED, DELETED, ALIAS_SET, ALIAS_DELETED
+    name: str
+    version: int
+    alias: str = ""  # ALIAS_SET / ALIAS_DELETED only
+    unix_ms: int = 0
 

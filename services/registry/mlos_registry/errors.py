@@ -6,7 +6,7 @@ the registry's own store.
 
 from __future__ import annotations
 
-from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 
 
 class ModelNotFound(NotFound):
@@ -39,3 +39,19 @@ class ArtifactTooLarge(ResourceExhausted):
 
 class ArtifactCorrupt(FailedPrecondition):
     """The stored blob no longer matches its digest; re-register the model."""
+
+
+class AliasNotFound(NotFound):
+    """The model has no such alias."""
+
+
+class InvalidAliasName(InvalidArgument):
+    """An alias outside the model-name rules, all digits, or "latest"."""
+
+
+class AliasInUse(FailedPrecondition):
+    """A version to delete has an alias pointing at it (delete with force to drop the alias too)."""
+
+
+class HistoryTrimmed(OutOfRange):
+    """WatchModels from a revision the registry no longer keeps (or never issued): re-list."""

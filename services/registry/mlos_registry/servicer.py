@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
-from mlos_registry.convert import config_from_pb, version_to_pb
+from mlos_registry.convert import change_to_pb, config_from_pb, version_to_pb
 from mlos_registry.core import Registry
 
 log = logging.getLogger(__name__)
@@ -33,21 +33,33 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         return version_to_pb(mv)
 
     async def ListModels(self, request: registry_pb2.ListModelsRequest, context) -> registry_pb2.ListModelsResponse:
-        versions = await self._registry.list(request.name)
-        return registry_pb2.ListModelsResponse(models=[version_to_pb(v) for v in versions])
+        versions, revision = await self._registry.listing(request.name)
+        return registry_pb2.ListModelsResponse(models=[version_to_pb(v) for v in versions], revision=revision)
 
     async def GetModel(self, request: registry_pb2.GetModelRequest, context) -> registry_pb2.ModelVersion:
-        return version_to_pb(await self._registry.get(request.name, request.version))
+        return version_to_pb(await self._registry.get(request.name, request.version, request.alias))
 
     async def DeleteModel(self, request: registry_pb2.DeleteModelRequest, context) -> registry_pb2.DeleteModelResponse:
-        deleted = await self._registry.delete(request.name, request.version)
+        deleted = await self._registry.delete(request.name, request.version, request.force)
         return registry_pb2.DeleteModelResponse(deleted_versions=deleted)
+
+    async def SetAlias(self, request: registry_pb2.SetAliasRequest, context) -> registry_pb2.ModelVersion:
+        return version_to_pb(await self._registry.set_alias(request.name, request.alias, request.version))
+
+    async def DeleteAlias(self, request: registry_pb2.DeleteAliasRequest, context) -> registry_pb2.DeleteAliasResponse:
+        return registry_pb2.DeleteAliasResponse(version=await self._registry.delete_alias(request.name, request.alias))
+
+    async def WatchModels(
+        self, request: registry_pb2.WatchModelsRequest, context
+    ) -> AsyncIterator[registry_pb2.ModelChange]:
+        async for change in self._registry.watch(request.since_revision):
+            yield change_to_pb(change)
 
     async def FetchArtifact(
         self, request: registry_pb2.FetchArtifactRequest, context
     ) -> AsyncIterator[registry_pb2.ArtifactChunk]:
         found, chunks = await self._registry.read_artifact(
-            request.name, request.version, chunk_size(request.chunk_bytes)
+            request.name, request.version, chunk_size(request.chunk_bytes), request.alias
         )
         async for chunk in chunks:
             yield registry_pb2.ArtifactChunk(

@@ -18,7 +18,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlos_registry.domain import ModelVersion, ServingConfig, TensorSpec
+from mlos_registry import lifecycle_store as lifecycle
+from mlos_registry.domain import REGISTERED, ModelChange, ModelVersion, ServingConfig, TensorSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,8 +94,9 @@ def _row_to_version(row: tuple[Any, ...]) -> ModelVersion:
 class MetadataStore:
     """Async facade; every method runs its SQL on the store's own thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, changes_kept: int = 10_000) -> None:
         self._path = path
+        self._keep = changes_kept
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -111,6 +113,7 @@ class MetadataStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            conn.executescript(lifecycle.SCHEMA)
             _migrate(conn)
             return conn
 
@@ -163,6 +166,7 @@ class MetadataStore:
                         json.dumps(draft.facts, sort_keys=True),
                     ),
                 )
+                lifecycle.record_change(conn, self._keep, REGISTERED, draft.name, version)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -171,41 +175,38 @@ class MetadataStore:
 
         return await self._run(tx)
 
-    async def list(self, name: str = "") -> list[ModelVersion]:
-        def query(conn: sqlite3.Connection) -> builtins.list[ModelVersion]:
-            if name:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version", (name,)
-                ).fetchall()
-            else:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions ORDER BY name, version").fetchall()
-            return [_row_to_version(r) for r in rows]
+    async def list(self, name: str = "") -> builtins.list[ModelVersion]:
+        """Versions of `name`, or of every model when name is empty, with their aliases."""
+        return await self._run(lambda conn: _list_rows(conn, name))
 
-        return await self._run(query)
-
-    async def get(self, name: str, version: int = 0) -> ModelVersion | None:
-        """The given version, or the latest one when version is 0; None if absent."""
+    async def get(self, name: str, version: int = 0, alias: str = "") -> ModelVersion | None:
+        """The given version, the one `alias` points to (AliasNotFound if unset), or the latest one
+        when neither is given; None if absent."""
 
         def query(conn: sqlite3.Connection) -> ModelVersion | None:
-            if version:
+            wanted = lifecycle.resolve_alias(conn, name, alias) if alias else version
+            if wanted:
                 sql = f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? AND version = ?"
-                row = conn.execute(sql, (name, version)).fetchone()
+                row = conn.execute(sql, (name, wanted)).fetchone()
             else:
                 sql = f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version DESC LIMIT 1"
                 row = conn.execute(sql, (name,)).fetchone()
-            return _row_to_version(row) if row else None
+            return _with_aliases(conn, [_row_to_version(row)])[0] if row else None
 
         return await self._run(query)
 
-    async def delete(self, name: str, version: int = 0) -> builtins.list[ModelVersion]:
+    async def delete(self, name: str, version: int = 0, force: bool = False) -> builtins.list[ModelVersion]:
         """Deletes one version (or all when version is 0); returns what was deleted.
-        The version counter is kept, so deleted versions are never issued again."""
+        The version counter is kept, so deleted versions are never issued again. AliasInUse if an
+        alias points at one of them, unless `force` (then the aliases go in the same transaction)."""
 
         def tx(conn: sqlite3.Connection) -> builtins.list[ModelVersion]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 where, args = ("name = ? AND version = ?", (name, version)) if version else ("name = ?", (name,))
                 rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE {where}", args).fetchall()
+                if rows:
+                    lifecycle.release_versions(conn, self._keep, name, [r[1] for r in rows], force)
                 conn.execute(f"DELETE FROM model_versions WHERE {where}", args)
                 conn.execute("COMMIT")
             except BaseException:
@@ -220,3 +221,48 @@ class MetadataStore:
             return conn.execute("SELECT 1 FROM model_versions WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 
         return await self._run(query)
+
+    # --- aliases and the change history (SQL in lifecycle_store.py) ---------------------------
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `fn` in one IMMEDIATE transaction on the store thread (rolled back if it raises)."""
+
+        def tx(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(tx)
+
+    async def set_alias(self, name: str, alias: str, version: int) -> None:
+        await self._write(lambda conn: lifecycle.set_alias(conn, self._keep, name, alias, version))
+
+    async def delete_alias(self, name: str, alias: str) -> int:
+        return await self._write(lambda conn: lifecycle.delete_alias(conn, self._keep, name, alias))
+
+    async def listing(self, name: str = "") -> tuple[builtins.list[ModelVersion], int]:
+        """As `list`, with the revision it reflects (read together on the store thread)."""
+        return await self._run(lambda conn: (_list_rows(conn, name), lifecycle.current_revision(conn)))
+
+    async def changes_after(self, since: int, limit: int = 500) -> builtins.list[ModelChange]:
+        return await self._run(lambda conn: lifecycle.changes_after(conn, since, limit))
+
+
+def _with_aliases(conn: sqlite3.Connection, versions: list[ModelVersion]) -> list[ModelVersion]:
+    by_name: dict[str, dict[int, tuple[str, ...]]] = {}
+    for name in {v.name for v in versions}:
+        by_name[name] = lifecycle.aliases_by_version(conn, name)
+    return [replace(v, aliases=by_name[v.name].get(v.version, ())) for v in versions]
+
+
+def _list_rows(conn: sqlite3.Connection, name: str) -> list[ModelVersion]:
+    if name:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version", (name,)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM model_versions ORDER BY name, version").fetchall()
+    return _with_aliases(conn, [_row_to_version(r) for r in rows])

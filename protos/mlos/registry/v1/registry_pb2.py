@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mlos.common.v1 import tensor_pb2 as mlos_dot_common_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlos/registry/v1/registry.proto\x12\x10mlos.registry.v1\x1a\x1bmlos/common/v1/tensor.proto\"\xd9\x01\n\x14RegisterModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x32\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\x12\x42\n\x06labels\x18\x04 \x03(\x0b\x32\x32.mlos.registry.v1.RegisterModelRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x03\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12*\n\x06inputs\x18\x06 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12+\n\x07outputs\x18\x07 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12\x32\n\x06\x63onfig\x18\x08 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\x12:\n\x06labels\x18\t \x03(\x0b\x32*.mlos.registry.v1.ModelVersion.LabelsEntry\x12\x17\n\x0f\x63reated_unix_ms\x18\n \x01(\x03\x12\x0c\n\x04task\x18\x0b \x01(\t\x12\x38\n\x05\x66\x61\x63ts\x18\x0c \x03(\x0b\x32).mlos.registry.v1.ModelVersion.FactsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFactsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x12ListModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x1e.mlos.registry.v1.ModelVersion\"0\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"3\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"/\n\x13\x44\x65leteModelResponse\x12\x18\n\x10\x64\x65leted_versions\x18\x01 \x01(\x05\"J\n\x14\x46\x65tchArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_bytes\x18\x03 \x01(\r\"R\n\rArtifactChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t2\xcd\x03\n\x08Registry\x12Y\n\rRegisterModel\x12&.mlos.registry.v1.RegisterModelRequest\x1a\x1e.mlos.registry.v1.ModelVersion\"\x00\x12Y\n\nListModels\x12#.mlos.registry.v1.ListModelsRequest\x1a$.mlos.registry.v1.ListModelsResponse\"\x00\x12O\n\x08GetModel\x12!.mlos.registry.v1.GetModelRequest\x1a\x1e.mlos.registry.v1.ModelVersion\"\x00\x12\\\n\x0b\x44\x65leteModel\x12$.mlos.registry.v1.DeleteModelRequest\x1a%.mlos.registry.v1.DeleteModelResponse\"\x00\x12\\\n\rFetchArtifact\x12&.mlos.registry.v1.FetchArtifactRequest\x1a\x1f.mlos.registry.v1.ArtifactChunk\"\x00\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlos/registry/v1/registry.proto\x12\x10mlos.registry.v1\x1a\x1bmlos/common/v1/tensor.proto\"\xd9\x01\n\x14RegisterModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x32\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\x12\x42\n\x06labels\x18\x04 \x03(\x0b\x32\x32.mlos.registry.v1.RegisterModelRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf9\x03\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12*\n\x06inputs\x18\x06 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12+\n\x07outputs\x18\x07 \x03(\x0b\x32\x1a.mlos.common.v1.TensorSpec\x12\x32\n\x06\x63onfig\x18\x08 \x01(\x0b\x32\".mlos.common.v1.ModelServingConfig\x12:\n\x06labels\x18\t \x03(\x0b\x32*.mlos.registry.v1.ModelVersion.LabelsEntry\x12\x17\n\x0f\x63reated_unix_ms\x18\n \x01(\x03\x12\x0c\n\x04task\x18\x0b \x01(\t\x12\x38\n\x05\x66\x61\x63ts\x18\x0c \x03(\x0b\x32).mlos.registry.v1.ModelVersion.FactsEntry\x12\x0f\n\x07\x61liases\x18\r \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFactsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"V\n\x12ListModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x1e.mlos.registry.v1.ModelVersion\x12\x10\n\x08revision\x18\x02 \x01(\x03\"?\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05\x61lias\x18\x03 \x01(\t\"B\n\x12\x44\x65leteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"/\n\x13\x44\x65leteModelResponse\x12\x18\n\x10\x64\x65leted_versions\x18\x01 \x01(\x05\"Y\n\x14\x46\x65tchArtifactRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_bytes\x18\x03 \x01(\r\x12\r\n\x05\x61lias\x18\x04 \x01(\t\"R\n\rArtifactChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"?\n\x0fSetAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"1\n\x12\x44\x65leteAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\"&\n\x13\x44\x65leteAliasResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\",\n\x12WatchModelsRequest\x12\x16\n\x0esince_revision\x18\x01 \x01(\x03\"l\n\x0bModelChange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\r\n\x05\x61lias\x18\x05 \x01(\t\x12\x0f\n\x07unix_ms\x18\x06 \x01(\x03\x32\xd4\x05\n\x08Registry\x12Y\n\rRegisterModel\x12&.mlos.registry.v1.RegisterModelRequest\x1a\x1e.mlos.registry.v1.ModelVersion\"\x00\x12Y\n\nListModels\x12#.mlos.registry.v1.ListModelsRequest\x1a$.mlos.registry.v1.ListModelsResponse\"\x00\x12O\n\x08GetModel\x12!.mlos.registry.v1.GetModelRequest\x1a\x1e.mlos.registry.v1.ModelVersion\"\x00\x12\\\n\x0b\x44\x65leteModel\x12$.mlos.registry.v1.DeleteModelRequest\x1a%.mlos.registry.v1.DeleteModelResponse\"\x00\x12\\\n\rFetchArtifact\x12&.mlos.registry.v1.FetchArtifactRequest\x1a\x1f.mlos.registry.v1.ArtifactChunk\"\x00\x30\x01\x12O\n\x08SetAlias\x12!.mlos.registry.v1.SetAliasRequest\x1a\x1e.mlos.registry.v1.ModelVersion\"\x00\x12\\\n\x0b\x44\x65leteAlias\x12$.mlos.registry.v1.DeleteAliasRequest\x1a%.mlos.registry.v1.DeleteAliasResponse\"\x00\x12V\n\x0bWatchModels\x12$.mlos.registry.v1.WatchModelsRequest\x1a\x1d.mlos.registry.v1.ModelChange\"\x00\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,25 +43,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERMODELREQUEST_LABELSENTRY']._serialized_start=255
   _globals['_REGISTERMODELREQUEST_LABELSENTRY']._serialized_end=300
   _globals['_MODELVERSION']._serialized_start=303
-  _globals['_MODELVERSION']._serialized_end=791
+  _globals['_MODELVERSION']._serialized_end=808
   _globals['_MODELVERSION_LABELSENTRY']._serialized_start=255
   _globals['_MODELVERSION_LABELSENTRY']._serialized_end=300
-  _globals['_MODELVERSION_FACTSENTRY']._serialized_start=747
-  _globals['_MODELVERSION_FACTSENTRY']._serialized_end=791
-  _globals['_LISTMODELSREQUEST']._serialized_start=793
-  _globals['_LISTMODELSREQUEST']._serialized_end=826
-  _globals['_LISTMODELSRESPONSE']._serialized_start=828
-  _globals['_LISTMODELSRESPONSE']._serialized_end=896
-  _globals['_GETMODELREQUEST']._serialized_start=898
-  _globals['_GETMODELREQUEST']._serialized_end=946
-  _globals['_DELETEMODELREQUEST']._serialized_start=948
-  _globals['_DELETEMODELREQUEST']._serialized_end=999
-  _globals['_DELETEMODELRESPONSE']._serialized_start=1001
-  _globals['_DELETEMODELRESPONSE']._serialized_end=1048
-  _globals['_FETCHARTIFACTREQUEST']._serialized_start=1050
-  _globals['_FETCHARTIFACTREQUEST']._serialized_end=1124
-  _globals['_ARTIFACTCHUNK']._serialized_start=1126
-  _globals['_ARTIFACTCHUNK']._serialized_end=1208
-  _globals['_REGISTRY']._serialized_start=1211
-  _globals['_REGISTRY']._serialized_end=1672
+  _globals['_MODELVERSION_FACTSENTRY']._serialized_start=764
+  _globals['_MODELVERSION_FACTSENTRY']._serialized_end=808
+  _globals['_LISTMODELSREQUEST']._serialized_start=810
+  _globals['_LISTMODELSREQUEST']._serialized_end=843
+  _globals['_LISTMODELSRESPONSE']._serialized_start=845
+  _globals['_LISTMODELSRESPONSE']._serialized_end=931
+  _globals['_GETMODELREQUEST']._serialized_start=933
+  _globals['_GETMODELREQUEST']._serialized_end=996
+  _globals['_DELETEMODELREQUEST']._serialized_start=998
+  _globals['_DELETEMODELREQUEST']._serialized_end=1064
+  _globals['_DELETEMODELRESPONSE']._serialized_start=1066
+  _globals['_DELETEMODELRESPONSE']._serialized_end=1113
+  _globals['_FETCHARTIFACTREQUEST']._serialized_start=1115
+  _globals['_FETCHARTIFACTREQUEST']._serialized_end=1204
+  _globals['_ARTIFACTCHUNK']._serialized_start=1206
+  _globals['_ARTIFACTCHUNK']._serialized_end=1288
+  _globals['_SETALIASREQUEST']._serialized_start=1290
+  _globals['_SETALIASREQUEST']._serialized_end=1353
+  _globals['_DELETEALIASREQUEST']._serialized_start=1355
+  _globals['_DELETEALIASREQUEST']._serialized_end=1404
+  _globals['_DELETEALIASRESPONSE']._serialized_start=1406
+  _globals['_DELETEALIASRESPONSE']._serialized_end=1444
+  _globals['_WATCHMODELSREQUEST']._serialized_start=1446
+  _globals['_WATCHMODELSREQUEST']._serialized_end=1490
+  _globals['_MODELCHANGE']._serialized_start=1492
+  _globals['_MODELCHANGE']._serialized_end=1600
+  _globals['_REGISTRY']._serialized_start=1603
+  _globals['_REGISTRY']._serialized_end=2327
 # @@protoc_insertion_point(module_scope)

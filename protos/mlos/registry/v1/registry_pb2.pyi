@@ -27,7 +27,7 @@ class RegisterModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "format", "sha256", "size_bytes", "inputs", "outputs", "config", "labels", "created_unix_ms", "task", "facts")
+    __slots__ = ("name", "version", "format", "sha256", "size_bytes", "inputs", "outputs", "config", "labels", "created_unix_ms", "task", "facts", "aliases")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class ModelVersion(_message.Message):
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     format: str
@@ -66,7 +67,8 @@ class ModelVersion(_message.Message):
     created_unix_ms: int
     task: str
     facts: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., format: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_unix_ms: _Optional[int] = ..., task: _Optional[str] = ..., facts: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., format: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_unix_ms: _Optional[int] = ..., task: _Optional[str] = ..., facts: _Optional[_Mapping[str, str]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("name",)
@@ -75,26 +77,32 @@ class ListModelsRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "revision")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelVersion]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
+    revision: int
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "alias")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "force")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeleteModelResponse(_message.Message):
     __slots__ = ("deleted_versions",)
@@ -103,14 +111,16 @@ class DeleteModelResponse(_message.Message):
     def __init__(self, deleted_versions: _Optional[int] = ...) -> None: ...
 
 class FetchArtifactRequest(_message.Message):
-    __slots__ = ("name", "version", "chunk_bytes")
+    __slots__ = ("name", "version", "chunk_bytes", "alias")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     chunk_bytes: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., chunk_bytes: _Optional[int] = ...) -> None: ...
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., chunk_bytes: _Optional[int] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class ArtifactChunk(_message.Message):
     __slots__ = ("data", "offset", "total_bytes", "sha256")
@@ -123,3 +133,49 @@ class ArtifactChunk(_message.Message):
     total_bytes: int
     sha256: str
     def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class SetAliasRequest(_message.Message):
+    __slots__ = ("name", "alias", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class DeleteAliasRequest(_message.Message):
+    __slots__ = ("name", "alias")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
+
+class DeleteAliasResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class WatchModelsRequest(_message.Message):
+    __slots__ = ("since_revision",)
+    SINCE_REVISION_FIELD_NUMBER: _ClassVar[int]
+    since_revision: int
+    def __init__(self, since_revision: _Optional[int] = ...) -> None: ...
+
+class ModelChange(_message.Message):
+    __slots__ = ("revision", "kind", "name", "version", "alias", "unix_ms")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    kind: str
+    name: str
+    version: int
+    alias: str
+    unix_ms: int
+    def __init__(self, revision: _Optional[int] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., unix_ms: _Optional[int] = ...) -> None: ...

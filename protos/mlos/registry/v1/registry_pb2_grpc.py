@@ -59,6 +59,21 @@ class RegistryStub:
                 request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.FetchArtifactRequest.SerializeToString,
                 response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/mlos.registry.v1.Registry/SetAlias',
+                request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/mlos.registry.v1.Registry/DeleteAlias',
+                request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.FromString,
+                _registered_method=True)
+        self.WatchModels = channel.unary_stream(
+                '/mlos.registry.v1.Registry/WatchModels',
+                request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.WatchModelsRequest.SerializeToString,
+                response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelChange.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -98,6 +113,29 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAlias(self, request, context):
+        """Points ALIAS of a model at one of its versions (creates or moves it, atomically).
+        "latest" is implicit (the highest live version) and cannot be set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchModels(self, request, context):
+        """Every change after since_revision (replayed from the registry's kept history), then new
+        changes live, in revision order. OUT_OF_RANGE when since_revision is older than the history
+        kept (or newer than the registry's latest): re-list with ListModels and watch from its revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +163,21 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.FetchArtifact,
                     request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.FetchArtifactRequest.FromString,
                     response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.FromString,
+                    response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.SerializeToString,
+            ),
+            'WatchModels': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchModels,
+                    request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.WatchModelsRequest.FromString,
+                    response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelChange.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +315,87 @@ class Registry:
             '/mlos.registry.v1.Registry/FetchArtifact',
             mlos_dot_registry_dot_v1_dot_registry__pb2.FetchArtifactRequest.SerializeToString,
             mlos_dot_registry_dot_v1_dot_registry__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.registry.v1.Registry/SetAlias',
+            mlos_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
+            mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlos.registry.v1.Registry/DeleteAlias',
+            mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.SerializeToString,
+            mlos_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mlos.registry.v1.Registry/WatchModels',
+            mlos_dot_registry_dot_v1_dot_registry__pb2.WatchModelsRequest.SerializeToString,
+            mlos_dot_registry_dot_v1_dot_registry__pb2.ModelChange.FromString,
             options,
             channel_credentials,
             insecure,
