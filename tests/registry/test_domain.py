@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+import time
 import zipfile
 from pathlib import Path
 
@@ -57,9 +59,14 @@ async def test_store_versions_idempotency_and_persistence(tmp_path: Path) -> Non
 async def test_blob_store_stage_commit_and_verified_read(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path / "blobs")
     blobs.prepare()
-    (tmp_path / "blobs" / "tmp" / "stage-leftover").write_bytes(b"half")
-    blobs.prepare()
-    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # stale temp files cleaned
+    old, young = tmp_path / "blobs" / "tmp" / "stage-leftover", tmp_path / "blobs" / "tmp" / "stage-live"
+    old.write_bytes(b"half")
+    young.write_bytes(b"being written")
+    run_started_ns = time.time_ns() - 60 * 10**9
+    os.utime(old, ns=(run_started_ns - 10**9, run_started_ns - 10**9))  # an earlier run's leftover
+    assert blobs.remove_temps(run_started_ns) == 1
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == [young]  # a live staging is left alone
+    young.unlink()
 
     src = tmp_path / "src.bin"
     src.write_bytes(bytes(range(256)) * 1000)

@@ -1,8 +1,9 @@
 """Content-addressed blob store: data_dir/blobs/sha256/<ab>/<digest>.
 
 A source is copied while hashing into a temp file (data_dir/blobs/tmp, same filesystem), fsynced,
-then moved into place with os.replace, so a crash never leaves a half-written blob under its
-digest. Reads stream in chunks and re-hash, so a blob damaged on disk is caught before its last
+then moved into place with os.replace and the folder fsynced, so a crash never leaves a
+half-written blob under its digest (at worst a temp file, removed by the next start-up's
+reconcile, see reconcile.py). Reads stream in chunks and re-hash, so a blob damaged on disk is caught before its last
 chunk is sent. Nothing is ever written outside the store's root.
 """
 
@@ -53,9 +54,44 @@ class BlobStore:
     def prepare(self) -> None:
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        for stale in self._tmp.iterdir():  # left by a crash mid-copy
-            log.info("removing stale temp blob %s", stale.name)
-            stale.unlink(missing_ok=True)
+
+    def remove_temps(self, older_than_ns: int) -> int:
+        """Removes temp files last modified before `older_than_ns` (st_mtime_ns), i.e. left by a
+        crash of an earlier run mid-copy; returns how many. Younger ones may be a live staging."""
+        removed = 0
+        for stale in self._tmp.iterdir():
+            try:
+                if stale.stat().st_mtime_ns >= older_than_ns:
+                    continue
+                stale.unlink()
+            except FileNotFoundError:
+                continue
+            log.warning("removed temp blob %s left by an earlier run", stale.name)
+            removed += 1
+        return removed
+
+    def digests(self) -> list[str]:
+        """The digests of every blob in the store (files under sha256/ named by a digest)."""
+        return [p.name for p in self._blobs.glob("??/*") if _DIGEST.match(p.name) and p.is_file()]
+
+    def check(self, digest: str, size_bytes: int, rehash: bool) -> str | None:
+        """Why the blob of `digest` is not what a row says (missing, size, sha256), or None if it is.
+        With rehash False only presence and size are checked."""
+        path = self.path(digest)
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            return "its blob is missing"
+        if actual != size_bytes:
+            return f"its blob has {actual} bytes, not {size_bytes}"
+        if rehash:
+            hasher = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while block := handle.read(COPY_CHUNK):
+                    hasher.update(block)
+            if hasher.hexdigest() != digest:
+                return "its blob's sha256 does not match"
+        return None
 
     def path(self, digest: str) -> Path:
         if not _DIGEST.match(digest):
@@ -93,7 +129,9 @@ class BlobStore:
         """Moves a staged copy under its digest (atomic). An existing blob is replaced by the fresh,
         verified copy, which also repairs one damaged on disk; open readers keep the old inode."""
         final = self.path(staged.sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.parent.is_dir():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self._blobs)  # the new <ab> folder's entry must survive a crash too
         os.replace(staged.temp_path, final)
         _fsync_dir(final.parent)
         return final
@@ -102,7 +140,9 @@ class BlobStore:
         staged.temp_path.unlink(missing_ok=True)
 
     def delete(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
+        path = self.path(digest)
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
 
     async def read_verified(self, digest: str, size: int, chunk_bytes: int, what: str) -> AsyncIterator[Chunk]:
         """Streams a blob in chunks, re-hashing; raises ArtifactCorrupt before the last chunk if

@@ -29,6 +29,10 @@ class RegistrySettings(ServiceSettings):
     changes_kept: int = Field(
         10_000, ge=1, description="Registry changes kept for WatchModels replay; older revisions answer OUT_OF_RANGE."
     )
+    verify_blobs_on_start: bool = Field(
+        True,
+        description="Re-hash every blob at start-up (reads the whole store once); off = check presence and size only.",
+    )
     allowed_roots: list[Path] = Field(
         default_factory=list,
         description="If set, RegisterModel paths must resolve under one of these folders; empty = any readable path.",

@@ -25,6 +25,7 @@ from mlos_registry.errors import (
     ModelNotFound,
 )
 from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
+from mlos_registry.reconcile import ReconcileReport, reconcile
 from mlos_registry.store import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_LABELS = 64
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
+# Paths under these are never model files (and /proc can expose another process's memory).
+_PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def name_ok(text: str) -> bool:
@@ -139,8 +150,12 @@ def _describe(
 class Registry:
     """Owns the metadata store and the blob store. Create with `await Registry.open(settings)`."""
 
-    def __init__(self, settings: RegistrySettings, store: MetadataStore, blobs: BlobStore) -> None:
+    def __init__(
+        self, settings: RegistrySettings, store: MetadataStore, blobs: BlobStore,
+        reconciled: ReconcileReport | None = None,
+    ) -> None:
         self._settings = settings
+        self.reconciled = reconciled or ReconcileReport()  # what the start-up reconcile did
         self._store = store
         self._blobs = blobs
         self._roots = [Path(r).expanduser().resolve() for r in settings.allowed_roots]
@@ -150,6 +165,8 @@ class Registry:
 
     @classmethod
     async def open(cls, settings: RegistrySettings) -> Registry:
+        """Opens the stores and reconciles rows with blobs (reconcile.py) before returning."""
+        run_started_ns = time.time_ns()
         data_dir = settings.resolved_data_dir()
         blobs = BlobStore(data_dir / "blobs")
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
@@ -157,32 +174,40 @@ class Registry:
         store = MetadataStore(data_dir / "registry.sqlite3", settings.changes_kept)
         await store.open()
         log.info("registry data in %s", data_dir)
-        return cls(settings, store, blobs)
+        reconciled = await reconcile(store, blobs, run_started_ns, settings.verify_blobs_on_start)
+        return cls(settings, store, blobs, reconciled)
 
     async def close(self) -> None:
         await self._store.close()
 
     def _check_path(self, raw: str) -> Path:
-        if not raw or "\x00" in raw:
-            raise InvalidPath("a model file path is required")
+        """The resolved regular file `raw` names, or a typed error saying why it may not be read."""
+        if not raw:
+            raise InvalidPath("path: a model file path is required")
+        shown = repr(raw) if len(raw) <= 200 else repr(raw[:200]) + f"... ({len(raw)} characters)"
+        if "\x00" in raw:
+            raise InvalidPath(f"path {shown} contains a NUL byte")
         path = Path(raw).expanduser()
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise FileNotFound(f"model file {raw!r} does not exist (on the registry's host)") from None
+            raise FileNotFound(f"model file {shown} does not exist (on the registry's host)") from None
         except OSError as exc:
-            raise InvalidPath(f"model file {raw!r} cannot be read: {exc.strerror}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidPath(f"{raw!r} is not a regular file (folders are not supported yet)")
+            raise InvalidPath(f"model file {shown} cannot be read: {exc.strerror}") from None
         resolved = path.resolve()
+        pseudo = next((top for top in _PSEUDO_FS if resolved.is_relative_to(top)), None)
+        if pseudo is not None:
+            raise InvalidPath(f"{shown} resolves under {pseudo} (a kernel pseudo-file system), not a model file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)} (folders are not supported yet)")
         if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
             raise InvalidPath(
-                f"{raw!r} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
+                f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
             )
         limit = self._settings.max_artifact_bytes
         if info.st_size > limit:
             raise ArtifactTooLarge(
-                f"{raw!r} is {info.st_size} bytes, over the registry's limit of {limit} bytes "
+                f"{shown} is {info.st_size} bytes, over the registry's limit of {limit} bytes "
                 "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
             )
         return resolved
@@ -194,7 +219,9 @@ class Registry:
         config: ServingConfig | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ModelVersion:
-        """Registers the model file at `path`; identical bytes under `name` return the existing version."""
+        """Registers the model file at `path`; identical bytes under `name` return the existing version.
+        Durable order: the blob is fsynced and renamed into place (its folder fsynced) before the row
+        is committed (SQLite WAL, synchronous=FULL), so a version visible once is there after a crash."""
         validate_name(name)
         labels = _validate_labels(labels or {})
         source = await asyncio.to_thread(self._check_path, path)

@@ -1,4 +1,4 @@
-"""SQLite metadata of model versions (stdlib sqlite3, WAL).
+"""SQLite metadata of model versions (stdlib sqlite3, WAL, synchronous=FULL).
 
 One connection, used only from one worker thread (a single-thread executor), so calls are
 serialised and the event loop never blocks on the database. Versions are monotonic per model:
@@ -110,7 +110,9 @@ class MetadataStore:
         def connect() -> sqlite3.Connection:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: the WAL is fsynced at every commit, so a version whose registration returned
+            # OK survives power loss too (NORMAL would keep it only across a process crash).
+            conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
             conn.executescript(lifecycle.SCHEMA)
