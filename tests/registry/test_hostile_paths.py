@@ -9,6 +9,9 @@ import pytest
 from registry_testkit import Served, add_model, save
 
 from mlos_common.errors import InvalidArgument, NotFound
+from mlos_registry import formats
+from mlos_registry.artifacts import BlobStore
+from mlos_registry.errors import InvalidPath
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "/abs", "..", "x" * 10_000, "a\\..\\b", "\u202ename"])
@@ -64,3 +67,16 @@ async def test_folder_and_device(served: Served, models_dir: Path) -> None:
     with pytest.raises(InvalidArgument, match="kernel pseudo-file system"):
         await served.client.register("m", "/dev/zero")  # would stream zeros forever
 
+
+
+def test_a_file_swapped_for_a_fifo_after_its_check_is_refused(tmp_path: Path) -> None:
+    """The race _check_path cannot see: sniff and stage open without blocking and re-check the type."""
+    fifo = tmp_path / "swapped.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidPath, match="changed after it was checked"):
+        formats.sniff(fifo)
+    blobs = BlobStore(tmp_path / "blobs")
+    blobs.prepare()
+    with pytest.raises(InvalidPath, match="changed after it was checked"):
+        blobs.stage(fifo, max_bytes=1 << 20, shown_as="'swapped.onnx'")
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []

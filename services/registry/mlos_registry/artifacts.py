@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlos_registry.errors import ArtifactCorrupt, ArtifactTooLarge
+from mlos_registry.formats import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class BlobStore:
         hasher = hashlib.sha256()
         size = 0
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with open_regular(source, shown_as) as src, os.fdopen(fd, "wb") as dst:
                 while block := src.read(COPY_CHUNK):
                     size += len(block)
                     if size > max_bytes:

@@ -9,11 +9,14 @@ recognised so that the refusal can say what the file is.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
-from mlos_registry.errors import UnsupportedFormat
+from mlos_registry.errors import InvalidPath, UnsupportedFormat
 
 HEAD_BYTES = 64 * 1024
 ONNX = "onnx"
@@ -39,9 +42,23 @@ def _is_safetensors(head: bytes, file_size: int) -> bool:
     return True  # header longer than what we read: the '{' and length are good enough
 
 
+def open_regular(path: Path, shown_as: str) -> BinaryIO:
+    """Opens `path` for reading without blocking and only if it is (still) a regular file: a file
+    swapped for a FIFO after its stat check cannot hang a worker thread waiting for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidPath(f"{shown_as} is not a regular file (it changed after it was checked)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sniff(path: Path) -> str | None:
     """The format the first bytes reveal, or None (maybe ONNX, maybe garbage)."""
-    with open(path, "rb") as f:
+    with open_regular(path, repr(str(path))) as f:
         head = f.read(HEAD_BYTES)
         file_size = f.seek(0, 2)
     if head[:4] == b"GGUF":
