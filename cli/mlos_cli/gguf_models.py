@@ -140,7 +140,8 @@ def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.
     return (rng.standard_normal(shape) * std).astype(np.float32)
 
 
-def _finish(w: gguf.GGUFWriter, tensors: dict[str, np.ndarray]) -> None:
+def finish_writer(w: gguf.GGUFWriter, tensors: dict[str, np.ndarray]) -> None:
+    """Adds `tensors` and writes the header, key/values and tensor data; closes the writer."""
     for name, array in tensors.items():
         w.add_tensor(name, array)
     w.write_header_to_file()
@@ -199,7 +200,7 @@ def _write_llama(path: Path, seed: int, shape: TinyShape = TINY_LLAMA) -> None:
             _name(m.FFN_UP, b): _normal(rng, (ff, n), 1.0 / np.sqrt(n)),
             _name(m.FFN_DOWN, b): _normal(rng, (n, ff), 1.0 / np.sqrt(ff)),
         }
-    _finish(w, tensors)
+    finish_writer(w, tensors)
 
 
 def _write_bert(path: Path, seed: int) -> None:
@@ -241,4 +242,4 @@ def _write_bert(path: Path, seed: int) -> None:
         for kind in (m.ATTN_OUT_NORM, m.LAYER_OUT_NORM):
             tensors[_name(kind, b)] = ones
             tensors[_name(kind, b, "bias")] = zeros
-    _finish(w, tensors)
+    finish_writer(w, tensors)

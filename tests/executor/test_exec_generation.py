@@ -29,8 +29,8 @@ def gguf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"tiny": tiny, "truncated": d / "truncated.gguf", "header_only": d / "header_only.gguf"}
 
 
-async def _served(start_executor, gguf, contexts: int = 2, chunk_tokens: int = 4):
-    ex = await start_executor(fetch=file_fetcher(gguf))
+async def _served(start_executor, gguf, contexts: int = 2, chunk_tokens: int = 4, **settings):
+    ex = await start_executor(fetch=file_fetcher(gguf), **settings)
     config = tensor_pb2.ModelServingConfig(context_length=256, contexts=contexts, chunk_tokens=chunk_tokens, threads=1)
     await ex.client.load_model("tiny", 1, "", generation=config, task="generate")
     return ex
@@ -205,8 +205,7 @@ async def test_generate_on_an_onnx_model_is_refused(start_executor, gguf, model_
 
 
 async def test_without_preemption_generations_run_first_come_first_served(start_executor, gguf):
-    ex = await start_executor(fetch=file_fetcher(gguf), generation_preemption=False)
-    await ex.client.load_model("tiny", 1, "", generation=tensor_pb2.ModelServingConfig(context_length=256, threads=1))
+    ex = await _served(start_executor, gguf, generation_preemption=False)
     stream = GenStream(ex.addr)
     try:
         await stream.start(1, "tiny", prompt=PROMPT, max_tokens=60, temperature=0.0, priority=2)

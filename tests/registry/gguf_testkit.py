@@ -9,6 +9,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from mlos_cli.gguf_models import finish_writer
+
 VT = gguf.GGUFValueType
 
 VOCAB = 32
@@ -47,12 +49,7 @@ def write_gguf(
             "token_embd.weight": np.zeros((vocab, embedding_length), np.float16),
             "output_norm.weight": np.ones(embedding_length, np.float32),
         }
-    for name, array in tensors.items():
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_writer(writer, tensors)
     return path
 
 
