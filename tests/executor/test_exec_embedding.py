@@ -59,3 +59,22 @@ async def test_embeddings_match_llama_cpp_in_process(served, bert):
 async def test_non_utf8_text_is_invalid_argument(served):
     with pytest.raises(InvalidArgument, match="text_input.*element 1 is not UTF-8"):
         await served.execute("bert", 1, [_bytes_tensor([b"fine", b"\xff\xfe"])], [])
+
+
+async def test_concurrent_embeddings_share_one_context_safely(served):
+    """Batches of one embedding model run on the executor's execution threads at once; llama.cpp's
+    context is not thread-safe (two decodes at once tripped a GGML_ASSERT and killed the process),
+    so they must take turns — every answer equals the one the text gets alone."""
+    import asyncio
+
+    texts = [f"text number {i} with some words".encode() for i in range(8)]
+    alone = {}
+    for text in texts:
+        (out,) = (await served.execute("bert", 1, [_bytes_tensor([text])], [])).outputs
+        alone[text] = array_from_raw(out.name, out.datatype, tuple(out.shape), out.raw)
+    for _ in range(3):
+        replies = await asyncio.gather(*(served.execute("bert", 1, [_bytes_tensor([t, t])], []) for t in texts))
+        for text, reply in zip(texts, replies):
+            (out,) = reply.outputs
+            vectors = array_from_raw(out.name, out.datatype, tuple(out.shape), out.raw)
+            np.testing.assert_allclose(vectors, np.vstack([alone[text], alone[text]]), atol=1e-4)  # batched vs alone: rounding

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,13 @@ class Context:
 @dataclass
 class LlamaEmbedder:
     """A GGUF embedding model (BERT family): texts in, one pooled vector each (llama-cpp-python's
-    Llama.embed)."""
+    Llama.embed). One llama.cpp context, which is not thread-safe: the executor runs batches on
+    several threads, so `embed` calls take turns on `_lock` (two decodes at once trip a GGML_ASSERT
+    and abort the process)."""
 
     llama: Any
     dim: int
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, path: Path, settings: LlamaSettings) -> LlamaEmbedder:
@@ -239,6 +243,10 @@ class LlamaEmbedder:
                 ) from None
         if not decoded:
             return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return self._embed_locked(decoded)
+
+    def _embed_locked(self, decoded: list[str]) -> np.ndarray:
         n_ctx = self.llama.n_ctx()
         for i, text in enumerate(decoded):
             count = len(self.llama.tokenize(text.encode("utf-8"), add_bos=True))
@@ -250,4 +258,5 @@ class LlamaEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(decoded), self.dim)
 
     def close(self) -> None:
-        self.llama.close()
+        with self._lock:
+            self.llama.close()
