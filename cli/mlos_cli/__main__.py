@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     predictor_cmd.add_parsers(sub)
     status.add_parser(sub)
+    from mlos_cli.validate import command as validate_command
+
+    validate_command.add_parser(sub)
     return p
 
 
@@ -246,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
                 "predictor": predictor_cmd.run, "status": status.status}
+    if args.command == "validate":
+        from mlos_cli.validate import command as validate_command
+
+        handlers["validate"] = validate_command.validate
     if args.command == "models":
         from mlos_cli import lifecycle_cmd, models_cmd
 

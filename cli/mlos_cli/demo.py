@@ -87,8 +87,8 @@ def _prepare_iris(demo_dir: Path) -> DemoModel | None:
     path = demo_dir / "iris.onnx"
     write_if_changed(path, _build_iris_onnx())
     source = (
-        f"scikit-learn {_version('scikit-learn')} iris LogisticRegression"
-        f" + skl2onnx {_version('skl2onnx')}"
+        f"scikit-learn {package_version('scikit-learn')} iris LogisticRegression"
+        f" + skl2onnx {package_version('skl2onnx')}"
     )
     return DemoModel(name="iris", path=path, source=source)
 
@@ -161,7 +161,7 @@ def _prepare_gguf(demo_dir: Path) -> list[DemoModel]:
         return []
     from mlos_cli import gguf_models
 
-    source = f"mlos_cli.gguf_models, random weights (seed 0), gguf {_version('gguf')}"
+    source = f"mlos_cli.gguf_models, random weights (seed 0), gguf {package_version('gguf')}"
     writers = {"tinyllama-test": gguf_models.write_tiny_llama, "tiny-bert-embed": gguf_models.write_tiny_bert}
     return [DemoModel(name, writers[name](demo_dir / f"{name}.gguf"), source, task) for name, task in GGUF_DEMOS.items()]
 
@@ -193,27 +193,27 @@ def _embedding_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def _locate_silero() -> DemoModel | None:
-    path = _package_file("silero_vad", "data/silero_vad.onnx", pip_name="silero-vad")
+    path = package_file("silero_vad", "data/silero_vad.onnx", pip_name="silero-vad")
     if path is None:
         return None
     return DemoModel(
-        name="silero_vad", path=path, source=f"silero-vad {_version('silero-vad')} package"
+        name="silero_vad", path=path, source=f"silero-vad {package_version('silero-vad')} package"
     )
 
 
 def _locate_ocr_cls() -> DemoModel | None:
-    path = _package_file(
+    path = package_file(
         "rapidocr_onnxruntime",
         "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         pip_name="rapidocr-onnxruntime",
     )
     if path is None:
         return None
-    version = _version("rapidocr-onnxruntime")
+    version = package_version("rapidocr-onnxruntime")
     return DemoModel(name="ocr_cls", path=path, source=f"rapidocr-onnxruntime {version} package")
 
 
-def _package_file(package: str, relative: str, pip_name: str) -> Path | None:
+def package_file(package: str, relative: str, pip_name: str) -> Path | None:
     """The file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     locations = list(spec.submodule_search_locations or []) if spec else []
@@ -258,7 +258,7 @@ def _has_package(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def _version(distribution: str) -> str:
+def package_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -1,0 +1,91 @@
+"""The dashboard's plots, as inline SVG strings (matplotlib, no files, no network)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+
+WIDTH_IN = 7.5
+
+
+def _svg(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def latency_distributions(models: list[dict]) -> str | None:
+    """Batch-1 request latency of each model that has samples: a box per model, log scale."""
+    measured = [m for m in models if m.get("batch1", {}).get("samples_ms")]
+    if not measured:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(measured) + 1.2))
+    ax.boxplot([m["batch1"]["samples_ms"] for m in measured], vert=False, whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(measured) + 1), [m["name"] for m in measured])
+    ax.set_xscale("log")
+    ax.set_xlabel("request latency at batch 1, ms (box: p25-p75, whiskers: p1-p99; log scale)")
+    ax.grid(axis="x", alpha=0.3)
+    return _svg(fig)
+
+
+def throughput_vs_concurrency(models: list[dict]) -> str | None:
+    measured = [m for m in models if m.get("throughput")]
+    if not measured:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
+    for m in measured:
+        rows = m["throughput"]
+        ax.plot([r["concurrency"] for r in rows], [r["requests_per_s"] for r in rows], marker="o", label=m["name"])
+    ax.set_xlabel("concurrent callers")
+    ax.set_ylabel("requests / s")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _svg(fig)
+
+
+def speedups(rows: list[dict]) -> str | None:
+    """Each switch's speedup (off / on) with its confidence interval; 1.0 = no effect."""
+    usable = [r for r in rows if isinstance(r.get("speedup"), dict) and r["speedup"].get("mean")]
+    if not usable:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(usable) + 1.2))
+    labels = [f"{r.get('switch', '?')} ({r.get('model', '')} {r.get('metric', '')})".replace(" )", ")") for r in usable]
+    means = [r["speedup"]["mean"] for r in usable]
+    errors = [0.0 if math.isnan(r["speedup"].get("half_width", math.nan)) else r["speedup"]["half_width"] for r in usable]
+    ax.barh(range(len(usable)), means, xerr=errors, color=["#2a9d8f" if v >= 1 else "#e76f51" for v in means])
+    ax.set_yticks(range(len(usable)), labels, fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("speedup = off / on (95 % interval); > 1 the switch helps")
+    return _svg(fig)
+
+
+def peers_throughput(rows: list[dict]) -> str | None:
+    """Per model, requests/s against callers for each server (perf_analyzer's numbers)."""
+    by_model: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get("throughput_rps") is not None:
+            by_model[r["model"]][r["server"]].append((r["concurrency"], r["throughput_rps"]))
+    if not by_model:
+        return None
+    fig, axes = plt.subplots(1, len(by_model), figsize=(WIDTH_IN, 3.2), squeeze=False)
+    for ax, (model, servers) in zip(axes[0], sorted(by_model.items())):
+        for server, points in sorted(servers.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=server)
+        ax.set_title(model, fontsize=9)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("callers")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("requests / s")
+    axes[0][0].legend(fontsize=8)
+    return _svg(fig)

@@ -1,0 +1,166 @@
+"""The validation zoo: every model this machine can have, with inputs and an in-process reference.
+
+Each `ZooModel` names a model file, the task the front door serves it with, deterministic sample
+inputs, and `reference(inputs)`: the same computation done in-process by the runtime MLOS uses
+(ONNX Runtime for ONNX, llama-cpp-python for GGUF), which the served answer must match within
+`tolerance`. The zoo is built from the demo models (mlos_cli.demo) plus the other ONNX files the
+installed packages carry (rapidocr's text detector and recogniser). A model whose package is
+missing is left out by `build_zoo` and listed in `missing` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlos_cli import demo
+
+Inputs = dict[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
+
+GENERATE_MAX_TOKENS = 16
+GENERATE_PARAMS = {"max_tokens": GENERATE_MAX_TOKENS, "temperature": 0}
+OCR_DET_SHAPE = (3, 96, 160)  # a small page: det's height and width are free (multiples of 32)
+OCR_REC_SHAPE = (3, 48, 160)  # rec's height is 48, its width free
+ONNX_TOLERANCE = 1e-4
+
+
+@dataclass
+class ZooModel:
+    """One model to validate. `batch_sizes` are the batches tried for the best batch (batch 1
+    first); a model whose inputs have a fixed first dimension has only (1,)."""
+
+    name: str
+    path: Path
+    format: str  # "onnx" | "gguf"
+    task: str  # "infer" | "generate" | "embed"
+    source: str
+    sample: Callable[[int, int], Inputs]
+    reference: Callable[[Inputs], Outputs]
+    batch_sizes: tuple[int, ...] = (1,)
+    tolerance: float = ONNX_TOLERANCE
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Zoo:
+    models: list[ZooModel]
+    missing: dict[str, str]  # name -> why it is not in the zoo
+
+
+def _ort_reference(path: Path) -> Callable[[Inputs], Outputs]:
+    """An in-process ONNX Runtime session on the same file (made on first use, one thread so
+    it does not compete with the suite more than it must)."""
+    session = None
+
+    def run(inputs: Inputs) -> Outputs:
+        nonlocal session
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, inputs)))
+
+    return run
+
+
+def _llama_generate_reference(path: Path) -> Callable[[Inputs], Outputs]:
+    """llama-cpp-python's own greedy text for the prompt, GENERATE_MAX_TOKENS tokens at most."""
+
+    def run(inputs: Inputs) -> Outputs:
+        import llama_cpp
+
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=1, verbose=False)
+        try:
+            tokens: list[int] = []
+            for token in llm.generate(llm.tokenize(bytes(inputs["text_input"][0])), temp=0.0, top_k=1):
+                if token == llm.token_eos() or len(tokens) == GENERATE_MAX_TOKENS:
+                    break
+                tokens.append(token)
+            text = llm.detokenize(tokens).decode("utf-8", "replace")
+        finally:
+            llm.close()
+        return {"text_output": np.array([text.encode()], dtype=np.object_)}
+
+    return run
+
+
+def _llama_embed_reference(path: Path, context_length: int) -> Callable[[Inputs], Outputs]:
+    def run(inputs: Inputs) -> Outputs:
+        import llama_cpp
+
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=context_length, n_threads=1, embedding=True, verbose=False)
+        try:
+            texts = [bytes(t).decode() for t in inputs["text_input"].reshape(-1)]
+            return {"embedding": np.asarray(llm.embed(texts), dtype=np.float32)}
+        finally:
+            llm.close()
+
+    return run
+
+
+def _with_sampling(sample: Callable[[int, int], Inputs]) -> Callable[[int, int], Inputs]:
+    def made(batch: int, seed: int) -> Inputs:
+        inputs = sample(batch, seed)
+        inputs["sampling_parameters"] = np.array([json.dumps(GENERATE_PARAMS).encode()], dtype=np.object_)
+        return inputs
+
+    return made
+
+
+def _image_sampler(shape: tuple[int, int, int]) -> Callable[[int, int], Inputs]:
+    def sample(batch: int, seed: int) -> Inputs:
+        rng = np.random.default_rng(seed)
+        return {"x": rng.uniform(-1.0, 1.0, size=(batch, *shape)).astype(np.float32)}
+
+    return sample
+
+
+def _from_demo(model: demo.DemoModel) -> ZooModel:
+    if model.task == "generate":
+        return ZooModel(model.name, model.path, "gguf", "generate", model.source, _with_sampling(model.sample_inputs),
+                        _llama_generate_reference(model.path), tolerance=0.0)
+    if model.task == "embed":
+        from mlos_cli.gguf_models import TINY_BERT
+
+        return ZooModel(model.name, model.path, "gguf", "embed", model.source, model.sample_inputs,
+                        _llama_embed_reference(model.path, TINY_BERT.context_length), batch_sizes=(1, 4), tolerance=1e-4)
+    batches = (1, 8, 64) if model.name in ("iris", "ocr_cls") else (1,)
+    return ZooModel(model.name, model.path, "onnx", "infer", model.source, model.sample_inputs,
+                    _ort_reference(model.path), batch_sizes=batches)
+
+
+def _rapidocr(missing: dict[str, str]) -> list[ZooModel]:
+    made = []
+    for name, file, shape in (("ocr_det", "ch_PP-OCRv4_det_infer.onnx", OCR_DET_SHAPE),
+                              ("ocr_rec", "ch_PP-OCRv4_rec_infer.onnx", OCR_REC_SHAPE)):
+        path = demo.package_file("rapidocr_onnxruntime", f"models/{file}", pip_name="rapidocr-onnxruntime")
+        if path is None:
+            missing[name] = "rapidocr-onnxruntime is not installed (pip install --no-deps rapidocr-onnxruntime)"
+            continue
+        source = f"rapidocr-onnxruntime {demo.package_version('rapidocr-onnxruntime')} package: {file}"
+        made.append(ZooModel(name, path, "onnx", "infer", source, _image_sampler(shape), _ort_reference(path),
+                             batch_sizes=(1, 4)))
+    return made
+
+
+def build_zoo(home: Path, only: set[str] | None = None) -> Zoo:
+    """Every model this machine can have (the demo models, GGUF included, and rapidocr's det/rec),
+    restricted to `only` when given; an unknown name in `only` is listed in `missing`."""
+    missing: dict[str, str] = {}
+    models = [_from_demo(m) for m in demo.prepare_demo_models(home, generation=True)]
+    models += _rapidocr(missing)
+    if only is not None:
+        known = {m.name for m in models} | set(missing)
+        for name in sorted(only - known):
+            missing[name] = "not a zoo model (see `mlos validate --list`)"
+        models = [m for m in models if m.name in only]
+        missing = {k: v for k, v in missing.items() if k in only}
+    return Zoo(models, missing)

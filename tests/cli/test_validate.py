@@ -1,0 +1,166 @@
+"""`mlos validate` end to end: the command starts its own suite, runs zoo models through the front
+door, compares them with the in-process runtime and writes results.json, index.html and (with
+Chromium) a screenshot that shows the page; a broken model fails with the step and reason; the
+comparison flags regressions only beyond noise."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlos_cli.validate import compare, measure, stats
+from mlos_cli.validate.screenshot import find_browser
+from mlos_cli.validate.zoo import ZooModel, build_zoo
+
+MODELS = ("iris", "tiny-bert-embed")
+RUN_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("validation")
+    command = [sys.executable, "-m", "mlos_cli", "validate", "--quick", "--models", ",".join(MODELS),
+               "--out", str(out), "--home", str(out / "home"), "--bench-results", str(out / "no-bench")]
+    if find_browser():
+        command.append("--screenshot")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    return done, out
+
+
+def test_every_model_passes_and_the_results_say_how(run) -> None:
+    done, out = run
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in results["models"]] == list(MODELS)
+    for m in results["models"]:
+        assert m["status"] == "pass" and not m["reason"], m
+        assert m["correctness"]["ok"] and m["install_s"] > 0 and m["memory_bytes"] > 0
+        assert m["batch1"]["p50_ms"]["runs"] == measure.QUICK.repeats
+        assert 0 < m["batch1"]["p50_ms"]["mean"] <= m["batch1"]["p99_ms"]["mean"]
+        assert [t["concurrency"] for t in m["throughput"]] == list(measure.QUICK.concurrency)
+        assert all(t["requests_per_s"] > 0 for t in m["throughput"])
+    iris = results["models"][0]
+    assert iris["max_batch_size"] > 1 and iris["best_batch"]["tried"][-1]["batch"] == iris["max_batch_size"]
+    assert results["environment"]["packages"]["onnxruntime"] != "not installed"
+    assert results["peers"] is None and results["modes"] is None  # no bench results: absent, not invented
+    assert "2/2 passed" in done.stdout
+
+
+def test_the_page_is_self_contained_and_names_every_model(run) -> None:
+    _, out = run
+    page = (out / "index.html").read_text()
+    assert page.count("<svg") >= 2  # latency and throughput plots, inline
+    for external in ("<script", "<link", "src=", "@import", "url(http"):  # nothing fetched from elsewhere
+        assert external not in page, external
+    for name in MODELS:
+        assert name in page
+    assert "make bench-peers" in page and "make bench-executor" in page
+
+
+def test_the_screenshot_shows_the_page(run) -> None:
+    if not find_browser():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium (.ci/run) for the dashboard screenshot check")
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    from PIL import Image
+
+    _, out = run
+    image = np.asarray(Image.open(out / "index.png").convert("L"), dtype=float)
+    assert image.shape == (3200, 1200)
+    top = image[:400]  # the title, the cards and the start of the model table
+    assert (top < 100).mean() > 0.002, "no dark text at the top of the page"
+    assert (image < 250).mean() > 0.03, "the page is nearly blank"
+
+
+def _with_latency(results: dict, scale: float, half_width: float) -> dict:
+    changed = copy.deepcopy(results)
+    for m in changed["models"]:
+        for key in ("p50_ms", "p99_ms"):
+            m["batch1"][key] = {"mean": m["batch1"][key]["mean"] * scale, "half_width": half_width, "runs": 3}
+    return changed
+
+
+def test_compare_flags_slower_runs_beyond_noise_only(run) -> None:
+    _, out = run
+    new = json.loads((out / "results.json").read_text())
+    same = compare.regressions(new, new, "itself")
+    assert same["found"] == []
+    tight_fast_old = _with_latency(new, 0.25, 1e-6)  # the old run was 4x faster, with no noise
+    found = compare.regressions(tight_fast_old, _with_latency(new, 1.0, 1e-6), "old.json")["found"]
+    assert {(r["model"], r["metric"]) for r in found} == {(n, f"batch-1 {k}") for n in MODELS for k in ("p50_ms", "p99_ms")}
+    noisy = compare.regressions(_with_latency(new, 0.8, 1e6), _with_latency(new, 1.0, 1e6), "old.json")
+    assert noisy["found"] == []  # 25 % slower, but inside the noise
+    broken = copy.deepcopy(new)
+    broken["models"][0].update(status="fail", reason="correctness: output 'label' differs")
+    (row,) = compare.regressions(new, broken, "old.json")["found"]
+    assert row["model"] == MODELS[0] and "correctness" in row["metric"]
+
+
+def test_compare_refuses_a_file_that_is_not_results(tmp_path: Path) -> None:
+    bad = tmp_path / "old.json"
+    bad.write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="not a `mlos validate` results.json"):
+        compare.load(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the old results"):
+        compare.load(bad)
+
+
+def test_intervals_and_ratios() -> None:
+    one = stats.interval([2.0])
+    assert one.mean == 2.0 and np.isnan(one.half_width)
+    many = stats.interval([1.0, 2.0, 3.0])
+    assert many.mean == 2.0 and many.half_width == pytest.approx(2.4842, rel=1e-3)  # t(0.975, 2) * 1 / sqrt 3
+    speedup = stats.ratio_interval(stats.Interval(2.0, 0.2, 3), stats.Interval(1.0, 0.1, 3))
+    assert speedup.mean == 2.0 and speedup.half_width == pytest.approx(2.0 * np.hypot(0.1, 0.1))
+
+
+def test_outputs_are_compared_by_kind() -> None:
+    want = {"y": np.array([[1.0, 2.0]], dtype=np.float32), "t": np.array([b"ok"], dtype=np.object_)}
+    ok = measure.compare({"y": want["y"] + 1e-6, "t": np.array([b"ok"], dtype=np.object_)}, want, 1e-4)
+    assert all(c["ok"] for c in ok.values())
+    bad = measure.compare({"y": want["y"] + 0.5, "t": np.array([b"no"], dtype=np.object_)}, want, 1e-4)
+    assert "max |diff| 0.5" in bad["y"]["why"] and "text differs" in bad["t"]["why"]
+    shape = measure.compare({"y": want["y"].T, "t": want["t"]}, want, 1e-4)
+    assert "shape [2, 1]" in shape["y"]["why"]
+    assert "missing" in measure.compare({}, want, 1e-4)["y"]["why"]
+
+
+@pytest.fixture
+async def links(tmp_path: Path) -> AsyncIterator[measure.Links]:
+    from mlos_cli.frontdoor import FrontDoor
+    from mlos_cli.launcher import Suite, SuiteConfig
+    from mlos_executor.client import ExecutorClient
+    from mlos_registry.client import RegistryClient
+
+    suite = Suite(SuiteConfig(home=tmp_path / "home", ephemeral_ports=True, demo=False, http_port=-1,
+                              predictor_http_port=-1))
+    await suite.start()
+    try:
+        info = suite.endpoints()
+        async with FrontDoor(info["scheduler_addr"]) as front, RegistryClient(info["registry_addr"]) as registry, \
+                ExecutorClient(info["executor_addr"]) as executor:
+            yield measure.Links(front, registry, [executor])
+    finally:
+        await suite.stop()
+
+
+async def test_a_broken_model_fails_with_its_step_and_reason(links, tmp_path: Path) -> None:
+    (iris,) = build_zoo(tmp_path / "demo", {"iris"}).models
+    wrong = ZooModel(iris.name, iris.path, iris.format, iris.task, iris.source, iris.sample,
+                     lambda inputs: {"label": np.array([7] * len(inputs["X"]), dtype=np.int64)}, iris.batch_sizes)
+    result = await measure.validate_model(links, wrong, measure.QUICK, lambda step: None)
+    assert result["status"] == "fail" and result["reason"].startswith("correctness: batch 1, label: ")
+    garbage = tmp_path / "not-a-model.onnx"
+    garbage.write_bytes(b"\x00" * 64)
+    broken = ZooModel("garbage", garbage, "onnx", "infer", "test", iris.sample, iris.reference)
+    result = await measure.validate_model(links, broken, measure.QUICK, lambda step: None)
+    assert result["status"] == "fail" and result["reason"].startswith("install: InvalidArgument")
