@@ -164,3 +164,22 @@ async def test_a_broken_model_fails_with_its_step_and_reason(links, tmp_path: Pa
     broken = ZooModel("garbage", garbage, "onnx", "infer", "test", iris.sample, iris.reference)
     result = await measure.validate_model(links, broken, measure.QUICK, lambda step: None)
     assert result["status"] == "fail" and result["reason"].startswith("install: InvalidArgument")
+
+
+def _peers_run(folder: Path, stamp: str, servers: list[str]) -> None:
+    rows = [{"server": s, "model": "iris", "concurrency": c, "throughput_rps": 100.0 * (i + 1) * c, "p50_ms": 1.0,
+             "p99_ms": 2.0} for i, s in enumerate(servers) for c in (1, 8)]
+    (folder / f"bench_peers-{stamp}.json").write_text(json.dumps({"started_utc": stamp, "rows": rows}))
+
+
+def test_the_peer_section_takes_one_run_comparing_the_most_servers(tmp_path: Path) -> None:
+    from mlos_cli.validate import bench_feed
+
+    assert bench_feed.peers(tmp_path) is None
+    _peers_run(tmp_path, "20261129T010000Z", ["floor", "mlos", "mlserver"])
+    _peers_run(tmp_path, "20261129T020000Z", ["mlos"])  # newer, but MLOS alone
+    (tmp_path / "bench_peers-20261129T030000Z.json").write_text("{broken")
+    peers = bench_feed.peers(tmp_path)
+    assert peers is not None and peers["file"].endswith("20261129T010000Z.json")
+    by = {(r["versus"], r["concurrency"]): r["ratio"] for r in peers["ratios"]}
+    assert by == {("floor", 1): 2.0, ("floor", 8): 2.0, ("mlserver", 1): 2 / 3, ("mlserver", 8): 2 / 3}

@@ -14,10 +14,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def newest(results_dir: Path, bench: str) -> tuple[Path, dict] | None:
-    """The newest readable `<bench>-<UTC stamp>.json` (by its name's stamp) with a non-empty `rows`."""
+def _runs(results_dir: Path, bench: str) -> list[tuple[Path, dict]]:
+    """Readable `<bench>-<UTC stamp>.json` files with a non-empty `rows`, newest (by stamp) first."""
     if not results_dir.is_dir():
-        return None
+        return []
+    runs = []
     for path in sorted(results_dir.glob(f"{bench}-*.json"), key=lambda p: p.name.rsplit("-", 1)[-1], reverse=True):
         try:
             data = json.loads(path.read_text())
@@ -25,20 +26,42 @@ def newest(results_dir: Path, bench: str) -> tuple[Path, dict] | None:
             log.warning("skipping unreadable %s: %s", path, exc)
             continue
         if isinstance(data, dict) and data.get("rows"):
-            return path, data
-    return None
+            runs.append((path, data))
+    return runs
+
+
+def newest(results_dir: Path, bench: str) -> tuple[Path, dict] | None:
+    runs = _runs(results_dir, bench)
+    return runs[0] if runs else None
+
+
+def ratios(rows: list[dict], ours: str = "mlos") -> list[dict]:
+    """Per model and callers, our throughput over each other server's, from one run's rows."""
+    table: dict[tuple[str, int], dict[str, float]] = {}
+    for r in rows:
+        table.setdefault((r["model"], r["concurrency"]), {})[r["server"]] = r["throughput_rps"]
+    out = []
+    for (model, callers), by_server in sorted(table.items()):
+        if ours not in by_server:
+            continue
+        for server, rps in sorted(by_server.items()):
+            if server != ours and rps:
+                out.append({"model": model, "concurrency": callers, "versus": server, "ratio": by_server[ours] / rps})
+    return out
 
 
 def peers(results_dir: Path) -> dict | None:
-    """bench_peers rows: server, model, concurrency, throughput_rps, p50_ms, p99_ms."""
-    found = newest(results_dir, "bench_peers")
-    if found is None:
+    """bench_peers rows (server, model, concurrency, throughput_rps, p50_ms, p99_ms) of ONE run: the
+    one comparing the most servers, the newest among equals (ratios only mean something within a
+    run), and MLOS's throughput over each peer's."""
+    runs = _runs(results_dir, "bench_peers")
+    if not runs:
         return None
-    path, data = found
+    path, data = max(runs, key=lambda run: (len({r.get("server") for r in run[1]["rows"]}), run[0].name))
     keep = ("server", "model", "concurrency", "throughput_rps", "p50_ms", "p99_ms")
     rows = [{k: row.get(k) for k in keep} for row in data["rows"] if "throughput_rps" in row]
     return {"file": str(path), "started_utc": data.get("started_utc", ""), "machine": data.get("machine", {}),
-            "rows": rows}
+            "rows": rows, "ratios": ratios(rows)}
 
 
 def modes(results_dir: Path) -> dict | None:

@@ -82,7 +82,12 @@ def _peers_section(peers: dict | None) -> str:
                    [[_e(r["model"]), _e(r["server"]), str(r["concurrency"]), _num(r["throughput_rps"], 0),
                      _num(r["p50_ms"], 3), _num(r["p99_ms"], 3)] for r in rows], left=2)
     plot = plots.peers_throughput(peers["rows"]) or ""
-    return f"<p class='note'>From {_e(peers['file'])} ({_e(peers['started_utc'])}).</p>{plot}{table}"
+    ratio_rows = [[_e(r["model"]), str(r["concurrency"]), _e(r["versus"]), f"{r['ratio']:.2f}"]
+                  for r in peers.get("ratios", [])]
+    ratio_table = (_table(["model", "callers", "versus", "MLOS throughput / theirs"], ratio_rows, left=1)
+                   if ratio_rows else "<p class='note'>This run measured MLOS alone: no ratios.</p>")
+    return (f"<p class='note'>From {_e(peers['file'])} ({_e(peers['started_utc'])}), the run comparing the most "
+            f"servers; perf_analyzer drives every server.</p>{plot}{ratio_table}{table}")
 
 
 def _modes_section(modes: dict | None) -> str:
