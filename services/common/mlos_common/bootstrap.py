@@ -126,10 +126,15 @@ async def set_serving(parts: ServerParts, services: Sequence[GrpcService], servi
         await parts.health.set(name, status)
 
 
-def typed_error(exc: aio.AioRpcError) -> MlosError:
-    """A peer's status as the matching typed error (clients never leak AioRpcError)."""
+def typed_error(exc: aio.AioRpcError, peer: str = "") -> MlosError:
+    """A peer's status as the matching typed error (clients never leak AioRpcError). With `peer`
+    (e.g. "registry 10.0.0.5:8101"), UNAVAILABLE says which peer could not be reached: gRPC's own
+    text names only an address."""
     code = exc.code().name
-    return error_for_code(code, exc.details() or code)
+    details = exc.details() or code
+    if peer and code == "UNAVAILABLE":
+        details = f"{peer} unavailable: {details}"
+    return error_for_code(code, details)
 
 
 def client_channel(

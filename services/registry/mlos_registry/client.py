@@ -36,6 +36,7 @@ class RegistryClient:
     """
 
     def __init__(self, addr: str, *, timeout_s: float | None = 30.0, channel: aio.Channel | None = None) -> None:
+        self._peer = f"registry {addr}"
         self._owns_channel = channel is None
         self._channel = channel or client_channel(addr)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
@@ -66,13 +67,13 @@ class RegistryClient:
         try:
             return version_from_pb(await self._stub.RegisterModel(request, timeout=self._timeout_s))
         except aio.AioRpcError as exc:
-            raise typed_error(exc) from None
+            raise typed_error(exc, self._peer) from None
 
     async def _unary(self, method: str, request):  # noqa: ANN001, ANN202 - any unary RPC of the stub
         try:
             return await getattr(self._stub, method)(request, timeout=self._timeout_s)
         except aio.AioRpcError as exc:
-            raise typed_error(exc) from None
+            raise typed_error(exc, self._peer) from None
 
     async def listing(self, name: str = "") -> tuple[list[ModelVersion], int]:
         """As `list`, with the registry revision it reflects: `watch(revision)` follows on from it."""
@@ -113,7 +114,7 @@ class RegistryClient:
             async for pb in call:
                 yield change_from_pb(pb)
         except aio.AioRpcError as exc:
-            raise typed_error(exc) from None
+            raise typed_error(exc, self._peer) from None
         finally:
             call.cancel()
 
@@ -157,7 +158,7 @@ class RegistryClient:
                         if chunk.sha256:
                             sent_digest = chunk.sha256
                 except aio.AioRpcError as exc:
-                    raise typed_error(exc) from None
+                    raise typed_error(exc, self._peer) from None
                 await asyncio.to_thread(out.flush)
                 await asyncio.to_thread(os.fsync, out.fileno())
             digest = hasher.hexdigest()

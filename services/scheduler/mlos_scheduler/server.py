@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from grpc import aio
+from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry
 
 from mlos.inference import grpc_service_pb2_grpc as pbg
@@ -140,24 +141,39 @@ def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
     )
 
 
+REGISTRY_HEALTH = "mlos.registry"  # grpc.health.v1 entry: whether the scheduler's registry answers
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerParts, svcs: list[GrpcService]) -> PeerMonitor:
-    """Peers ready = the registry and at least one executor answer SERVING; health follows
-    core.server_ready (see peers.py), re-published each round it changes (breakers too)."""
+    """Peers ready = at least one executor answers SERVING and the registry does — until the
+    scheduler has been ready once: after that the registry is a dependency, not a condition
+    (loaded models serve without it, so a registry restart does not take every front door out of
+    its load balancer). Health follows core.server_ready (see peers.py), re-published each round it
+    changes (breakers too); the registry's own state is the health entry REGISTRY_HEALTH."""
     registry_peer = Peer("registry", settings.registry_addr)
     executor_peers = [Peer("executor", e.addr) for e in core.executors]
     published: list[bool] = []
+    registry_published: list[bool] = []
 
     async def each_round() -> None:
         lost = False
         for executor, peer in zip(core.executors, executor_peers):
             lost |= executor.healthy and not peer.serving
             executor.healthy = peer.serving
-        core.peers_ready = registry_peer.serving and any(p.serving for p in executor_peers)
+        core.peers_ready = any(p.serving for p in executor_peers) and (registry_peer.serving or True in published)
         if lost:  # models whose executor stopped serving move to one that serves
             await core.dispatcher.rehome()
         if published != [core.server_ready]:
             published[:] = [core.server_ready]
             await set_serving(parts, svcs, core.server_ready)
+        if registry_published != [registry_peer.serving]:
+            if registry_published:
+                log.warning("registry %s %s", settings.registry_addr,
+                            "answers again" if registry_peer.serving else "does not answer: loaded models keep serving")
+            registry_published[:] = [registry_peer.serving]
+            await parts.health.set(REGISTRY_HEALTH, SERVING if registry_peer.serving else NOT_SERVING)
 
     return PeerMonitor([registry_peer, *executor_peers], settings.peer_check_interval_s, each_round, every_round=True)
 
