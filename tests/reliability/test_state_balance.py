@@ -99,3 +99,72 @@ async def test_mixed_requests_leave_nothing_behind(running) -> None:
             assert running.rss_bytes(name) <= rss + RSS_SLACK_BYTES, f"{name} grew by more than 64 MB"
         assert await _one(stub, "ok", rng) == grpc.StatusCode.OK
     assert all(running.alive().values())
+
+
+CLIENT = r'''
+import sys, grpc, json
+from mlos.inference import grpc_service_pb2 as pb
+def raw(text):
+    return len(text).to_bytes(4, "little") + text
+request = pb.ModelInferRequest(model_name="tinyllama-test")
+request.inputs.add(name="text_input", datatype="BYTES", shape=[1])
+request.raw_input_contents.append(raw(b"the quick brown fox"))
+request.inputs.add(name="sampling_parameters", datatype="BYTES", shape=[1])
+request.raw_input_contents.append(raw(json.dumps({"max_tokens": 400, "temperature": 0}).encode()))
+request.inputs.add(name="stream", datatype="BOOL", shape=[1])
+request.raw_input_contents.append(b"\x01")
+channel = grpc.insecure_channel(sys.argv[1])
+stream = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer",
+                               request_serializer=pb.ModelInferRequest.SerializeToString,
+                               response_deserializer=pb.ModelStreamInferResponse.FromString)
+for reply in stream(iter([request]), timeout=60):
+    print("token", flush=True)  # the first streamed token: the parent kills this process now
+    break
+import time; time.sleep(60)
+'''
+CRASHING_CLIENTS = 8
+ROUNDS = 3
+
+
+async def _spawn_client(addr: str) -> asyncio.subprocess.Process:
+    import sys
+
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", CLIENT, addr, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    assert line.strip() == b"token", "the client got no streamed token"
+    return process
+
+
+async def _generations_settled(executor: ExecutorClient) -> tuple[int, int]:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        gen = [m.generation for m in (await executor.status()).models if m.task == "generate"]
+        active, waiting = sum(g.active for g in gen), sum(g.waiting for g in gen)
+        if (active, waiting) == (0, 0) or time.monotonic() > deadline:
+            return active, waiting
+        await asyncio.sleep(0.1)
+
+
+async def test_clients_killed_mid_stream_leave_nothing_behind(running) -> None:
+    """Clients SIGKILLed after their first streamed token: every generation they started is
+    cancelled (none keeps decoding for nobody), descriptors come back, and streaming goes on."""
+    async with ExecutorClient(running.addr("executor")) as executor:
+        (await _spawn_client(running.addr("scheduler"))).kill()  # warm: the model's contexts exist
+        assert await _generations_settled(executor) == (0, 0)
+        before = {n: running.open_fds(n) for n in ("scheduler", "executor")}
+        cancelled_before = sum(m.generation.cancelled for m in (await executor.status()).models)
+        for _ in range(ROUNDS):
+            clients = await asyncio.gather(*(_spawn_client(running.addr("scheduler")) for _ in range(CRASHING_CLIENTS)))
+            for process in clients:
+                process.kill()
+            await asyncio.gather(*(p.wait() for p in clients))
+        assert await _generations_settled(executor) == (0, 0), "generations go on for clients that are gone"
+        cancelled = sum(m.generation.cancelled for m in (await executor.status()).models) - cancelled_before
+        assert cancelled >= CRASHING_CLIENTS * ROUNDS // 2, f"only {cancelled} generations were cancelled"
+        for name, fds in before.items():
+            assert running.open_fds(name) <= fds + FD_SLACK, f"{name} holds more file descriptors"
+        survivor = await _spawn_client(running.addr("scheduler"))
+        survivor.kill()
+        await survivor.wait()
+    assert all(running.alive().values())
