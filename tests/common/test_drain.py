@@ -17,7 +17,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mlos.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
-from mlos_common.bootstrap import GrpcService, ServerParts, build_server, run_until_signalled, set_serving
+from mlos_common.bootstrap import SETTLE_QUIET_S, GrpcService, ServerParts, build_server, run_until_signalled, set_serving, settle
 from mlos_common.config import ServiceSettings
 
 SERVICE = "mlos.scheduler.v1.SchedulerAdmin"
@@ -102,8 +102,11 @@ async def test_sigterm_drains_in_flight_then_closes(restore_signal_handlers) -> 
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
         watch.cancel()
 
-        # New calls are refused once the server stops accepting; the in-flight one is untouched.
+        # Calls keep being picked up while they come (the drain window, `settle`); once none has
+        # come for SETTLE_QUIET_S the server stops accepting and new calls are refused; the
+        # in-flight one is untouched. Attempts are paced wider than the quiet window.
         async def refused() -> bool:
+            await asyncio.sleep(SETTLE_QUIET_S * 1.5)
             try:
                 await stub.GetQueueStats(scheduler_pb2.GetQueueStatsRequest(model_name="new"), timeout=2)
             except aio.AioRpcError as exc:
@@ -111,7 +114,7 @@ async def test_sigterm_drains_in_flight_then_closes(restore_signal_handlers) -> 
                 return True
             return False
 
-        for _ in range(200):
+        for _ in range(40):
             if await refused():
                 break
         else:
@@ -134,3 +137,36 @@ async def test_sigterm_drains_in_flight_then_closes(restore_signal_handlers) -> 
             runner.cancel()
         await channel.close()
         await server.stop(None)
+
+
+class Queued(scheduler_pb2_grpc.SchedulerAdminServicer):
+    """Two calls at a time, 50 ms each: most of a burst waits, picked up or not yet."""
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(2)
+
+    async def GetQueueStats(self, request, context):
+        async with self.slots:
+            await asyncio.sleep(0.05)
+        return scheduler_pb2.GetQueueStatsResponse()
+
+
+async def test_a_burst_sent_just_before_the_drain_is_answered_not_cancelled() -> None:
+    """gRPC's stop cancels calls the transport accepted but the application had not picked up;
+    settle() waits for them, so a burst sent the moment before SIGTERM is answered in full."""
+    servicer = Queued()
+    service = GrpcService(SERVICE, lambda s: scheduler_pb2_grpc.add_SchedulerAdminServicer_to_server(servicer, s))
+    parts = ServerParts()
+    server, port = build_server(ServiceSettings(grpc_port=0), [service], parts)
+    await server.start()
+    async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = scheduler_pb2_grpc.SchedulerAdminStub(channel)
+        calls = [asyncio.ensure_future(stub.GetQueueStats(scheduler_pb2.GetQueueStatsRequest(model_name="m"), timeout=30))
+                 for _ in range(24)]
+        await _until(lambda: parts.arrivals.picked_up >= 1, "the first call picked up")
+        await parts.health.enter_graceful_shutdown()
+        await settle(parts.arrivals, GRACE_S)
+        assert parts.arrivals.picked_up == 24
+        await server.stop(GRACE_S)
+        replies = await asyncio.gather(*calls, return_exceptions=True)
+    assert [r for r in replies if isinstance(r, BaseException)] == []

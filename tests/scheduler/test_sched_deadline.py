@@ -1,7 +1,7 @@
 """The deadline-aware scheduler through real gRPC: priority order, aging, predicted-miss refusal,
 prompt expiry, no late start, cancellation, PredictDeadline and GetAdmissionStats.
 
-A slow real ONNX model (slow_models.py; ~80 ms for a 32-row request on one thread: long enough to
+A slow real ONNX model (tests/slow_models.py; ~80 ms for a 32-row request on one thread: long enough to
 queue five requests behind it on a loaded machine) keeps the executor busy, so queued requests
 really wait and their order is observable.
 """

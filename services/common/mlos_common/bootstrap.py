@@ -2,8 +2,8 @@
 
 `build_server` wires health, reflection and the interceptor chain; `run_until_signalled`
 announces the bound ports on stdout (one JSON line, read by `mlos up`), waits for SIGTERM or
-SIGINT, then drains: health -> NOT_SERVING, in-flight RPCs finish within the grace period,
-then the service's own close hooks run.
+SIGINT, then drains: health -> NOT_SERVING, calls already sent are picked up (`settle`), in-flight
+RPCs finish within the grace period, then the service's own close hooks run.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, error_for_code
-from mlos_common.interceptors import ErrorInterceptor, MetricsInterceptor
+from mlos_common.interceptors import ArrivalInterceptor, ErrorInterceptor, MetricsInterceptor
 from mlos_common.metrics import GrpcMetrics
 
 log = logging.getLogger(__name__)
 
 HEALTH_SERVICE = health.SERVICE_NAME
+SETTLE_QUIET_S = 0.25  # no call picked up for this long: nothing sent before the signal is still waiting
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class ServerParts:
     health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     tracer_provider: TracerProvider | None = None
     metrics: GrpcMetrics | None = None
+    arrivals: ArrivalInterceptor = field(default_factory=ArrivalInterceptor)
     extra_ports: dict[str, int] = field(default_factory=dict)  # e.g. http_port, added to the announcement
 
 
@@ -95,7 +97,7 @@ def build_server(
 ) -> tuple[aio.Server, int]:
     """Creates the aio server with the standard interceptor chain and binds it (SO_REUSEPORT
     only when reuse_port: see server_options)."""
-    interceptors: list[aio.ServerInterceptor] = []
+    interceptors: list[aio.ServerInterceptor] = [parts.arrivals]
     if parts.tracer_provider is not None:
         interceptors.append(aio_server_interceptor(tracer_provider=parts.tracer_provider, filter_=_not_health))
     if parts.metrics is not None:
@@ -124,6 +126,22 @@ async def set_serving(parts: ServerParts, services: Sequence[GrpcService], servi
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *(s.full_name for s in services)]:
         await parts.health.set(name, status)
+
+
+async def settle(arrivals: ArrivalInterceptor, max_s: float, quiet_s: float = SETTLE_QUIET_S) -> None:
+    """Waits (at most `max_s`) until no call has been picked up for `quiet_s`. gRPC's stop cancels
+    calls its transport accepted but the application has not picked up yet; a busy server picks
+    them up one event-loop turn at a time, so without this wait requests sent before the signal
+    fail with CANCELLED instead of being answered."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_s
+    seen, quiet_since = arrivals.picked_up, loop.time()
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet_s / 5)
+        if arrivals.picked_up != seen:
+            seen, quiet_since = arrivals.picked_up, loop.time()
+        elif loop.time() - quiet_since >= quiet_s:
+            return
 
 
 def typed_error(exc: aio.AioRpcError, peer: str = "") -> MlosError:
@@ -198,6 +216,7 @@ async def run_until_signalled(
     parts: ServerParts,
     grace_s: float,
     on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+    settle_max_s: float = 5.0,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -206,6 +225,7 @@ async def run_until_signalled(
     await stop.wait()
     log.info("%s: draining (grace %.1fs)", service, grace_s)
     await parts.health.enter_graceful_shutdown()
+    await settle(parts.arrivals, min(grace_s, settle_max_s))
     await server.stop(grace_s)
     for close in on_close:
         try:

@@ -206,3 +206,17 @@ class ErrorInterceptor(_CachingInterceptor):
                 await self._abort(context, exc, method)
 
         return wrapped
+
+
+class ArrivalInterceptor(aio.ServerInterceptor):
+    """Counts RPCs as the server hands them to the application (`picked_up`). gRPC cancels, at
+    shutdown, calls its transport accepted but the application has not picked up yet; the drain
+    (bootstrap.settle) waits until this count stops moving before it stops the server."""
+
+    def __init__(self) -> None:
+        self.picked_up = 0
+
+    async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201 - grpc's signature
+        if not handler_call_details.method.startswith("/grpc.health.v1.Health/"):  # probes are not work to lose
+            self.picked_up += 1
+        return await continuation(handler_call_details)
