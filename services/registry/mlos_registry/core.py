@@ -11,15 +11,17 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlos_common.bundle import write_bundle
 from mlos_common.errors import InvalidArgument
-from mlos_registry import formats, gguf_model, signature
-from mlos_registry.artifacts import BlobStore, Chunk
+from mlos_registry import bundle, formats, gguf_model, hf_cache, signature, sources, upload
+from mlos_registry.artifacts import BlobStore, Chunk, StagedBlob
 from mlos_registry.config import RegistrySettings
 from mlos_registry.domain import DEVICES, INFER, LATEST, ModelChange, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
     ArtifactTooLarge,
     FileNotFound,
+    InvalidModelFile,
     InvalidModelName,
     InvalidPath,
     ModelNotFound,
@@ -34,8 +36,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_LABELS = 64
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
-# Paths under these are never model files (and /proc can expose another process's memory).
-_PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
 def _kind(mode: int) -> str:
@@ -129,10 +129,10 @@ class _Described:
 
 
 def _describe(
-    fmt: str | None, staged: Path, model_dir: Path, shown: str, request: ServingConfig | None, name: str,
-    default_max_batch_size: int,
+    fmt: str | None, staged: Path, shown: str, request: ServingConfig | None, name: str, default_max_batch_size: int,
 ) -> _Described:
-    """Inspects the staged copy (blocking: run in a thread) and validates the serving config for it."""
+    """Inspects the staged copy (blocking: run in a thread) and validates the serving config for it.
+    signature.HasExternalData for an ONNX file whose tensors live in other files."""
     if fmt == formats.GGUF:
         model = gguf_model.inspect_gguf(staged, shown)
         sig = signature.Signature(model.inputs, model.outputs)
@@ -140,11 +140,18 @@ def _describe(
         gguf_model.validate_config(serving, model, name)
         _validate_config(serving, sig, name)
         return _Described(formats.GGUF, model.task, model.facts, sig, serving)
-    sig = signature.inspect_onnx(staged, model_dir, shown)
+    sig = signature.inspect_onnx(staged, shown)
+    return _onnx_described(sig, request, name, default_max_batch_size, {})
+
+
+def _onnx_described(
+    sig: signature.Signature, request: ServingConfig | None, name: str, default_max_batch_size: int,
+    facts: dict[str, str],
+) -> _Described:
     serving = signature.default_config(sig, default_max_batch_size).overridden_by(request)
     gguf_model.refuse_gguf_fields(serving, name)
     _validate_config(serving, sig, name)
-    return _Described(formats.ONNX, INFER, {}, sig, serving)
+    return _Described(formats.ONNX, INFER, facts, sig, serving)
 
 
 class Registry:
@@ -195,15 +202,15 @@ class Registry:
         except OSError as exc:
             raise InvalidPath(f"model file {shown} cannot be read: {exc.strerror}") from None
         resolved = path.resolve()
-        pseudo = next((top for top in _PSEUDO_FS if resolved.is_relative_to(top)), None)
+        pseudo = next((top for top in bundle.PSEUDO_FS if resolved.is_relative_to(top)), None)
         if pseudo is not None:
             raise InvalidPath(f"{shown} resolves under {pseudo} (a kernel pseudo-file system), not a model file")
+        if stat.S_ISDIR(info.st_mode):
+            self._check_root(resolved, shown)
+            return resolved  # a model folder (sources.folder_model says which model it holds)
         if not stat.S_ISREG(info.st_mode):
-            raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)} (folders are not supported yet)")
-        if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
-            raise InvalidPath(
-                f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
-            )
+            raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)}")
+        self._check_root(resolved, shown)
         limit = self._settings.max_artifact_bytes
         if info.st_size > limit:
             raise ArtifactTooLarge(
@@ -212,6 +219,12 @@ class Registry:
             )
         return resolved
 
+    def _check_root(self, resolved: Path, shown: str) -> None:
+        if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
+            raise InvalidPath(
+                f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
+            )
+
     async def register(
         self,
         name: str,
@@ -219,47 +232,111 @@ class Registry:
         config: ServingConfig | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ModelVersion:
-        """Registers the model file at `path`; identical bytes under `name` return the existing version.
+        """Registers the model at `path`: a file, a folder (sources.folder_model picks its model; an ONNX
+        model with external data becomes one bundle artifact) or `hf/org/name[@rev]` (hf_cache.py).
+        Identical bytes under `name` return the existing version.
         Durable order: the blob is fsynced and renamed into place (its folder fsynced) before the row
         is committed (SQLite WAL, synchronous=FULL), so a version visible once is there after a crash."""
         validate_name(name)
         labels = _validate_labels(labels or {})
+        shown = repr(path) if len(path) <= 200 else repr(path[:200]) + "..."
+        if hf_cache.is_reference(path):
+            snap = await asyncio.to_thread(hf_cache.resolve, path, self._settings.resolved_hf_cache_dir())
+            log.info("%s resolved to commit %s in the Hugging Face cache", path, snap.commit)
+            return await self.register_source(name, snap.folder, snap.repo_root, shown, config, labels)
         source = await asyncio.to_thread(self._check_path, path)
-        shown = repr(path)
-        fmt = await asyncio.to_thread(formats.sniff, source)
+        return await self.register_source(name, source, source if source.is_dir() else source.parent, shown, config, labels)
+
+    async def upload(self, header: upload.UploadHeader, chunks: AsyncIterator[bytes]) -> ModelVersion:
+        """UploadModel (upload.py): receive and verify the bytes, then register them as a local file
+        or (header.archive) folder would be."""
+        validate_name(header.name)
+        labels = _validate_labels(header.labels)
+        return await upload.register_upload(self, self._blobs, header, labels, chunks, self._settings.max_artifact_bytes)
+
+    async def register_source(
+        self, name: str, source: Path, root: Path, shown: str, config: ServingConfig | None, labels: dict[str, str],
+    ) -> ModelVersion:
+        """Registers a checked file or folder; external data must lie within `root`."""
+        model_file = source
+        if await asyncio.to_thread(source.is_dir):
+            found = await asyncio.to_thread(sources.folder_model, source, shown)
+            if found.model_file is None:
+                sources.refuse_conversion(found, shown)  # the seam where conversion plugs in
+            assert found.model_file is not None
+            model_file = found.model_file
+        fmt = await asyncio.to_thread(formats.sniff, model_file)
         if fmt is not None:
             formats.reject_unregistrable(fmt, shown)
-        staged = await asyncio.to_thread(self._blobs.stage, source, self._settings.max_artifact_bytes, shown)
+        staged = await asyncio.to_thread(self._blobs.stage, model_file, self._settings.max_artifact_bytes, shown)
+        return await self.register_staged(name, staged, fmt, shown, config, labels, (model_file, root))
+
+    async def register_staged(
+        self, name: str, staged: StagedBlob, fmt: str | None, shown: str, config: ServingConfig | None,
+        labels: dict[str, str], origin: tuple[Path, Path] | None,
+    ) -> ModelVersion:
+        """Describes and commits a staged single file (always discarding the temp copy). An ONNX file
+        with external data is registered as a bundle of `origin` = (its model file, containment root)."""
         try:
-            # Inspect the staged copy: what we check is exactly what we store.
-            described = await asyncio.to_thread(
-                _describe, fmt, staged.temp_path, source.parent, shown, config, name,
-                self._settings.default_max_batch_size,
-            )
-            draft = ModelVersion(
-                name=name,
-                version=0,
-                format=described.format,
-                sha256=staged.sha256,
-                size_bytes=staged.size_bytes,
-                inputs=described.sig.inputs,
-                outputs=described.sig.outputs,
-                config=described.config,
-                labels=labels,
-                task=described.task,
-                facts=described.facts,
-                created_unix_ms=int(time.time() * 1000),
-            )
-            async with self._write_lock:
-                await asyncio.to_thread(self._blobs.commit, staged)
-                stored, created = await self._store.add_version(draft)
-            if created:
-                await self._feed.notify()
+            try:
+                # Inspect the staged copy: what we check is exactly what we store.
+                described = await asyncio.to_thread(
+                    _describe, fmt, staged.temp_path, shown, config, name, self._settings.default_max_batch_size
+                )
+            except signature.HasExternalData:
+                if origin is None:
+                    raise InvalidModelFile(
+                        f"{shown} keeps tensors in external data files; upload (or register) its folder instead"
+                    ) from None
+            else:
+                return await self._commit(name, staged, described, labels)
         finally:
             await asyncio.to_thread(self._blobs.discard, staged)
+        return await self._register_bundle(name, origin[0], origin[1], shown, config, labels)
+
+    async def _register_bundle(
+        self, name: str, model_file: Path, root: Path, shown: str, config: ServingConfig | None,
+        labels: dict[str, str],
+    ) -> ModelVersion:
+        """An ONNX model with external data, stored as one canonical tar (mlos_common.bundle)."""
+        limit = self._settings.max_artifact_bytes
+        plan = await asyncio.to_thread(bundle.plan_onnx, model_file, root, shown, limit)
+        staged = await asyncio.to_thread(
+            self._blobs.stage_with,
+            lambda out: write_bundle(out, plan.model_rel, plan.files, lambda p: formats.open_regular(p, shown)),
+            limit, shown,
+        )
+        try:
+            sig = await asyncio.to_thread(signature.inspect_model, plan.model, shown)
+            facts = {"bundle_files": str(len(plan.files)), "model_file": plan.model_rel}
+            described = _onnx_described(sig, config, name, self._settings.default_max_batch_size, facts)
+            return await self._commit(name, staged, described, labels)
+        finally:
+            await asyncio.to_thread(self._blobs.discard, staged)
+
+    async def _commit(self, name: str, staged: StagedBlob, described: _Described, labels: dict[str, str]) -> ModelVersion:
+        """Makes the staged blob visible under its digest and commits the row (in that order)."""
+        draft = ModelVersion(
+            name=name,
+            version=0,
+            format=described.format,
+            sha256=staged.sha256,
+            size_bytes=staged.size_bytes,
+            inputs=described.sig.inputs,
+            outputs=described.sig.outputs,
+            config=described.config,
+            labels=labels,
+            task=described.task,
+            facts=described.facts,
+            created_unix_ms=int(time.time() * 1000),
+        )
+        async with self._write_lock:
+            await asyncio.to_thread(self._blobs.commit, staged)
+            stored, created = await self._store.add_version(draft)
         if created:
-            log.info("registered %s version %d (%s, %s, %d bytes)", name, stored.version, stored.format, stored.sha256[:12],
-                     stored.size_bytes)
+            await self._feed.notify()
+            log.info("registered %s version %d (%s, %s, %d bytes)", name, stored.version, stored.format,
+                     stored.sha256[:12], stored.size_bytes)
         else:
             log.info("%s: identical bytes already registered as version %d", name, stored.version)
         return stored

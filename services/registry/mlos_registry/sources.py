@@ -1,0 +1,78 @@
+"""Which model a folder holds: the one dispatch on a source folder's content.
+
+`folder_model` looks at the folder's top-level files (symlinks followed, as in a Hugging Face
+snapshot) and answers with the file to register:
+- exactly one `*.onnx` file: ONNX (ONNX has no magic number, so in a folder the name picks the
+  candidate; its content is then parsed and checked like any file, external data included);
+- else exactly one file starting with the GGUF magic: that GGUF file;
+- `config.json` beside SafeTensors or PyTorch weights: a checkpoint to convert. CONVERTIBLE is
+  returned with no model file; conversion (an optional part) plugs in at `Registry` through
+  `convert_folder`, and without it the registration is refused with UnsupportedFormat;
+- anything else: InvalidPath saying what the folder holds.
+No grpc here; blocking, run in a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlos_registry import formats
+from mlos_registry.errors import InvalidPath, UnsupportedFormat
+
+MAX_FOLDER_ENTRIES = 1000
+ONNX = formats.ONNX
+GGUF = formats.GGUF
+CONVERTIBLE = "checkpoint"  # config.json + SafeTensors/PyTorch weights
+
+
+@dataclass(frozen=True, slots=True)
+class FolderModel:
+    kind: str  # ONNX, GGUF or CONVERTIBLE
+    folder: Path
+    model_file: Path | None  # None for CONVERTIBLE
+
+
+def _files(folder: Path, shown: str) -> list[Path]:
+    entries = []
+    for count, entry in enumerate(sorted(folder.iterdir())):
+        if count >= MAX_FOLDER_ENTRIES:
+            raise InvalidPath(f"folder {shown} has more than {MAX_FOLDER_ENTRIES} entries; name the model file")
+        if not entry.name.startswith(".") and entry.is_file():
+            entries.append(entry)
+    return entries
+
+
+def folder_model(folder: Path, shown: str) -> FolderModel:
+    """The model in `folder` (see the module docstring)."""
+    files = _files(folder, shown)
+    onnx_files = [f for f in files if f.suffix.lower() == ".onnx"]
+    if len(onnx_files) > 1:
+        names = ", ".join(f.name for f in onnx_files[:8])
+        raise InvalidPath(f"folder {shown} holds several ONNX files ({names}); register one of them by its path")
+    if onnx_files:
+        return FolderModel(ONNX, folder, onnx_files[0])
+    sniffed = {f: formats.sniff(f) for f in files if f.suffix.lower() not in (".json", ".txt", ".md")}
+    ggufs = [f for f, fmt in sniffed.items() if fmt == GGUF]
+    if len(ggufs) == 1:
+        return FolderModel(GGUF, folder, ggufs[0])
+    if len(ggufs) > 1:
+        raise InvalidPath(
+            f"folder {shown} holds several GGUF files ({', '.join(f.name for f in ggufs[:8])}); register one by its path"
+        )
+    weights = [f for f, fmt in sniffed.items() if fmt in (formats.SAFETENSORS, formats.PYTORCH)]
+    if weights and (folder / "config.json").is_file():
+        return FolderModel(CONVERTIBLE, folder, None)
+    listed = ", ".join(f.name for f in files[:8]) or "no files"
+    raise InvalidPath(
+        f"folder {shown} holds no model we can register (an .onnx file, a GGUF file, or config.json with "
+        f"SafeTensors/PyTorch weights); it has: {listed}"
+    )
+
+
+def refuse_conversion(found: FolderModel, shown: str) -> None:
+    """The answer for a CONVERTIBLE folder while no converter is plugged in."""
+    raise UnsupportedFormat(
+        f"folder {shown} holds a checkpoint (config.json with SafeTensors/PyTorch weights) that needs "
+        "conversion to ONNX, which this registry does not offer; export it to ONNX and register that"
+    )
