@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from registry_testkit import Served, add_model, save
+from registry_testkit import Served
 
 from mlos_common.errors import InvalidArgument, NotFound
 from mlos_registry import formats

@@ -36,19 +36,33 @@ class BundlePlan:
     model: onnx.ModelProto  # parsed from the very bytes that go into the bundle
 
 
-def _onnx_refuses(folder: Path, location: str, tensor: str) -> str | None:
-    """The onnx library's own verdict on an external-data location (onnx >= 1.16), or None."""
+def _onnx_refuses(folder: Path, tensor: onnx.TensorProto, via_cache_link: bool) -> str | None:
+    """The onnx library's own verdict on a tensor's external data: its C++ opener (the one
+    onnx.load uses: no absolute paths, no '..', no symlinked files, nothing outside the folder)
+    and its offset/length fields against the file's size. None when it accepts. With
+    `via_cache_link` (a Hugging Face snapshot, whose files are symlinks into the repository's
+    blobs/ by design) the rules are applied to the blob the link points to."""
+    from onnx import external_data_helper as helper
+
     try:
-        from onnx.onnx_cpp2py_export import checker as c_checker  # the resolver onnx.load uses
-    except ImportError:
-        return None
-    resolve = getattr(c_checker, "_resolve_external_data_location", None)
-    if resolve is None:
-        return None
+        info = helper.ExternalDataInfo(tensor)
+        opener = getattr(helper, "_open_external_data_fd", None)  # onnx >= 1.21
+        if opener is None:
+            return None
+        base, location = str(folder), info.location
+        if via_cache_link:
+            target = (folder / location).resolve()
+            base, location = str(target.parent), target.name
+        fd = opener(base, location, tensor.name, True)
+    except Exception as exc:  # noqa: BLE001 - onnx raises ValidationError (a C++ binding type) or ValueError
+        return f"refused by onnx: {str(exc).splitlines()[0][:300]}"
     try:
-        resolve(str(folder), location, tensor)
-    except Exception as exc:  # noqa: BLE001 - onnx raises its ValidationError (a C++ binding type)
-        return str(exc).splitlines()[0][:300]
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    offset = info.offset or 0
+    if offset > size or (info.length is not None and info.length > size - offset):
+        return f"a range (offset {offset}, length {info.length}) past the end of its {size}-byte file"
     return None
 
 
@@ -87,7 +101,7 @@ def _read_model(model_file: Path, shown: str, max_bytes: int) -> bytes:
 def plan_onnx(model_file: Path, root: Path, shown: str, max_bytes: int) -> BundlePlan:
     """The bundle for the ONNX file `model_file`, whose data files must lie within `root` (its
     folder, or for a Hugging Face snapshot the repository's cache folder, where blobs live)."""
-    folder = model_file.parent
+    folder = model_file.parent.resolve()
     data = _read_model(model_file, shown, max_bytes)
     model = signature.parse_model(data, shown)
     files: dict[str, Path | bytes] = {model_file.name: data}
@@ -95,7 +109,7 @@ def plan_onnx(model_file: Path, root: Path, shown: str, max_bytes: int) -> Bundl
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        why = _our_refusal(folder, root, location) or _onnx_refuses(folder, location, tensor.name)
+        why = _our_refusal(folder, root, location) or _onnx_refuses(folder, tensor, folder != root)
         if why is not None:
             raise InvalidModelFile(
                 f"{shown}: tensor {tensor.name!r} keeps its data at external location {location[:200]!r}, "
