@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import stat
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -19,11 +18,8 @@ from mlos_registry.config import RegistrySettings
 from mlos_registry.domain import DEVICES, INFER, LATEST, ModelChange, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
-    ArtifactTooLarge,
-    FileNotFound,
     InvalidModelFile,
     InvalidModelName,
-    InvalidPath,
     ModelNotFound,
 )
 from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
@@ -36,14 +32,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_LABELS = 64
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
-
-
-def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def name_ok(text: str) -> bool:
@@ -187,44 +175,6 @@ class Registry:
     async def close(self) -> None:
         await self._store.close()
 
-    def _check_path(self, raw: str) -> Path:
-        """The resolved regular file `raw` names, or a typed error saying why it may not be read."""
-        if not raw:
-            raise InvalidPath("path: a model file path is required")
-        shown = repr(raw) if len(raw) <= 200 else repr(raw[:200]) + f"... ({len(raw)} characters)"
-        if "\x00" in raw:
-            raise InvalidPath(f"path {shown} contains a NUL byte")
-        path = Path(raw).expanduser()
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            raise FileNotFound(f"model file {shown} does not exist (on the registry's host)") from None
-        except OSError as exc:
-            raise InvalidPath(f"model file {shown} cannot be read: {exc.strerror}") from None
-        resolved = path.resolve()
-        pseudo = next((top for top in bundle.PSEUDO_FS if resolved.is_relative_to(top)), None)
-        if pseudo is not None:
-            raise InvalidPath(f"{shown} resolves under {pseudo} (a kernel pseudo-file system), not a model file")
-        if stat.S_ISDIR(info.st_mode):
-            self._check_root(resolved, shown)
-            return resolved  # a model folder (sources.folder_model says which model it holds)
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)}")
-        self._check_root(resolved, shown)
-        limit = self._settings.max_artifact_bytes
-        if info.st_size > limit:
-            raise ArtifactTooLarge(
-                f"{shown} is {info.st_size} bytes, over the registry's limit of {limit} bytes "
-                "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
-            )
-        return resolved
-
-    def _check_root(self, resolved: Path, shown: str) -> None:
-        if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
-            raise InvalidPath(
-                f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
-            )
-
     async def register(
         self,
         name: str,
@@ -244,7 +194,7 @@ class Registry:
             snap = await asyncio.to_thread(hf_cache.resolve, path, self._settings.resolved_hf_cache_dir())
             log.info("%s resolved to commit %s in the Hugging Face cache", path, snap.commit)
             return await self.register_source(name, snap.folder, snap.repo_root, shown, config, labels)
-        source = await asyncio.to_thread(self._check_path, path)
+        source = await asyncio.to_thread(sources.check_path, path, self._roots, self._settings.max_artifact_bytes)
         return await self.register_source(name, source, source if source.is_dir() else source.parent, shown, config, labels)
 
     async def upload(self, header: upload.UploadHeader, chunks: AsyncIterator[bytes]) -> ModelVersion:

@@ -1,4 +1,5 @@
-"""Which model a folder holds: the one dispatch on a source folder's content.
+"""Registration sources: whether a path may be read (`check_path`), and which model a folder
+holds (`folder_model`, the one dispatch on a source folder's content).
 
 `folder_model` looks at the folder's top-level files (symlinks followed, as in a Hugging Face
 snapshot) and answers with the file to register:
@@ -14,16 +15,66 @@ No grpc here; blocking, run in a thread.
 
 from __future__ import annotations
 
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlos_registry import formats
-from mlos_registry.errors import InvalidPath, UnsupportedFormat
+from mlos_registry.bundle import PSEUDO_FS
+from mlos_registry.errors import ArtifactTooLarge, FileNotFound, InvalidPath, UnsupportedFormat
 
 MAX_FOLDER_ENTRIES = 1000
 ONNX = formats.ONNX
 GGUF = formats.GGUF
 CONVERTIBLE = "checkpoint"  # config.json + SafeTensors/PyTorch weights
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def check_root(resolved: Path, roots: Sequence[Path], shown: str) -> None:
+    """InvalidPath unless `resolved` lies under one of `roots` (none = anywhere)."""
+    if roots and not any(resolved.is_relative_to(root) for root in roots):
+        raise InvalidPath(f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)")
+
+
+def check_path(raw: str, roots: Sequence[Path], max_bytes: int) -> Path:
+    """The resolved regular file or folder `raw` names, or a typed error saying why it may not be
+    read: NUL, missing, under /proc, /sys or /dev, not a file or folder, outside `roots`, too big."""
+    if not raw:
+        raise InvalidPath("path: a model file path is required")
+    shown = repr(raw) if len(raw) <= 200 else repr(raw[:200]) + f"... ({len(raw)} characters)"
+    if "\x00" in raw:
+        raise InvalidPath(f"path {shown} contains a NUL byte")
+    path = Path(raw).expanduser()
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise FileNotFound(f"model file {shown} does not exist (on the registry's host)") from None
+    except OSError as exc:
+        raise InvalidPath(f"model file {shown} cannot be read: {exc.strerror}") from None
+    resolved = path.resolve()
+    pseudo = next((top for top in PSEUDO_FS if resolved.is_relative_to(top)), None)
+    if pseudo is not None:
+        raise InvalidPath(f"{shown} resolves under {pseudo} (a kernel pseudo-file system), not a model file")
+    if stat.S_ISDIR(info.st_mode):
+        check_root(resolved, roots, shown)
+        return resolved  # a model folder (folder_model says which model it holds)
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)}")
+    check_root(resolved, roots, shown)
+    if info.st_size > max_bytes:
+        raise ArtifactTooLarge(
+            f"{shown} is {info.st_size} bytes, over the registry's limit of {max_bytes} bytes "
+            "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
+        )
+    return resolved
 
 
 @dataclass(frozen=True, slots=True)
