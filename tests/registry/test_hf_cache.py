@@ -35,6 +35,7 @@ async def test_hf_reference_with_external_data_registers_its_snapshot(serve: Ser
     assert (await s.client.register("affine", tmp_path / "src")).version == mv.version
     for ref in ("hf/acme/affine@main", f"hf/acme/affine@{commit}"):
         assert (await s.client.register("affine", ref)).sha256 == mv.sha256
+    assert (s.core.metrics.count("hf", "bundle"), s.core.metrics.count("path", "bundle")) == (3, 1)
 
 
 async def test_hf_reference_to_a_one_file_model_and_a_tag(serve: Serve, hf_cache: Path) -> None:

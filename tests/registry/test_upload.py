@@ -65,8 +65,11 @@ async def test_upload_registers_what_the_registry_cannot_read(serve: Serve, tmp_
     bundle = await s.client.upload("affine", model_file.parent)
     assert bundle.facts == {"bundle_files": "2", "model_file": "model.onnx"}
     assert _no_temp_files(s)
-    local = await (await serve()).client.register("affine", model_file.parent)
+    assert (s.core.metrics.count("upload", "file"), s.core.metrics.count("upload", "bundle")) == (2, 1)
+    other = await serve()
+    local = await other.client.register("affine", model_file.parent)
     assert local.sha256 == bundle.sha256  # an uploaded folder is the same bundle as a local one
+    assert other.core.metrics.count("path", "bundle") == 1
 
 
 async def test_one_file_with_external_data_asks_for_its_folder(served: Served, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from mlos_registry.errors import (
     ModelNotFound,
 )
 from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
+from mlos_registry.metrics import RegistryMetrics
 from mlos_registry.reconcile import ReconcileReport, reconcile
 from mlos_registry.store import MetadataStore
 
@@ -147,9 +148,10 @@ class Registry:
 
     def __init__(
         self, settings: RegistrySettings, store: MetadataStore, blobs: BlobStore,
-        reconciled: ReconcileReport | None = None,
+        reconciled: ReconcileReport | None = None, metrics: RegistryMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics or RegistryMetrics()
         self.reconciled = reconciled or ReconcileReport()  # what the start-up reconcile did
         self._store = store
         self._blobs = blobs
@@ -159,7 +161,7 @@ class Registry:
         self._feed = ChangeFeed(store)
 
     @classmethod
-    async def open(cls, settings: RegistrySettings) -> Registry:
+    async def open(cls, settings: RegistrySettings, metrics: RegistryMetrics | None = None) -> Registry:
         """Opens the stores and reconciles rows with blobs (reconcile.py) before returning."""
         run_started_ns = time.time_ns()
         data_dir = settings.resolved_data_dir()
@@ -170,7 +172,7 @@ class Registry:
         await store.open()
         log.info("registry data in %s", data_dir)
         reconciled = await reconcile(store, blobs, run_started_ns, settings.verify_blobs_on_start)
-        return cls(settings, store, blobs, reconciled)
+        return cls(settings, store, blobs, reconciled, metrics)
 
     async def close(self) -> None:
         await self._store.close()
@@ -193,16 +195,19 @@ class Registry:
         if hf_cache.is_reference(path):
             snap = await asyncio.to_thread(hf_cache.resolve, path, self._settings.resolved_hf_cache_dir())
             log.info("%s resolved to commit %s in the Hugging Face cache", path, snap.commit)
-            return await self.register_source(name, snap.folder, snap.repo_root, shown, config, labels)
+            mv = await self.register_source(name, snap.folder, snap.repo_root, shown, config, labels)
+            return self.metrics.registered("hf", mv)
         source = await asyncio.to_thread(sources.check_path, path, self._roots, self._settings.max_artifact_bytes)
-        return await self.register_source(name, source, source if source.is_dir() else source.parent, shown, config, labels)
+        root = source if source.is_dir() else source.parent
+        return self.metrics.registered("path", await self.register_source(name, source, root, shown, config, labels))
 
     async def upload(self, header: upload.UploadHeader, chunks: AsyncIterator[bytes]) -> ModelVersion:
         """UploadModel (upload.py): receive and verify the bytes, then register them as a local file
         or (header.archive) folder would be."""
         validate_name(header.name)
         labels = _validate_labels(header.labels)
-        return await upload.register_upload(self, self._blobs, header, labels, chunks, self._settings.max_artifact_bytes)
+        mv = await upload.register_upload(self, self._blobs, header, labels, chunks, self._settings.max_artifact_bytes)
+        return self.metrics.registered("upload", mv)
 
     async def register_source(
         self, name: str, source: Path, root: Path, shown: str, config: ServingConfig | None, labels: dict[str, str],
