@@ -77,16 +77,18 @@ async def test_symlinks_escaping_the_folder_or_into_proc_are_refused(served: Ser
     link = model_file.parent / "link.bin"
     link.symlink_to(tmp_path / "secret.bin")
     with pytest.raises(InvalidArgument, match=r"'link.bin'.*resolves \(through a symlink\) outside the model's folder"):
-        await served.client.register("h", model_file.parent)
+        await served.client.register("h", model_file)
+    with pytest.raises(InvalidArgument, match="'link.bin' is a link leading outside"):
+        await served.client.register("h", model_file.parent)  # the folder's scan sees it first
     link.unlink()
     link.symlink_to("/proc/self/environ")
     with pytest.raises(InvalidArgument, match=r"'link.bin'.*resolves under /proc"):
-        await served.client.register("h", model_file.parent)
+        await served.client.register("h", model_file)
     link.unlink()
     (model_file.parent / "sub").symlink_to(tmp_path)  # a symlinked folder leading out
     point_external_data(model_file, "sub/secret.bin")
     with pytest.raises(InvalidArgument, match="'sub/secret.bin'.*outside the model's folder"):
-        await served.client.register("h", model_file.parent)
+        await served.client.register("h", model_file)
 
 
 async def test_a_symlinked_data_file_inside_the_folder_is_refused_by_onnx_rules(served: Served, tmp_path: Path):
@@ -142,3 +144,15 @@ def test_extract_refuses_unsafe_entries(tmp_path: Path, entry: str) -> None:
     with pytest.raises(BundleError, match="entry"):
         extract_bundle(archive, tmp_path / "out")
     assert not (tmp_path / "escape.bin").exists() and not Path("/abs.bin").exists()
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", "../elsewhere/model.onnx"])
+async def test_a_folder_entry_linking_outside_is_never_opened(served: Served, tmp_path: Path, target: str) -> None:
+    from registry_testkit import add_model, save
+
+    save(add_model("N"), tmp_path / "elsewhere" / "model.onnx")
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(target)
+    with pytest.raises(InvalidArgument, match="'model.onnx' is a link leading outside the model's folder"):
+        await served.client.register("m", folder)

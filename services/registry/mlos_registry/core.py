@@ -215,7 +215,7 @@ class Registry:
         """Registers a checked file or folder; external data must lie within `root`."""
         model_file = source
         if await asyncio.to_thread(source.is_dir):
-            found = await asyncio.to_thread(sources.folder_model, source, shown)
+            found = await asyncio.to_thread(sources.folder_model, source, root, shown)
             if found.model_file is None:
                 sources.refuse_conversion(found, shown)  # the seam where conversion plugs in
             assert found.model_file is not None

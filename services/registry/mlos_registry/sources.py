@@ -84,19 +84,26 @@ class FolderModel:
     model_file: Path | None  # None for CONVERTIBLE
 
 
-def _files(folder: Path, shown: str) -> list[Path]:
+def _files(folder: Path, root: Path, shown: str) -> list[Path]:
+    """The folder's visible top-level files; InvalidPath for one that is a link leading outside
+    `root` or into /proc, /sys or /dev (it is never opened)."""
     entries = []
     for count, entry in enumerate(sorted(folder.iterdir())):
         if count >= MAX_FOLDER_ENTRIES:
             raise InvalidPath(f"folder {shown} has more than {MAX_FOLDER_ENTRIES} entries; name the model file")
-        if not entry.name.startswith(".") and entry.is_file():
+        if entry.name.startswith("."):
+            continue
+        target = entry.resolve()
+        if not target.is_relative_to(root) or any(target.is_relative_to(top) for top in PSEUDO_FS):
+            raise InvalidPath(f"folder {shown}: {entry.name!r} is a link leading outside the model's folder")
+        if target.is_file():
             entries.append(entry)
     return entries
 
 
-def folder_model(folder: Path, shown: str) -> FolderModel:
-    """The model in `folder` (see the module docstring)."""
-    files = _files(folder, shown)
+def folder_model(folder: Path, root: Path, shown: str) -> FolderModel:
+    """The model in `folder`, whose files must resolve within `root` (see the module docstring)."""
+    files = _files(folder, root, shown)
     onnx_files = [f for f in files if f.suffix.lower() == ".onnx"]
     if len(onnx_files) > 1:
         names = ", ".join(f.name for f in onnx_files[:8])
