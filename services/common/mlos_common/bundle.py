@@ -105,8 +105,14 @@ def is_bundle(path: Path) -> bool:
     return len(head) == 512 and head.startswith(name) and head[_USTAR_MAGIC_OFFSET : _USTAR_MAGIC_OFFSET + 5] == b"ustar"
 
 
+MAX_NAME_BYTES = 1024
+MAX_PART_BYTES = 255
+MAX_MEMBERS = 10_000
+
+
 def safe_member_name(name: str) -> str | None:
-    """Why `name` may not be unpacked (absolute, `..`, NUL, backslash, empty), or None if it may."""
+    """Why `name` may not be unpacked (absolute, `..`, NUL, backslash, empty, not in canonical form
+    such as `./a`, `a//b` or `a/`, too long), or None if it may."""
     if not name or "\x00" in name or "\\" in name:
         return "an empty name, a NUL byte or a backslash"
     pure = PurePosixPath(name)
@@ -114,12 +120,20 @@ def safe_member_name(name: str) -> str | None:
         return "an absolute path"
     if ".." in pure.parts:
         return "'..' (it would climb out of the folder)"
+    if str(pure) != name or name == ".":
+        return "not a plain relative path (no '.', empty or trailing parts)"
+    if len(name.encode(errors="surrogateescape")) > MAX_NAME_BYTES or any(
+        len(part.encode(errors="surrogateescape")) > MAX_PART_BYTES for part in pure.parts
+    ):
+        return f"a name over {MAX_NAME_BYTES} bytes (or a part over {MAX_PART_BYTES})"
     return None
 
 
 def check_members(members: Sequence[tarfile.TarInfo], what: str) -> None:
     """Raises BundleError naming the first entry of an archive that would not unpack safely into
     a fresh folder: links, devices, FIFOs, unsafe names, duplicates, a file used as a folder."""
+    if len(members) > MAX_MEMBERS:
+        raise BundleError(f"{what}: {len(members)} entries, more than the {MAX_MEMBERS} allowed")
     seen: set[str] = set()
     for member in members:
         name = member.name

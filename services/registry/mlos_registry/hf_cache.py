@@ -79,7 +79,7 @@ def resolve(text: str, cache_dir: Path) -> Snapshot:
     repo_root = (cache_dir / repo_folder_name(repo_id=repo_id, repo_type="model")).resolve()
     try:
         found = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
+    except (LocalEntryNotFoundError, OSError, ValueError) as exc:  # ValueError: the library's id checks
         raise HfReferenceNotFound(
             f"{text[:200]!r}: {repo_id} at revision {revision!r} is not in the local Hugging Face cache "
             f"(searched {repo_root}; the registry never downloads: fetch it there first, e.g. "

@@ -102,7 +102,7 @@ def unpack(archive: Path, dest: Path, shown: str, max_bytes: int) -> None:
     try:
         with tarfile.open(archive, mode="r:") as tar:
             unpack_checked(tar, dest, f"upload {shown}", max_bytes)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, UnicodeError) as exc:
         raise InvalidArgument(f"upload {shown} has header.archive set but is not an uncompressed tar: {exc}") from None
     except BundleError as exc:
         raise InvalidArgument(str(exc)) from None
