@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation validate clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation validate clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: install
 bench-peers: install
 	bench/peers/setup.sh
 	$(PY) bench/bench_peers.py $(PEERS_ARGS)
+
+# The registry: registrations/s of small models; register, upload and FetchArtifact MB/s of a 200 MB model
+# vs shutil.copyfile (~30 s; bench/results/registry.json). Options: make bench-registry REGISTRY_ARGS='--quick'
+bench-registry: install
+	$(PY) bench/bench_registry.py $(REGISTRY_ARGS)
 
 # Deadline-aware scheduler vs FIFO at 0.5/1.0/1.5x capacity (~2 min); see bench/README.md.
 # Options: make bench-slo SLO_ARGS='--quick'   SLO_ARGS='--mode all'

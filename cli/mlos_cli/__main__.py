@@ -58,10 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--preferred-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
                      help="batch sizes the batcher aims for, each 1..max_batch_size")
 
-    from mlos_cli import lifecycle_cmd, models_cmd
+    from mlos_cli import add_cmd, lifecycle_cmd, models_cmd
 
     models_cmd.add_parsers(msub, _non_negative)
     lifecycle_cmd.add_parsers(msub, _non_negative)
+    add_cmd.add_parsers(msub)
 
     bench = sub.add_parser("bench", help="benchmarks of a source checkout (bench/)")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
@@ -254,11 +255,12 @@ def main(argv: list[str] | None = None) -> int:
 
         handlers["validate"] = validate_command.validate
     if args.command == "models":
-        from mlos_cli import lifecycle_cmd, models_cmd
+        from mlos_cli import add_cmd, lifecycle_cmd, models_cmd
 
         handler = {"list": models_cmd.models_list, "show": models_cmd.models_show,
                    "alias": lifecycle_cmd.models_alias, "unalias": lifecycle_cmd.models_unalias,
-                   "watch": lifecycle_cmd.models_watch}.get(args.models_command, _models_register)
+                   "watch": lifecycle_cmd.models_watch, "add": add_cmd.models_add}.get(args.models_command,
+                                                                                      _models_register)
     else:
         handler = handlers[args.command]
     try:

@@ -14,7 +14,7 @@ import pytest
 from onnx import helper
 from registry_testkit import add_model, identity_model, save
 
-from mlos_registry import formats, signature
+from mlos_registry import bundle, formats, signature
 from mlos_registry.artifacts import BlobStore
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry, validate_name
@@ -118,19 +118,19 @@ def test_sniff_by_content(tmp_path: Path) -> None:
 
 
 def test_signature_and_defaults(tmp_path: Path) -> None:
-    dynamic = signature.inspect_onnx(save(add_model("N"), tmp_path / "d.onnx"), tmp_path, "'d.onnx'")
+    dynamic = signature.inspect_onnx(save(add_model("N"), tmp_path / "d.onnx"), "'d.onnx'")
     assert dynamic.inputs[0] == TensorSpec("x", "FP32", (-1, 3))
     assert signature.default_config(dynamic, 8) == ServingConfig(max_batch_size=8, instance_count=1, device="auto")
-    fixed = signature.inspect_onnx(save(add_model(2), tmp_path / "f.onnx"), tmp_path, "'f.onnx'")
+    fixed = signature.inspect_onnx(save(add_model(2), tmp_path / "f.onnx"), "'f.onnx'")
     assert signature.default_config(fixed, 8).max_batch_size == 0
-    scalar = signature.inspect_onnx(save(identity_model([]), tmp_path / "s.onnx"), tmp_path, "'s.onnx'")
+    scalar = signature.inspect_onnx(save(identity_model([]), tmp_path / "s.onnx"), "'s.onnx'")
     assert scalar.inputs == (TensorSpec("a", "INT64", ()),) and not signature.batchable(scalar)
 
     custom = add_model("N")
     custom.graph.node[0].domain = "evil.ops"
     custom.opset_import.append(helper.make_opsetid("evil.ops", 1))
     with pytest.raises(UnsupportedFormat, match="evil.ops"):
-        signature.inspect_onnx(save(custom, tmp_path / "c.onnx"), tmp_path, "'c.onnx'")
+        signature.inspect_onnx(save(custom, tmp_path / "c.onnx"), "'c.onnx'")
     data = add_model().SerializeToString()
     truncated = tmp_path / "trunc.onnx"
     truncated.write_bytes(data[: len(data) // 2])
@@ -140,8 +140,9 @@ def test_signature_and_defaults(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("location", ["../secret", "/etc/passwd", "a/../../b", "C:\\x"])
 def test_unsafe_external_locations(tmp_path: Path, location: str) -> None:
-    assert signature._unsafe_location(location, tmp_path)
-    assert not signature._unsafe_location("weights.bin", tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 8)
+    assert bundle._our_refusal(tmp_path, tmp_path, location)
+    assert bundle._our_refusal(tmp_path, tmp_path, "weights.bin") is None
 
 
 @pytest.mark.parametrize("name", ["resnet50", "a", "bert.base-v1_2", "A" * 128])

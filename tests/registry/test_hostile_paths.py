@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from registry_testkit import Served, add_model, save
+from registry_testkit import Served
 
 from mlos_common.errors import InvalidArgument, NotFound
 from mlos_registry import formats
@@ -61,8 +61,9 @@ async def test_fifo_is_refused_without_blocking(served: Served, models_dir: Path
 
 
 async def test_folder_and_device(served: Served, models_dir: Path) -> None:
-    save(add_model("N"), models_dir / "ok.onnx")
-    with pytest.raises(InvalidArgument, match="not a regular file but a folder"):
+    models_dir.mkdir(parents=True)
+    (models_dir / "README.md").write_text("no model here")
+    with pytest.raises(InvalidArgument, match="holds no model we can register.*README.md"):
         await served.client.register("m", models_dir)
     with pytest.raises(InvalidArgument, match="kernel pseudo-file system"):
         await served.client.register("m", "/dev/zero")  # would stream zeros forever

@@ -14,10 +14,12 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mlos_registry.errors import ArtifactCorrupt, ArtifactTooLarge
 from mlos_registry.formats import open_regular
@@ -64,7 +66,10 @@ class BlobStore:
             try:
                 if stale.stat().st_mtime_ns >= older_than_ns:
                     continue
-                stale.unlink()
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)  # an unpacked folder upload
+                else:
+                    stale.unlink()
             except FileNotFoundError:
                 continue
             log.warning("removed temp blob %s left by an earlier run", stale.name)
@@ -102,29 +107,30 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def writer(self, max_bytes: int, shown_as: str) -> StagingWriter:
+        """A temp file in the store that hashes and counts what is written to it (see StagingWriter)."""
+        fd, temp_name = tempfile.mkstemp(dir=self._tmp, prefix="stage-")
+        return StagingWriter(os.fdopen(fd, "wb"), Path(temp_name), max_bytes, shown_as)
+
+    def stage_with(self, write: Callable[[StagingWriter], None], max_bytes: int, shown_as: str) -> StagedBlob:
+        """Stages what `write` writes (e.g. a bundle's canonical tar); enforces max_bytes as it goes."""
+        out = self.writer(max_bytes, shown_as)
+        try:
+            write(out)
+            return out.finish()
+        except BaseException:
+            out.abort()
+            raise
+
     def stage(self, source: Path, max_bytes: int, shown_as: str) -> StagedBlob:
         """Copies `source` into a temp file while hashing; enforces max_bytes as it copies."""
-        fd, temp_name = tempfile.mkstemp(dir=self._tmp, prefix="stage-")
-        temp_path = Path(temp_name)
-        hasher = hashlib.sha256()
-        size = 0
-        try:
-            with open_regular(source, shown_as) as src, os.fdopen(fd, "wb") as dst:
+
+        def copy(out: StagingWriter) -> None:
+            with open_regular(source, shown_as) as src:
                 while block := src.read(COPY_CHUNK):
-                    size += len(block)
-                    if size > max_bytes:
-                        raise ArtifactTooLarge(
-                            f"{shown_as} is larger than the registry's limit of {max_bytes} bytes "
-                            "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
-                        )
-                    hasher.update(block)
-                    dst.write(block)
-                dst.flush()
-                os.fsync(dst.fileno())
-        except BaseException:
-            temp_path.unlink(missing_ok=True)
-            raise
-        return StagedBlob(temp_path, hasher.hexdigest(), size)
+                    out.write(block)
+
+        return self.stage_with(copy, max_bytes, shown_as)
 
     def commit(self, staged: StagedBlob) -> Path:
         """Moves a staged copy under its digest (atomic). An existing blob is replaced by the fresh,
@@ -136,6 +142,10 @@ class BlobStore:
         os.replace(staged.temp_path, final)
         _fsync_dir(final.parent)
         return final
+
+    def temp_folder(self) -> Path:
+        """A fresh folder in the store's temp area (same file system; removed by reconcile if left)."""
+        return Path(tempfile.mkdtemp(dir=self._tmp, prefix="unpack-"))
 
     def discard(self, staged: StagedBlob) -> None:
         staged.temp_path.unlink(missing_ok=True)
@@ -183,6 +193,39 @@ class BlobStore:
                 pending = following
         finally:
             await asyncio.to_thread(handle.close)
+
+
+class StagingWriter:
+    """A temp file being staged: `write` hashes, counts and refuses more than max_bytes
+    (ArtifactTooLarge); `finish` fsyncs and closes it and returns the StagedBlob; `abort` removes it."""
+
+    def __init__(self, handle: BinaryIO, temp_path: Path, max_bytes: int, shown_as: str) -> None:
+        self._handle = handle
+        self.temp_path = temp_path
+        self._max_bytes = max_bytes
+        self._shown_as = shown_as
+        self._hasher = hashlib.sha256()
+        self.size_bytes = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.size_bytes += len(data)
+        if self.size_bytes > self._max_bytes:
+            raise ArtifactTooLarge(
+                f"{self._shown_as} is larger than the registry's limit of {self._max_bytes} bytes "
+                "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
+            )
+        self._hasher.update(data)
+        return self._handle.write(data)
+
+    def finish(self) -> StagedBlob:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        return StagedBlob(self.temp_path, self._hasher.hexdigest(), self.size_bytes)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self.temp_path.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -24,8 +24,11 @@ from grpc import aio
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_common.bootstrap import client_channel, typed_error
 from mlos_common.errors import FailedPrecondition
-from mlos_registry.convert import change_from_pb, config_to_pb, version_from_pb
+from mlos_registry import upload
+from mlos_registry.convert import change_from_pb, config_to_pb, upload_header_to_pb, version_from_pb
 from mlos_registry.domain import ModelChange, ModelVersion, ServingConfig
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 class RegistryClient:
@@ -68,6 +71,39 @@ class RegistryClient:
             return version_from_pb(await self._stub.RegisterModel(request, timeout=self._timeout_s))
         except aio.AioRpcError as exc:
             raise typed_error(exc, self._peer) from None
+
+    async def upload(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        config: ServingConfig | None = None,
+        labels: Mapping[str, str] | None = None,
+        *,
+        chunk_bytes: int = UPLOAD_CHUNK_BYTES,
+        timeout_s: float | None = None,
+    ) -> ModelVersion:
+        """Sends a model file or folder from this host (UploadModel) and registers it; the registry
+        needs no access to `path`. A folder travels as a tar of its files (see upload.prepare)."""
+        source = Path(path)
+        prepared = await asyncio.to_thread(upload.prepare, source)
+        header = upload.UploadHeader(
+            name=name, size_bytes=prepared.size_bytes, sha256=prepared.sha256, config=config,
+            labels=dict(labels or {}), archive=prepared.archive, filename=source.name,
+        )
+
+        async def messages() -> AsyncGenerator[registry_pb2.UploadModelRequest, None]:
+            yield registry_pb2.UploadModelRequest(header=upload_header_to_pb(header))
+            with open(prepared.path, "rb") as handle:
+                while data := await asyncio.to_thread(handle.read, chunk_bytes):
+                    yield registry_pb2.UploadModelRequest(chunk=data)
+
+        try:
+            return version_from_pb(await self._stub.UploadModel(messages(), timeout=timeout_s))
+        except aio.AioRpcError as exc:
+            raise typed_error(exc) from None
+        finally:
+            if prepared.archive:
+                prepared.path.unlink(missing_ok=True)
 
     async def _unary(self, method: str, request):  # noqa: ANN001, ANN202 - any unary RPC of the stub
         try:

@@ -22,7 +22,9 @@ class RegistrySettings(ServiceSettings):
     data_dir: Path = Field(
         Path("~/.mlos/registry"), description="Folder holding the SQLite metadata and the artifact blobs."
     )
-    max_artifact_bytes: int = Field(2 * GIB, description="Largest model file RegisterModel accepts.")
+    max_artifact_bytes: int = Field(
+        2 * GIB, description="Largest model RegisterModel and UploadModel accept (a folder: all its files together)."
+    )
     default_max_batch_size: int = Field(
         8, description="max_batch_size given to models whose every input and output has a variable first dim."
     )
@@ -38,5 +40,18 @@ class RegistrySettings(ServiceSettings):
         description="If set, RegisterModel paths must resolve under one of these folders; empty = any readable path.",
     )
 
+    hf_hub_cache: Path | None = Field(
+        None,
+        description="Hugging Face cache where hf/org/name[@rev] references are looked up (never downloaded); "
+        "unset = huggingface_hub's default (HF_HUB_CACHE, else $HF_HOME/hub).",
+    )
+
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    def resolved_hf_cache_dir(self) -> Path:
+        if self.hf_hub_cache is not None:
+            return self.hf_hub_cache.expanduser().resolve()
+        from mlos_registry.hf_cache import default_cache_dir
+
+        return default_cache_dir()

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from mlos.common.v1 import tensor_pb2
 from mlos.registry.v1 import registry_pb2
 from mlos_registry.domain import ModelChange, ModelVersion, ServingConfig, TensorSpec
+from mlos_registry.upload import UploadHeader
 
 
 def config_to_pb(config: ServingConfig) -> tensor_pb2.ModelServingConfig:
@@ -84,3 +85,21 @@ def change_to_pb(change: ModelChange) -> registry_pb2.ModelChange:
 
 def change_from_pb(pb: registry_pb2.ModelChange) -> ModelChange:
     return ModelChange(pb.revision, pb.kind, pb.name, pb.version, pb.alias, pb.unix_ms)
+
+
+def upload_header_from_pb(pb: registry_pb2.UploadHeader) -> UploadHeader:
+    return UploadHeader(
+        name=pb.name, size_bytes=pb.size_bytes, sha256=pb.sha256,
+        config=config_from_pb(pb.config) if pb.HasField("config") else None,
+        labels=dict(pb.labels), archive=pb.archive, filename=pb.filename,
+    )
+
+
+def upload_header_to_pb(header: UploadHeader) -> registry_pb2.UploadHeader:
+    pb = registry_pb2.UploadHeader(
+        name=header.name, size_bytes=header.size_bytes, sha256=header.sha256, labels=dict(header.labels),
+        archive=header.archive, filename=header.filename,
+    )
+    if header.config is not None:
+        pb.config.CopyFrom(config_to_pb(header.config))
+    return pb

@@ -5,26 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import stat
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlos_common.bundle import write_bundle
 from mlos_common.errors import InvalidArgument
-from mlos_registry import formats, gguf_model, signature
-from mlos_registry.artifacts import BlobStore, Chunk
+from mlos_registry import bundle, formats, gguf_model, hf_cache, signature, sources, upload
+from mlos_registry.artifacts import BlobStore, Chunk, StagedBlob
 from mlos_registry.config import RegistrySettings
 from mlos_registry.domain import DEVICES, INFER, LATEST, ModelChange, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
-    ArtifactTooLarge,
-    FileNotFound,
+    InvalidModelFile,
     InvalidModelName,
-    InvalidPath,
     ModelNotFound,
 )
 from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
+from mlos_registry.metrics import RegistryMetrics
 from mlos_registry.reconcile import ReconcileReport, reconcile
 from mlos_registry.store import MetadataStore
 
@@ -34,16 +33,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 MAX_LABELS = 64
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 1024
-# Paths under these are never model files (and /proc can expose another process's memory).
-_PSEUDO_FS = (Path("/proc"), Path("/sys"), Path("/dev"))
-
-
-def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def name_ok(text: str) -> bool:
@@ -129,10 +118,10 @@ class _Described:
 
 
 def _describe(
-    fmt: str | None, staged: Path, model_dir: Path, shown: str, request: ServingConfig | None, name: str,
-    default_max_batch_size: int,
+    fmt: str | None, staged: Path, shown: str, request: ServingConfig | None, name: str, default_max_batch_size: int,
 ) -> _Described:
-    """Inspects the staged copy (blocking: run in a thread) and validates the serving config for it."""
+    """Inspects the staged copy (blocking: run in a thread) and validates the serving config for it.
+    signature.HasExternalData for an ONNX file whose tensors live in other files."""
     if fmt == formats.GGUF:
         model = gguf_model.inspect_gguf(staged, shown)
         sig = signature.Signature(model.inputs, model.outputs)
@@ -140,11 +129,18 @@ def _describe(
         gguf_model.validate_config(serving, model, name)
         _validate_config(serving, sig, name)
         return _Described(formats.GGUF, model.task, model.facts, sig, serving)
-    sig = signature.inspect_onnx(staged, model_dir, shown)
+    sig = signature.inspect_onnx(staged, shown)
+    return _onnx_described(sig, request, name, default_max_batch_size, {})
+
+
+def _onnx_described(
+    sig: signature.Signature, request: ServingConfig | None, name: str, default_max_batch_size: int,
+    facts: dict[str, str],
+) -> _Described:
     serving = signature.default_config(sig, default_max_batch_size).overridden_by(request)
     gguf_model.refuse_gguf_fields(serving, name)
     _validate_config(serving, sig, name)
-    return _Described(formats.ONNX, INFER, {}, sig, serving)
+    return _Described(formats.ONNX, INFER, facts, sig, serving)
 
 
 class Registry:
@@ -152,9 +148,10 @@ class Registry:
 
     def __init__(
         self, settings: RegistrySettings, store: MetadataStore, blobs: BlobStore,
-        reconciled: ReconcileReport | None = None,
+        reconciled: ReconcileReport | None = None, metrics: RegistryMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics or RegistryMetrics()
         self.reconciled = reconciled or ReconcileReport()  # what the start-up reconcile did
         self._store = store
         self._blobs = blobs
@@ -164,7 +161,7 @@ class Registry:
         self._feed = ChangeFeed(store)
 
     @classmethod
-    async def open(cls, settings: RegistrySettings) -> Registry:
+    async def open(cls, settings: RegistrySettings, metrics: RegistryMetrics | None = None) -> Registry:
         """Opens the stores and reconciles rows with blobs (reconcile.py) before returning."""
         run_started_ns = time.time_ns()
         data_dir = settings.resolved_data_dir()
@@ -175,42 +172,10 @@ class Registry:
         await store.open()
         log.info("registry data in %s", data_dir)
         reconciled = await reconcile(store, blobs, run_started_ns, settings.verify_blobs_on_start)
-        return cls(settings, store, blobs, reconciled)
+        return cls(settings, store, blobs, reconciled, metrics)
 
     async def close(self) -> None:
         await self._store.close()
-
-    def _check_path(self, raw: str) -> Path:
-        """The resolved regular file `raw` names, or a typed error saying why it may not be read."""
-        if not raw:
-            raise InvalidPath("path: a model file path is required")
-        shown = repr(raw) if len(raw) <= 200 else repr(raw[:200]) + f"... ({len(raw)} characters)"
-        if "\x00" in raw:
-            raise InvalidPath(f"path {shown} contains a NUL byte")
-        path = Path(raw).expanduser()
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            raise FileNotFound(f"model file {shown} does not exist (on the registry's host)") from None
-        except OSError as exc:
-            raise InvalidPath(f"model file {shown} cannot be read: {exc.strerror}") from None
-        resolved = path.resolve()
-        pseudo = next((top for top in _PSEUDO_FS if resolved.is_relative_to(top)), None)
-        if pseudo is not None:
-            raise InvalidPath(f"{shown} resolves under {pseudo} (a kernel pseudo-file system), not a model file")
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidPath(f"{shown} is not a regular file but {_kind(info.st_mode)} (folders are not supported yet)")
-        if self._roots and not any(resolved.is_relative_to(root) for root in self._roots):
-            raise InvalidPath(
-                f"{shown} is outside the folders this registry may read (MLOS_REGISTRY_ALLOWED_ROOTS)"
-            )
-        limit = self._settings.max_artifact_bytes
-        if info.st_size > limit:
-            raise ArtifactTooLarge(
-                f"{shown} is {info.st_size} bytes, over the registry's limit of {limit} bytes "
-                "(MLOS_REGISTRY_MAX_ARTIFACT_BYTES)"
-            )
-        return resolved
 
     async def register(
         self,
@@ -219,47 +184,114 @@ class Registry:
         config: ServingConfig | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ModelVersion:
-        """Registers the model file at `path`; identical bytes under `name` return the existing version.
+        """Registers the model at `path`: a file, a folder (sources.folder_model picks its model; an ONNX
+        model with external data becomes one bundle artifact) or `hf/org/name[@rev]` (hf_cache.py).
+        Identical bytes under `name` return the existing version.
         Durable order: the blob is fsynced and renamed into place (its folder fsynced) before the row
         is committed (SQLite WAL, synchronous=FULL), so a version visible once is there after a crash."""
         validate_name(name)
         labels = _validate_labels(labels or {})
-        source = await asyncio.to_thread(self._check_path, path)
-        shown = repr(path)
-        fmt = await asyncio.to_thread(formats.sniff, source)
+        shown = repr(path) if len(path) <= 200 else repr(path[:200]) + "..."
+        if hf_cache.is_reference(path):
+            snap = await asyncio.to_thread(hf_cache.resolve, path, self._settings.resolved_hf_cache_dir())
+            log.info("%s resolved to commit %s in the Hugging Face cache", path, snap.commit)
+            mv = await self.register_source(name, snap.folder, snap.repo_root, shown, config, labels)
+            return self.metrics.registered("hf", mv)
+        source = await asyncio.to_thread(sources.check_path, path, self._roots, self._settings.max_artifact_bytes)
+        root = source if source.is_dir() else source.parent
+        return self.metrics.registered("path", await self.register_source(name, source, root, shown, config, labels))
+
+    async def upload(self, header: upload.UploadHeader, chunks: AsyncIterator[bytes]) -> ModelVersion:
+        """UploadModel (upload.py): receive and verify the bytes, then register them as a local file
+        or (header.archive) folder would be."""
+        validate_name(header.name)
+        labels = _validate_labels(header.labels)
+        mv = await upload.register_upload(self, self._blobs, header, labels, chunks, self._settings.max_artifact_bytes)
+        return self.metrics.registered("upload", mv)
+
+    async def register_source(
+        self, name: str, source: Path, root: Path, shown: str, config: ServingConfig | None, labels: dict[str, str],
+    ) -> ModelVersion:
+        """Registers a checked file or folder; external data must lie within `root`."""
+        model_file = source
+        if await asyncio.to_thread(source.is_dir):
+            found = await asyncio.to_thread(sources.folder_model, source, root, shown)
+            if found.model_file is None:
+                sources.refuse_conversion(found, shown)  # the seam where conversion plugs in
+            assert found.model_file is not None
+            model_file = found.model_file
+        fmt = await asyncio.to_thread(formats.sniff, model_file)
         if fmt is not None:
             formats.reject_unregistrable(fmt, shown)
-        staged = await asyncio.to_thread(self._blobs.stage, source, self._settings.max_artifact_bytes, shown)
+        staged = await asyncio.to_thread(self._blobs.stage, model_file, self._settings.max_artifact_bytes, shown)
+        return await self.register_staged(name, staged, fmt, shown, config, labels, (model_file, root))
+
+    async def register_staged(
+        self, name: str, staged: StagedBlob, fmt: str | None, shown: str, config: ServingConfig | None,
+        labels: dict[str, str], origin: tuple[Path, Path] | None,
+    ) -> ModelVersion:
+        """Describes and commits a staged single file (always discarding the temp copy). An ONNX file
+        with external data is registered as a bundle of `origin` = (its model file, containment root)."""
         try:
-            # Inspect the staged copy: what we check is exactly what we store.
-            described = await asyncio.to_thread(
-                _describe, fmt, staged.temp_path, source.parent, shown, config, name,
-                self._settings.default_max_batch_size,
-            )
-            draft = ModelVersion(
-                name=name,
-                version=0,
-                format=described.format,
-                sha256=staged.sha256,
-                size_bytes=staged.size_bytes,
-                inputs=described.sig.inputs,
-                outputs=described.sig.outputs,
-                config=described.config,
-                labels=labels,
-                task=described.task,
-                facts=described.facts,
-                created_unix_ms=int(time.time() * 1000),
-            )
-            async with self._write_lock:
-                await asyncio.to_thread(self._blobs.commit, staged)
-                stored, created = await self._store.add_version(draft)
-            if created:
-                await self._feed.notify()
+            try:
+                # Inspect the staged copy: what we check is exactly what we store.
+                described = await asyncio.to_thread(
+                    _describe, fmt, staged.temp_path, shown, config, name, self._settings.default_max_batch_size
+                )
+            except signature.HasExternalData:
+                if origin is None:
+                    raise InvalidModelFile(
+                        f"{shown} keeps tensors in external data files; upload (or register) its folder instead"
+                    ) from None
+            else:
+                return await self._commit(name, staged, described, labels)
         finally:
             await asyncio.to_thread(self._blobs.discard, staged)
+        return await self._register_bundle(name, origin[0], origin[1], shown, config, labels)
+
+    async def _register_bundle(
+        self, name: str, model_file: Path, root: Path, shown: str, config: ServingConfig | None,
+        labels: dict[str, str],
+    ) -> ModelVersion:
+        """An ONNX model with external data, stored as one canonical tar (mlos_common.bundle)."""
+        limit = self._settings.max_artifact_bytes
+        plan = await asyncio.to_thread(bundle.plan_onnx, model_file, root, shown, limit)
+        staged = await asyncio.to_thread(
+            self._blobs.stage_with,
+            lambda out: write_bundle(out, plan.model_rel, plan.files, lambda p: formats.open_regular(p, shown)),
+            limit, shown,
+        )
+        try:
+            sig = await asyncio.to_thread(signature.inspect_model, plan.model, shown)
+            facts = {"bundle_files": str(len(plan.files)), "model_file": plan.model_rel}
+            described = _onnx_described(sig, config, name, self._settings.default_max_batch_size, facts)
+            return await self._commit(name, staged, described, labels)
+        finally:
+            await asyncio.to_thread(self._blobs.discard, staged)
+
+    async def _commit(self, name: str, staged: StagedBlob, described: _Described, labels: dict[str, str]) -> ModelVersion:
+        """Makes the staged blob visible under its digest and commits the row (in that order)."""
+        draft = ModelVersion(
+            name=name,
+            version=0,
+            format=described.format,
+            sha256=staged.sha256,
+            size_bytes=staged.size_bytes,
+            inputs=described.sig.inputs,
+            outputs=described.sig.outputs,
+            config=described.config,
+            labels=labels,
+            task=described.task,
+            facts=described.facts,
+            created_unix_ms=int(time.time() * 1000),
+        )
+        async with self._write_lock:
+            await asyncio.to_thread(self._blobs.commit, staged)
+            stored, created = await self._store.add_version(draft)
         if created:
-            log.info("registered %s version %d (%s, %s, %d bytes)", name, stored.version, stored.format, stored.sha256[:12],
-                     stored.size_bytes)
+            await self._feed.notify()
+            log.info("registered %s version %d (%s, %s, %d bytes)", name, stored.version, stored.format,
+                     stored.sha256[:12], stored.size_bytes)
         else:
             log.info("%s: identical bytes already registered as version %d", name, stored.version)
         return stored

@@ -11,6 +11,7 @@ from mlos.registry.v1 import registry_pb2_grpc
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_serving
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
+from mlos_registry.metrics import RegistryMetrics
 from mlos_registry.servicer import RegistryServicer
 
 SERVICE_NAME = "mlos.registry.v1.Registry"
@@ -33,7 +34,7 @@ async def start(
     settings: RegistrySettings, parts: ServerParts, metrics_registry: CollectorRegistry
 ) -> tuple[aio.Server, int, Sequence[Callable[[], Awaitable[None]]]]:
     """Opens the stores, builds the server and reports SERVING; run_service starts and drains it."""
-    registry_core = await Registry.open(settings)
+    registry_core = await Registry.open(settings, RegistryMetrics(metrics_registry))
     services = registry_services(registry_core)
     server, port = build_server(settings, services, parts)
     await set_serving(parts, services, True)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
-from mlos_registry.convert import change_to_pb, config_from_pb, version_to_pb
+from mlos_common.errors import InvalidArgument
+from mlos_registry.convert import change_to_pb, config_from_pb, upload_header_from_pb, version_to_pb
 from mlos_registry.core import Registry
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         config = config_from_pb(request.config) if request.HasField("config") else None
         mv = await self._registry.register(request.name, request.path, config, dict(request.labels))
         return version_to_pb(mv)
+
+    async def UploadModel(self, request_iterator, context) -> registry_pb2.ModelVersion:
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgument("UploadModel: the first message must carry `header` (name, size_bytes, sha256)")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in messages:
+                if message.WhichOneof("part") != "chunk":
+                    raise InvalidArgument("UploadModel: only the first message carries `header`; later ones carry `chunk`")
+                yield message.chunk
+
+        return version_to_pb(await self._registry.upload(upload_header_from_pb(first.header), chunks()))
 
     async def ListModels(self, request: registry_pb2.ListModelsRequest, context) -> registry_pb2.ListModelsResponse:
         versions, revision = await self._registry.listing(request.name)

@@ -8,10 +8,9 @@ and com.microsoft (onnxruntime contrib ops) are allowed.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -32,9 +31,23 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
 
 
+class HasExternalData(Exception):
+    """Raised (internally, not to users) for a single ONNX file whose tensors live in other files:
+    the registry then registers its folder as a bundle (bundle.py)."""
+
+
+def parse_model(data: bytes, shown_as: str) -> onnx.ModelProto:
+    """Parses ONNX bytes (never following external data); InvalidModelFile if they are not a model."""
+    return _checked(lambda: onnx.load_model_from_string(data), shown_as)
+
+
 def load_model(path: Path, shown_as: str) -> onnx.ModelProto:
+    return _checked(lambda: onnx.load(str(path), load_external_data=False), shown_as)
+
+
+def _checked(load: Callable[[], onnx.ModelProto], shown_as: str) -> onnx.ModelProto:
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = load()
     except (DecodeError, ValueError, RuntimeError, TypeError) as exc:
         raise InvalidModelFile(
             f"{shown_as} is not a model file we recognise: it is not GGUF, SafeTensors or PyTorch, "
@@ -58,7 +71,7 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
                 yield from _graphs(sub)
 
 
-def _tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+def tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     for graph in _graphs(model.graph):
         yield from graph.initializer
         for sparse in graph.sparse_initializer:
@@ -71,33 +84,10 @@ def _tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
                 yield from attr.tensors
 
 
-def _unsafe_location(location: str, folder: Path) -> bool:
-    if not location or "\x00" in location:
-        return True
-    if os.path.isabs(location) or PureWindowsPath(location).is_absolute() or location.startswith(("/", "\\")):
-        return True
-    parts = PurePosixPath(location.replace("\\", "/")).parts
-    if ".." in parts:
-        return True
-    resolved = (folder / location).resolve()
-    return not resolved.is_relative_to(folder.resolve())
-
-
-def check_external_data(model: onnx.ModelProto, model_dir: Path, shown_as: str) -> None:
-    for tensor in _tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        if _unsafe_location(location, model_dir):
-            raise InvalidModelFile(
-                f"{shown_as}: tensor {tensor.name!r} refers to external data at {location!r}, outside the "
-                "model's folder; refusing to register it"
-            )
-        raise InvalidModelFile(
-            f"{shown_as}: tensor {tensor.name!r} keeps its data in a separate file ({location!r}); models "
-            "with external data cannot be registered yet; save it as one file "
-            "(onnx.save(model, path, save_as_external_data=False))"
-        )
+def check_external_data(model: onnx.ModelProto) -> None:
+    """HasExternalData if any tensor keeps its data in another file (bundle.py checks where)."""
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors(model)):
+        raise HasExternalData()
 
 
 def check_domains(model: onnx.ModelProto, shown_as: str) -> None:
@@ -158,10 +148,15 @@ def extract_signature(model: onnx.ModelProto, shown_as: str) -> Signature:
     return Signature(tuple(inputs), tuple(outputs))
 
 
-def inspect_onnx(staged: Path, model_dir: Path, shown_as: str) -> Signature:
-    """Parses the ONNX file at `staged` (a copy of a file that lived in `model_dir`) and checks it."""
+def inspect_onnx(staged: Path, shown_as: str) -> Signature:
+    """Parses the one-file ONNX model at `staged` and checks it; HasExternalData if it is not one file."""
     model = load_model(staged, shown_as)
-    check_external_data(model, model_dir, shown_as)
+    check_external_data(model)
+    return inspect_model(model, shown_as)
+
+
+def inspect_model(model: onnx.ModelProto, shown_as: str) -> Signature:
+    """Checks a parsed model's operator domains and extracts its signature."""
     check_domains(model, shown_as)
     return extract_signature(model, shown_as)
 

@@ -26,6 +26,39 @@ class RegisterModelRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class UploadModelRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UploadHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadHeader(_message.Message):
+    __slots__ = ("name", "config", "labels", "size_bytes", "sha256", "archive", "filename")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: _tensor_pb2.ModelServingConfig
+    labels: _containers.ScalarMap[str, str]
+    size_bytes: int
+    sha256: str
+    archive: bool
+    filename: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_tensor_pb2.ModelServingConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., archive: _Optional[bool] = ..., filename: _Optional[str] = ...) -> None: ...
+
 class ModelVersion(_message.Message):
     __slots__ = ("name", "version", "format", "sha256", "size_bytes", "inputs", "outputs", "config", "labels", "created_unix_ms", "task", "facts", "aliases")
     class LabelsEntry(_message.Message):

@@ -39,6 +39,11 @@ class RegistryStub:
                 request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
                 response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.UploadModel = channel.stream_unary(
+                '/mlos.registry.v1.Registry/UploadModel',
+                request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.UploadModelRequest.SerializeToString,
+                response_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/mlos.registry.v1.Registry/ListModels',
                 request_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
@@ -80,8 +85,20 @@ class RegistryServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterModel(self, request, context):
-        """Registers a model file that the registry process can read. Identical bytes under the
-        same name are idempotent (the existing version is returned).
+        """Registers a model that the registry process can read: a file, a folder (an ONNX model with
+        external data becomes one bundle artifact: a canonical tar, see mlos_common/bundle.py) or
+        "hf/org/name[@revision]" resolved in the registry's local Hugging Face cache (never online).
+        Identical bytes under the same name are idempotent (the existing version is returned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadModel(self, request_iterator, context):
+        """Client stream: the first message carries `header`, every later one a `chunk` of the bytes
+        (a model file, or with header.archive a tar of a model folder). The bytes are written to a
+        temp file in the store, checked against the declared size and sha256 (INVALID_ARGUMENT
+        naming both on a mismatch), then registered exactly as a local file or folder.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +159,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'RegisterModel': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterModel,
                     request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.RegisterModelRequest.FromString,
+                    response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'UploadModel': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadModel,
+                    request_deserializer=mlos_dot_registry_dot_v1_dot_registry__pb2.UploadModelRequest.FromString,
                     response_serializer=mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
@@ -206,6 +228,33 @@ class Registry:
             target,
             '/mlos.registry.v1.Registry/RegisterModel',
             mlos_dot_registry_dot_v1_dot_registry__pb2.RegisterModelRequest.SerializeToString,
+            mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadModel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mlos.registry.v1.Registry/UploadModel',
+            mlos_dot_registry_dot_v1_dot_registry__pb2.UploadModelRequest.SerializeToString,
             mlos_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
