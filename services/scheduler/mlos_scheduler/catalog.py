@@ -91,6 +91,10 @@ class RegistryCatalog:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
+    async def retired(self) -> None:
+        """Returns once every deletion applied to the view so far has been retired."""
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
     async def close(self) -> None:
         if self.follower is not None:
             await self.follower.close()
