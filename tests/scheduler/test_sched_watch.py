@@ -5,6 +5,8 @@ down at start leaves a scheduler that starts and keeps retrying. Waits are on th
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,7 +41,9 @@ def versions_dir(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory, demo: dict[str, DemoModel]) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("watch"), {"iris": demo["iris"]}, load=()) as s:
+    """A stack whose executor runs every batch on its worker threads (none inline), so a test can hold them."""
+    async with running_stack(tmp_path_factory.mktemp("watch"), {"iris": demo["iris"]}, load=(),
+                             executor_settings=[{"inline_run_us": 0}]) as s:
         yield s
 
 
@@ -93,6 +97,31 @@ async def test_deleted_version_stops_being_listed_and_served(stack: Stack, versi
     index = await stack.stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=WAIT_S)
     assert "doomed" not in {m.name for m in index.models}
     assert not any(name == "doomed" for name, _ in stack.executor_core.models), "its executor unloaded it"
+
+
+async def test_requests_in_flight_when_deleted_finish(stack: Stack, versions_dir: list[Path]) -> None:
+    await stack.registry.register("busy", versions_dir[0])
+    await caught_up(stack)
+    assert await answered_by(stack, "busy") == "1"
+    executor = stack.executor_core
+    gate = threading.Event()
+    loop = asyncio.get_running_loop()
+    # Hold every execution slot of the executor: the next batch of "busy" waits there, in flight.
+    holders = [loop.run_in_executor(executor._pool, gate.wait) for _ in range(executor.execution_slots)]
+    running = loop.create_task(answered_by(stack, "busy"))
+    try:
+        await stack.registry.delete("busy")
+        await stack.catalog.view.wait_for((await stack.registry.listing())[1], WAIT_S)
+        assert ("busy", 1) not in stack.core.served, "no new request finds a deleted version"
+        details = await expect_error(stack, request("busy"), grpc.StatusCode.NOT_FOUND)
+        assert "'busy' is not registered" in details
+        assert not running.done()
+    finally:
+        gate.set()
+    await asyncio.gather(*holders)
+    assert await running == "1", "the request in flight when the deletion arrived finished"
+    await stack.catalog.retired()
+    assert ("busy", 1) not in executor.models
 
 
 async def test_latest_and_aliases_move_live(stack: Stack, versions_dir: list[Path]) -> None:

@@ -171,29 +171,34 @@ class Scheduler:
             if not keys:
                 raise ModelNotFound(f"model {name!r} is not loaded")
             for key in keys:
-                await self._drop(key, f"model {name!r} v{key[1]} was unloaded")
+                await self._drop(key, self.served.pop(key), f"model {name!r} v{key[1]} was unloaded")
             self.latest.pop(name, None)
             return len(keys)
 
-    async def retire(self, name: str, version: int) -> bool:
-        """Stops serving a version deleted from the registry: new requests no longer find it,
-        requests still queued fail UNAVAILABLE saying so, batches already sent finish; then its
-        executors unload it. False if it was not served."""
+    async def retire(self, name: str, version: int, drain_poll_s: float = 0.01) -> bool:
+        """Stops serving a version deleted from the registry: new requests no longer find it at
+        once; requests already queued or running finish (for up to execute_timeout_s; then the
+        rest fail UNAVAILABLE saying why); then its executors unload it. False if not served."""
+        key = (name, version)
         async with self._locks.setdefault(name, asyncio.Lock()):
-            if (name, version) not in self.served:
+            served = self.served.pop(key, None)
+            if served is None:
                 return False
-            await self._drop((name, version), f"model {name!r} v{version} was deleted from the registry")
             if self.latest.get(name) == version:
                 rest = [v for n, v in self.served if n == name]
                 if rest:
                     self.latest[name] = max(rest)
                 else:
                     del self.latest[name]
-            log.info("stopped serving %s v%d: deleted from the registry", name, version)
-            return True
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.execute_timeout_s
+        while not served.batcher.idle and loop.time() < give_up:
+            await asyncio.sleep(drain_poll_s)
+        await self._drop(key, served, f"model {name!r} v{version} was deleted from the registry")
+        log.info("stopped serving %s v%d: deleted from the registry", name, version)
+        return True
 
-    async def _drop(self, key: tuple[str, int], reason: str) -> None:
-        served = self.served.pop(key)
+    async def _drop(self, key: tuple[str, int], served: Served, reason: str) -> None:
         self.stats.unwatch_batcher(*key)
         self.profiles.forget(*key)
         await served.batcher.close(reason)
