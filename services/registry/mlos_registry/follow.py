@@ -12,7 +12,7 @@ Each attempt opens a fresh channel (reconnecting on the follower's own backoff),
 When the stream breaks (registry restarted, network), the follower waits a backoff
 (initial_backoff_s doubling to max_backoff_s, reset once a stream is open) and resumes from the
 revision it last applied, so it misses nothing; OUT_OF_RANGE (that revision was trimmed, or the
-registry is another one) re-snapshots at once. A registry that is down at start costs retries,
+registry is another one) re-snapshots after the same backoff. A registry down at start costs retries,
 never an error: the owner starts anyway and the view stays empty (`synced` false) meanwhile.
 
 Every call goes through RegistryClient (typed errors); grpc is only the channel built here.
@@ -110,9 +110,8 @@ class ViewFollower:
             finally:
                 await client.close()
             self._lost()
-            if not self._resnapshot:
-                await asyncio.sleep(self._backoff_s)
-                self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
+            await asyncio.sleep(self._backoff_s)  # after OUT_OF_RANGE too: a registry repeating it is not hammered
+            self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
 
     async def _follow(self, client: RegistryClient) -> None:
         if self._resnapshot or not self.view.synced:
