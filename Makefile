@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation validate clean
+.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch validate clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ eval-predictor: install
 # Options: make bench-generation GEN_ARGS='--quick'
 bench-generation: install
 	$(PY) bench/bench_generation.py $(GEN_ARGS)
+
+# A lookup from the registry view vs a GetModel RPC, and registration -> view propagation (~10 s).
+# Options: make bench-watch WATCH_ARGS='--quick'
+bench-watch: install
+	$(PY) bench/bench_watch.py $(WATCH_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

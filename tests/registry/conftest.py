@@ -31,12 +31,14 @@ def fixed_onnx(models_dir: Path) -> Path:
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
-    """serve(**settings_overrides) -> a started server with a connected RegistryClient."""
+    """serve(**settings_overrides) -> a started server with a connected RegistryClient (grpc_port
+    given = a restart on that port; data_dir given = on that store)."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def start(**overrides) -> Served:
         overrides.setdefault("data_dir", tmp_path / f"data{len(cleanups)}")
-        settings = RegistrySettings(grpc_port=0, metrics_port=-1, **overrides)
+        overrides.setdefault("grpc_port", 0)
+        settings = RegistrySettings(metrics_port=-1, **overrides)
         core = await Registry.open(settings)
         server, port = create_server(settings, core)
         await server.start()

@@ -34,6 +34,7 @@ from mlos_registry.client import RegistryClient
 from mlos_registry.config import RegistrySettings
 from mlos_registry.core import Registry
 from mlos_registry.server import create_server as create_registry_server
+from mlos_scheduler.catalog import RegistryCatalog
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.peers import PeerMonitor
@@ -108,6 +109,7 @@ class Stack:
     metrics: CollectorRegistry
     models: dict[str, DemoModel] = field(default_factory=dict)
     link: PredictorLink | None = None  # with a predictor_addr: profiles and scores in, telemetry out
+    catalog: RegistryCatalog | None = None  # the scheduler's model lookups (its registry view when watching)
 
     @property
     def executor_server(self) -> aio.Server:
@@ -169,8 +171,8 @@ async def running_stack(
         )
         parts = ServerParts()
         metrics = CollectorRegistry()
-        core, reg_client_for_core = build_core(settings, parts, metrics)
-        stack.push_async_callback(reg_client_for_core.close)
+        core, catalog = build_core(settings, parts, metrics)
+        stack.push_async_callback(catalog.close)
         stack.push_async_callback(core.close)
         link = None
         if settings.predictor_addr and start_link:
@@ -208,7 +210,7 @@ async def running_stack(
         yield Stack(
             stub=stub, admin=spbg.SchedulerAdminStub(channel), channel=channel, addr=addr, core=core,
             monitor=monitor, registry=registry, settings=settings, executors=running, shm=shm, metrics=metrics, models=dict(demo),
-            link=link,
+            link=link, catalog=catalog,
         )
 
 

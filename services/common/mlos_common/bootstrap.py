@@ -88,6 +88,20 @@ def channel_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     ]
 
 
+def feed_channel_options(
+    settings: ServiceSettings | None, initial_backoff_s: float, max_backoff_s: float
+) -> list[tuple[str, int]]:
+    """Options of a follower's channel (a feed that reconnects after its peer went away): a fresh
+    channel per attempt, reconnecting on the follower's own backoff."""
+    return channel_options(settings or ServiceSettings()) + [
+        # a fresh channel per attempt must not inherit a shared subchannel's reconnect backoff
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.initial_reconnect_backoff_ms", int(initial_backoff_s * 1000)),
+        ("grpc.min_reconnect_backoff_ms", int(initial_backoff_s * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(max_backoff_s * 1000)),
+    ]
+
+
 def _not_health(details: grpc.HandlerCallDetails) -> bool:
     return not details.method.startswith(f"/{HEALTH_SERVICE}/")
 

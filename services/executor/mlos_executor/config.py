@@ -17,6 +17,11 @@ class ExecutorSettings(ServiceSettings):
     metrics_port: int = 8202
     executor_id: str = Field("executor-0", description="Name reported in status and telemetry.")
     registry_addr: str = Field("127.0.0.1:8101", description="Registry to fetch artifacts from.")
+    registry_watch: bool = Field(
+        True,
+        description="Follow the registry's WatchModels stream: prefetch resolves the latest version from "
+        "that view, and a version deleted from the registry is unloaded here once no work is in flight.",
+    )
     predictor_addr: str = Field("", description="Predictor to stream telemetry to; empty = none.")
     cache_dir: Path = Field(Path("~/.mlos/executor").expanduser(), description="Verified artifacts.")
     device: str = Field("auto", description="auto (CUDA when available), cpu or cuda.")

@@ -10,6 +10,7 @@ from mlos_executor.config import ExecutorSettings
 from mlos_executor.prefetch import Forecast, Target
 from mlos_predictor.client import PredictorClient
 from mlos_registry.client import RegistryClient
+from mlos_registry.domain import ModelVersion
 
 CALL_TIMEOUT_S = 5.0
 
@@ -50,7 +51,11 @@ class RegistryPeer:
     async def latest(self, name: str) -> Target:
         """The latest registered version of `name`; NotFound when unknown, FailedPrecondition when
         it is not an ONNX model (this executor runs ONNX Runtime)."""
-        mv = await self._client.get(name)
-        if mv.format != "onnx":
-            raise FailedPrecondition(f"model {name!r} v{mv.version} is {mv.format}; this executor runs ONNX models")
-        return Target(mv.name, mv.version, mv.sha256, mv.config.max_batch_size)
+        return prefetch_target(await self._client.get(name))
+
+
+def prefetch_target(mv: ModelVersion) -> Target:
+    """What prefetch loads for a registered version; FailedPrecondition when it is not an ONNX model."""
+    if mv.format != "onnx":
+        raise FailedPrecondition(f"model {mv.name!r} v{mv.version} is {mv.format}; this executor runs ONNX models")
+    return Target(mv.name, mv.version, mv.sha256, mv.config.max_batch_size)

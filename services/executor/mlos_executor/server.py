@@ -15,12 +15,15 @@ from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore, Fetcher, Sink
 from mlos_executor.memory import mem_total_bytes
 from mlos_executor.memory_guard import MemoryGuard, MemoryMeasurement
-from mlos_executor.peers import PredictorPeer, RegistryPeer
+from mlos_executor.peers import PredictorPeer, RegistryPeer, prefetch_target
 from mlos_executor.periodic import Periodic
 from mlos_executor.prefetch import Prefetcher, Target
+from mlos_executor.registry_follow import DeletedUnloadsCollector, RegistryFollow
 from mlos_executor.servicer import ExecutorServicer
 from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
 from mlos_executor.unix_link import socket_name
+from mlos_registry.follow import ViewFollower, WatchCollector
+from mlos_registry.model_view import ModelView
 
 SERVICE = "mlos.executor.v1.Executor"
 
@@ -93,8 +96,8 @@ def memory_guard(
 
 
 def prefetcher(
-    settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer, registry: RegistryPeer,
-    metrics: ExecutorMetrics | None = None,
+    settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer,
+    resolve: Callable[[str], Awaitable[Target]], metrics: ExecutorMetrics | None = None,
 ) -> Prefetcher:
     """Loads the models the predictor's workload forecast names (see prefetch.py) into `core`."""
 
@@ -102,10 +105,29 @@ def prefetcher(
         return await core.load(t.name, t.version, t.sha256, t.max_batch_size)
 
     return Prefetcher(
-        forecast=predictor.workload, resolve=registry.latest, load=load,
+        forecast=predictor.workload, resolve=resolve, load=load,
         held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate,
         on_decision=metrics.prefetched if metrics else None, on_poll=metrics.polled if metrics else None,
     )
+
+
+def follow_registry(
+    settings: ExecutorSettings, core: ExecutorCore, peer: RegistryPeer, registry: CollectorRegistry | None = None,
+) -> tuple[RegistryFollow, Callable[[], Awaitable[None]]]:
+    """Starts following the registry's model view for `core` (see registry_follow.py); -> (the
+    follow, its closer). Metrics mlos_registry_watch_* and mlos_executor_deleted_unloads_total."""
+    follower = ViewFollower.to(settings.registry_addr, ModelView(), settings)
+    follow = RegistryFollow(core, follower.view, peer.latest, prefetch_target)
+    if registry is not None:
+        registry.register(WatchCollector(follower))
+        registry.register(DeletedUnloadsCollector(follow))
+    follower.start()
+
+    async def close() -> None:
+        await follower.close()
+        await follow.close()
+
+    return follow, close
 
 
 async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
@@ -131,10 +153,15 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
     background = Periodic()
     if telemetry.streamer is not None and settings.health_interval_s > 0:
         background.every(settings.health_interval_s, lambda: telemetry.health_sample(core), "health sample")
+    registry_peer = RegistryPeer(settings.registry_addr)
+    closers.append(registry_peer.close)
+    resolve = registry_peer.latest
+    if settings.registry_watch:
+        follow, close_follow = follow_registry(settings, core, registry_peer, registry)
+        closers.insert(0, close_follow)
+        resolve = follow.latest
     if predictor is not None and settings.prefetch_interval_s > 0:
-        registry_peer = RegistryPeer(settings.registry_addr)
-        closers.append(registry_peer.close)
-        prefetch = prefetcher(settings, core, predictor, registry_peer, metrics)
+        prefetch = prefetcher(settings, core, predictor, resolve, metrics)
         background.every(settings.prefetch_interval_s, prefetch.poll, "prefetch")
     closers.insert(0, background.close)
     await set_serving(parts, svcs, True)

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from pathlib import Path
 
 from grpc import aio
@@ -142,11 +142,18 @@ class RegistryClient:
         request = registry_pb2.DeleteAliasRequest(name=name, alias=alias)
         return (await self._unary("DeleteAlias", request)).version
 
-    async def watch(self, since_revision: int = 0) -> AsyncGenerator[ModelChange, None]:
+    async def watch(
+        self, since_revision: int = 0, on_open: Callable[[], None] | None = None
+    ) -> AsyncGenerator[ModelChange, None]:
         """Every change after `since_revision`, then live ones, until the caller stops iterating.
-        OutOfRange if the registry no longer keeps those changes (re-list with `listing`)."""
+        OutOfRange if the registry no longer keeps those changes (re-list with `listing`).
+        `on_open()` runs once the registry has accepted the stream (before any change arrives)."""
         call = self._stub.WatchModels(registry_pb2.WatchModelsRequest(since_revision=since_revision))
         try:
+            if on_open is not None:
+                await call.initial_metadata()  # the registry sends it as the stream opens
+                if not call.done():
+                    on_open()
             async for pb in call:
                 yield change_from_pb(pb)
         except aio.AioRpcError as exc:

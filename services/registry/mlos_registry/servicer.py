@@ -67,6 +67,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     async def WatchModels(
         self, request: registry_pb2.WatchModelsRequest, context
     ) -> AsyncIterator[registry_pb2.ModelChange]:
+        await context.send_initial_metadata(())  # tells a watcher the stream is open before any change
         async for change in self._registry.watch(request.since_revision):
             yield change_to_pb(change)
 

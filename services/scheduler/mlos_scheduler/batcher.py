@@ -274,6 +274,11 @@ class DynamicBatcher(BatchFormation):
         self.batch_s_avg = 0.8 * self.batch_s_avg + 0.2 * took if self.batch_s_avg else took
         self.overhead.batch_done(took, est.mean_s)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch in flight."""
+        return not len(self._queue) and not self._running
+
     def stats(self) -> BatcherStats:
         self._stats.pending = len(self._queue)
         return self._stats

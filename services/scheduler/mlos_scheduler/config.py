@@ -17,6 +17,12 @@ class SchedulerSettings(ServiceSettings):
     metrics_port: int = 8002
     http_port: int = Field(8080, description="KServe v2 REST port (MLServer's); 0 = any free, -1 = off.")
     registry_addr: str = Field("127.0.0.1:8101", description="Registry (model metadata).")
+    registry_watch: bool = Field(
+        True,
+        description="Follow the registry's WatchModels stream into an in-memory model view: lookups of known "
+        "models cost no RPC, new registrations, deletions and alias moves take effect live. false = a "
+        "GetModel per lookup of a model not loaded.",
+    )
     executor_addrs: str = Field("127.0.0.1:8201", description="Comma-separated executors.")
     max_queue_size: int = Field(1024, description="Pending requests per model before RESOURCE_EXHAUSTED.")
     execute_timeout_s: float = Field(60.0, description="Executor call limit when the client sets no deadline.")

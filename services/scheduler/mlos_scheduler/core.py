@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Lookup = Callable[[str, int], Awaitable[ModelInfo]]      # (name, version 0 = latest); raises NotFound
 Lister = Callable[[], Awaitable[list[ModelInfo]]]
+# (name, version text) -> the version the registry view gives it: "" = latest, a word = an alias; 0 = unknown
+Resolver = Callable[[str, str], int]
 
 
 def parse_version(version: str) -> int:
@@ -78,6 +80,7 @@ class Scheduler:
     peers_ready: bool = False
     startup_ready: bool = True        # False while start-up models are still loading
     load_errors: dict[str, str] = field(default_factory=dict)  # name -> why its start-up load failed
+    resolve: Resolver | None = None  # the registry view's versions and aliases (None: numbers only)
 
 
     @property
@@ -100,8 +103,22 @@ class Scheduler:
 
     # ---- serving set ----
 
+    def version_of(self, name: str, version: str) -> int:
+        """The version a request names (0 = the latest the registry knows of, found by lookup): a
+        number as given; "" = the registry view's latest; another word = an alias in the view."""
+        if self.resolve is None:
+            return parse_version(version)
+        if version and not version.lstrip("-").isdigit():
+            found = self.resolve(name, version)
+            if not found:
+                raise BadRequest(
+                    f"model version must be an integer or an alias of model {name!r}, got {version[:64]!r}"
+                )
+            return found
+        return parse_version(version) or self.resolve(name, "")
+
     def find(self, name: str, version: str) -> Served | None:
-        v = parse_version(version) or self.latest.get(name, 0)
+        v = self.version_of(name, version) or self.latest.get(name, 0)
         return self.served.get((name, v)) if v else None
 
     async def load(
@@ -154,13 +171,38 @@ class Scheduler:
             if not keys:
                 raise ModelNotFound(f"model {name!r} is not loaded")
             for key in keys:
-                served = self.served.pop(key)
-                self.stats.unwatch_batcher(name, key[1])
-                self.profiles.forget(name, key[1])
-                await served.batcher.close(f"model {name!r} v{key[1]} was unloaded")
-                await self.dispatcher.unplace(served.model)
+                await self._drop(key, self.served.pop(key), f"model {name!r} v{key[1]} was unloaded")
             self.latest.pop(name, None)
             return len(keys)
+
+    async def retire(self, name: str, version: int, drain_poll_s: float = 0.01) -> bool:
+        """Stops serving a version deleted from the registry: new requests no longer find it at
+        once; requests already queued or running finish (for up to execute_timeout_s; then the
+        rest fail UNAVAILABLE saying why); then its executors unload it. False if not served."""
+        key = (name, version)
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            served = self.served.pop(key, None)
+            if served is None:
+                return False
+            if self.latest.get(name) == version:
+                rest = [v for n, v in self.served if n == name]
+                if rest:
+                    self.latest[name] = max(rest)
+                else:
+                    del self.latest[name]
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.execute_timeout_s
+        while not served.batcher.idle and loop.time() < give_up:
+            await asyncio.sleep(drain_poll_s)
+        await self._drop(key, served, f"model {name!r} v{version} was deleted from the registry")
+        log.info("stopped serving %s v%d: deleted from the registry", name, version)
+        return True
+
+    async def _drop(self, key: tuple[str, int], served: Served, reason: str) -> None:
+        self.stats.unwatch_batcher(*key)
+        self.profiles.forget(*key)
+        await served.batcher.close(reason)
+        await self.dispatcher.unplace(served.model)
 
     def model_ready(self, name: str, version: str) -> bool:
         served = self.find(name, version)
@@ -170,7 +212,7 @@ class Scheduler:
         served = self.find(name, version)
         if served is not None:
             return served.model
-        return await self.lookup(name, parse_version(version))
+        return await self.lookup(name, self.version_of(name, version))
 
     async def index(self, ready_only: bool) -> list[IndexEntry]:
         entries = []
@@ -193,9 +235,9 @@ class Scheduler:
         if not self.auto_load:
             raise ModelNotReady(f"model {name!r} is not loaded; load it first")
         if check is not None:
-            check(await self.lookup(name, parse_version(version)))
+            check(await self.lookup(name, self.version_of(name, version)))
         timeout_s = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-        model = await self.load(name, parse_version(version), timeout_s)
+        model = await self.load(name, self.version_of(name, version), timeout_s)
         return self.served[(model.name, model.version)]
 
     async def infer(self, request: InferRequest, served: Served | None = None) -> InferResult:
@@ -246,7 +288,7 @@ class Scheduler:
         """What would happen to such a request sent now; queues nothing. -> (model, priority, prediction)."""
         served = self.find(name, version)
         if served is None:
-            await self.lookup(name, parse_version(version))  # NotFound for an unknown model
+            await self.lookup(name, self.version_of(name, version))  # NotFound for an unknown model
             raise ModelNotReady(f"model {name!r} is not loaded; load it first")
         if rows < 1 or (served.model.max_batch_size > 0 and rows > served.model.max_batch_size):
             raise BadRequest(f"batch_rows {rows} must be between 1 and max_batch_size {served.model.max_batch_size}")

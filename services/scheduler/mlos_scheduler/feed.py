@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from grpc import aio
 
-from mlos_common.bootstrap import channel_options
+from mlos_common.bootstrap import feed_channel_options
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError
 from mlos_predictor.client import PredictorClient
@@ -25,19 +24,6 @@ log = logging.getLogger(__name__)
 
 INITIAL_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
-
-
-def feed_channel_options(
-    settings: ServiceSettings | None, initial_backoff_s: float, max_backoff_s: float
-) -> list[tuple[str, Any]]:
-    """Options of a feed's channel: a fresh channel per attempt, reconnecting on the feed's backoff."""
-    return channel_options(settings or ServiceSettings()) + [
-        # a fresh channel per attempt must not inherit a shared subchannel's reconnect backoff
-        ("grpc.use_local_subchannel_pool", 1),
-        ("grpc.initial_reconnect_backoff_ms", int(initial_backoff_s * 1000)),
-        ("grpc.min_reconnect_backoff_ms", int(initial_backoff_s * 1000)),
-        ("grpc.max_reconnect_backoff_ms", int(max_backoff_s * 1000)),
-    ]
 
 
 class PredictorFeed:

@@ -17,9 +17,11 @@ from mlos_common.shm import ShmCollector, ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link_shm import LinkCollector, LinkShmSettings
 from mlos_registry.client import RegistryClient
+from mlos_registry.follow import ViewFollower, WatchCollector
+from mlos_registry.model_view import ModelView
 from mlos_scheduler.admission import AdmissionBook
 from mlos_scheduler.batch_policy import BatchPolicy
-from mlos_scheduler.catalog import registry_catalog
+from mlos_scheduler.catalog import RegistryCatalog
 from mlos_scheduler.client_stats import ClientBook, RateBook
 from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
@@ -71,13 +73,11 @@ def shm_registry(registry: CollectorRegistry | None) -> ShmRegistry:
 def build_core(
     settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry | None,
     profiles: ProfileBook | None = None,
-) -> tuple[Scheduler, RegistryClient]:
+) -> tuple[Scheduler, RegistryCatalog]:
     """`profiles`: the execution-time book the deadline prediction reads (start() passes the one
-    its ProfileFeed keeps up to date)."""
-    registry_client = RegistryClient(
-        settings.registry_addr, channel=client_channel(settings.registry_addr, settings, parts.tracer_provider)
-    )
-    lookup, lister = registry_catalog(registry_client)
+    its ProfileFeed keeps up to date). Call from the event loop: the registry follower starts here
+    (registry_watch); close the returned catalog after the core."""
+    catalog = registry_catalog(settings, parts, registry)
     shm = None
     if settings.executor_shm == "auto":
         shm = LinkShmSettings(min_bytes=settings.executor_shm_min_bytes, arena_bytes=settings.executor_shm_arena_bytes)
@@ -99,8 +99,8 @@ def build_core(
         risk=FailureRisk(scores, settings.failure_avoid_probability, registry) if scores is not None else None,
     )
     core = Scheduler(
-        lookup=lookup,
-        lister=lister,
+        lookup=catalog.lookup,
+        lister=catalog.lister,
         executors=executors,
         stats=stats,
         dispatcher=dispatcher,
@@ -117,7 +117,21 @@ def build_core(
         gate = ThreatGate(scores, settings.threat_block_score, settings.threat_action, registry)
         clients = ClientBook(settings.max_tracked_clients)
         core.door = FrontDoor(clients, RateBook(core.latest), gate, settings.threat_exempt_loopback)
-    return core, registry_client
+    catalog.follow(core)
+    return core, catalog
+
+
+def registry_catalog(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry | None) -> RegistryCatalog:
+    """Model lookups through the registry's model view (registry_watch), with its metrics in `registry`."""
+    client = RegistryClient(
+        settings.registry_addr, channel=client_channel(settings.registry_addr, settings, parts.tracer_provider)
+    )
+    if not settings.registry_watch:
+        return RegistryCatalog(client)
+    follower = ViewFollower.to(settings.registry_addr, ModelView(), settings)
+    if registry is not None:
+        registry.register(WatchCollector(follower))
+    return RegistryCatalog(client, follower)
 
 
 def score_table(settings: SchedulerSettings) -> ScoreTable | None:
@@ -208,7 +222,7 @@ def load_startup_models(
 
 
 async def start(settings: SchedulerSettings, parts: ServerParts, registry: CollectorRegistry):
-    core, registry_client = build_core(settings, parts, registry)
+    core, catalog = build_core(settings, parts, registry)
     link = PredictorLink(settings, core, registry)  # profiles and scores in, telemetry out (none without an address)
     shm = shm_registry(registry)
     svcs = services(core, shm)
@@ -226,7 +240,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
         if bring_up is not None:
             bring_up.cancel()
         await core.close()
-        await registry_client.close()
+        await catalog.close()
         shm.close()
 
     closers: list[Callable[[], Awaitable[None]]] = [link.close, monitor.close, close_core]
