@@ -1,0 +1,54 @@
+"""Fixtures for the deploy checks: the repository's deploy/ folder and the ops tools.
+
+hadolint and kubernetes-validate are pip dependencies (the `ops` extra); helm and docker-compose
+come from scripts/install_ops_tools.py (`make ops-tools`, which `make test` runs). A missing tool
+skips its tests on a developer's machine and fails them in CI (CI=true), so CI never passes
+without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+VENV_BIN = Path(sys.executable).parent
+
+
+def find_tool(name: str, *places: Path) -> Path:
+    """The tool's path: beside this Python, in `places`, or on PATH."""
+    for candidate in (VENV_BIN / name, *(p / name for p in places)):
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    why = f"{name} is not installed: run `make ops-tools` (scripts/install_ops_tools.py)"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return find_tool("helm")
+
+
+@pytest.fixture(scope="session")
+def compose() -> Path:
+    return find_tool("docker-compose", VENV_BIN.parent / "compose" / "bin")
+
+
+@pytest.fixture(scope="session")
+def hadolint() -> Path:
+    return find_tool("hadolint")
+
+
+@pytest.fixture(scope="session")
+def kubernetes_validate() -> Path:
+    return find_tool("kubernetes-validate")
