@@ -95,6 +95,7 @@ def test_a_killed_executor_is_restarted_and_nothing_else(supervised, tmp_path: P
     stop, started = threading.Event(), threading.Barrier(CALLERS + 1)
     threads, outcomes = _callers(supervised.scheduler_addr, arrays, stop, started)
     started.wait(DEADLINE_S * 4)  # every caller has been served once
+    killed_at = time.monotonic()
     os.kill(before["executor"], signal.SIGKILL)
     crashed = supervised.next_event("crashed", 30)
     restarted = supervised.next_event("restarted", 90)
@@ -116,5 +117,6 @@ def test_a_killed_executor_is_restarted_and_nothing_else(supervised, tmp_path: P
 
     _wait_serving(supervised.scheduler_addr, 60)
     serves_iris(supervised.scheduler_addr, arrays, want)
+    print(f"served again {time.monotonic() - killed_at:.1f}s after the kill")
     log = (supervised.home / "logs" / "supervisor.log").read_text()
     assert "executor exited with code -9; restarting it" in log and "executor restarted (pid" in log
