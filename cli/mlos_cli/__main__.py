@@ -140,9 +140,11 @@ async def _up(args: argparse.Namespace) -> int:
         print(_summary(info), flush=True)
     _log_to(suite.log_dir / "supervisor.log", "mlos_cli.supervise")
     supervisor = Supervisor(suite.children, suite.restart, policy, _reporter(args.json))
-    code = await supervisor.run(stop)
-    await suite.stop()
-    print("mlos: stopped", file=sys.stderr)
+    try:
+        code = await supervisor.run(stop)
+    finally:  # also when a restart fails in a way the supervisor does not expect: no child is left behind
+        await suite.stop()
+        print("mlos: stopped", file=sys.stderr)
     return code
 
 
