@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEPLOY
+from deploy_testkit import DEPLOY
 
 COMPOSE_FILE = DEPLOY / "docker-compose.yaml"
 MLOS = {"registry", "predictor", "executor-0", "executor-1", "scheduler"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import DEPLOY, ROOT
+from deploy_testkit import DEPLOY, ROOT
 
 DASHBOARD = DEPLOY / "grafana" / "mlos-dashboard.json"
 DEFINITION = re.compile(

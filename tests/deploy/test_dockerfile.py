@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DEPLOY, ROOT
+from deploy_testkit import DEPLOY, ROOT
 
 from mlos_cli.health_cmd import SERVICES
 from mlos_common.service_main import run_service

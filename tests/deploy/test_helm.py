@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEPLOY
+from deploy_testkit import DEPLOY
 
 from mlos_common.config import ServiceSettings
 
