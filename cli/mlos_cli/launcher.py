@@ -3,7 +3,8 @@
 Services start in dependency order (registry, predictor, executor, scheduler). Each child
 prints one JSON "listening" line with its bound ports; the launcher reads it, waits for the
 standard health check, then starts the next one with the addresses it needs. On SIGTERM or
-Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs).
+Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs). A child that
+dies is restarted on its old ports (`restart`; the policy is in supervise.py).
 
 `executors` > 1 starts that many executor processes ("executor", "executor-1", ...), executor i
 on the executor ports + 2*i (gRPC 8201, 8203, ...; metrics 8202, 8204, ...), each with its own
@@ -225,14 +226,6 @@ class Suite:
                     log.warning("demo model %s (%s, GGUF) left out: the registry refused it: %s", demo.name, demo.task, exc)
                     continue
                 self.models.append(demo.name)
-
-    async def wait(self) -> str:
-        """Returns when any child exits; the name of that child."""
-        waits = {asyncio.ensure_future(c.process.wait()): c.name for c in self.children.values()}
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        return waits[next(iter(done))]
 
     async def stop(self, grace_s: float = 15.0) -> None:
         for name in reversed([n for s in ORDER for n in (self.executor_names() if s == "executor" else [s])]):
