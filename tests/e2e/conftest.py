@@ -65,6 +65,22 @@ class Suite:
     info: dict
     home: Path
     process: subprocess.Popen
+    lines: queue.Queue | None = None  # stdout lines after the ready line (supervisor events); None at EOF
+
+    def next_event(self, kind: str, timeout_s: float) -> dict:
+        """The next JSON line on stdout whose "event" is `kind` (other lines are skipped)."""
+        assert self.lines is not None
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            assert line is not None, "mlos up closed its stdout (exited)"
+            event = json.loads(line)
+            if event.get("event") == kind:
+                return event
+        pytest.fail(f"no {kind!r} event from mlos up within {timeout_s:.0f}s")
 
     @property
     def scheduler_addr(self) -> str:
@@ -110,7 +126,7 @@ def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Su
         children = children_of(process.pid)
         if Path("/proc/self/stat").is_file():
             assert len(children) >= 4, f"expected the four services as children of mlos up, found {children}"
-        yield Suite(info=info, home=home, process=process)
+        yield Suite(info=info, home=home, process=process, lines=lines)
     except BaseException:
         if process.poll() is None:
             process.kill()

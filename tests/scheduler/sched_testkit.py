@@ -138,13 +138,15 @@ async def running_stack(
     start_link: bool = True,
     servicer_factory: Callable[..., ExecutorServicer] = make_servicer,
     executor_files: dict[str, Path] | None = None,
+    executor_addrs: Callable[[list[str]], str] = ",".join,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
     through the front door, yields a Stack with `executors` executor servers (executor i with the
     ExecutorSettings in `executor_settings[i]`, if given, and the servicer `servicer_factory` makes;
     the models named in `executor_files` come from those files, not the registry);
-    `overrides` are SchedulerSettings. With
+    `overrides` are SchedulerSettings; `executor_addrs` makes the scheduler's setting from the
+    running executors' addresses (e.g. to name them through DNS, or add ones not started). With
     a `predictor_addr` override the scheduler's PredictorLink runs too (short reconnect backoff),
     unless `start_link` is false (then the front door and the score table exist, unfed)."""
     async with contextlib.AsyncExitStack() as stack:
@@ -164,7 +166,7 @@ async def running_stack(
             await ex.start()
             stack.push_async_callback(ex.stop)
             running.append(ex)
-        ex_addr = ",".join(ex.addr for ex in running)
+        ex_addr = executor_addrs([ex.addr for ex in running])
 
         settings = SchedulerSettings(
             registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 HEALTH_SERVICE = health.SERVICE_NAME
 SETTLE_QUIET_S = 0.25  # no call picked up for this long: nothing sent before the signal is still waiting
+# A health "service" name that answers SERVING while the process's loop answers, whatever its
+# readiness (Kubernetes liveness probes: a scheduler waiting for its peers is alive, not ready).
+LIVENESS_SERVICE = "mlos.liveness"
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,12 @@ def build_server(
 
 
 async def set_serving(parts: ServerParts, services: Sequence[GrpcService], serving: bool) -> None:
+    """Readiness ("" and each service's name) is `serving`; LIVENESS_SERVICE is SERVING from the
+    first call on (only the drain turns it NOT_SERVING)."""
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *(s.full_name for s in services)]:
         await parts.health.set(name, status)
+    await parts.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
 
 async def settle(arrivals: ArrivalInterceptor, max_s: float, quiet_s: float = SETTLE_QUIET_S) -> None:

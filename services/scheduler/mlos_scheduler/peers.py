@@ -23,6 +23,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+# A peer named but not there yet (an executor pod the autoscaler has not made) fails its connection
+# and, through DNS, its name resolution; gRPC backs off up to 120 s by default, then 30 s between
+# resolutions. Capped here so a new executor is seen within seconds of appearing.
+PEER_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.dns_min_time_between_resolutions_ms", 5000),
+]
+
 
 @dataclass
 class Peer:
@@ -33,7 +42,7 @@ class Peer:
 
     async def check(self, timeout_s: float) -> bool:
         if self.channel is None:
-            self.channel = aio.insecure_channel(self.addr)
+            self.channel = aio.insecure_channel(self.addr, options=PEER_CHANNEL_OPTIONS)
         try:
             reply = await health_pb2_grpc.HealthStub(self.channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
