@@ -80,7 +80,7 @@ def build_core(
         warmup_max_s=settings.warmup_max_s,
         generation_preemption=settings.generation_preemption,
         memory=memory or memory_guard(settings),
-        hardware=hardware,
+        hardware=hardware or claim_hardware(settings, pin=False),
         on_evict=on_evict,
     )
 
