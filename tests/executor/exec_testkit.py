@@ -95,18 +95,6 @@ def weights_model(side: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def table_model(rows: int, cols: int = 1024, seed: int = 0) -> onnx.ModelProto:
-    """Y = W[X], W FP32 [rows, cols] of random weights (rows x cols x 4 bytes, held once by ONNX
-    Runtime: Gather packs nothing), X INT64 [-1] row indices: a model whose memory is its table."""
-    w = numpy_helper.from_array(np.random.default_rng(seed).standard_normal((rows, cols)).astype(np.float32), "W")
-    graph = helper.make_graph(
-        [helper.make_node("Gather", ["W", "X"], ["Y"])], "table",
-        [helper.make_tensor_value_info("X", TensorProto.INT64, ["N"])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", cols])], [w],
-    )
-    return helper.make_model(graph, opset_imports=OPSET)
-
-
 def save(model: onnx.ModelProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model.SerializeToString())

@@ -11,36 +11,29 @@ file) leaves room for it only once the intended models are gone, with half a mod
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, save, table_model, tensor
+from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, save, tensor
+from gen_testkit import GenStream, file_fetcher
+from memory_testkit import prior_mb, sized_model, table_model
 from prometheus_client import CollectorRegistry
-from test_exec_budget import prior_mb
 
+from mlos.common.v1 import tensor_pb2
+from mlos_common.bootstrap import ServerParts
 from mlos_common.errors import FailedPrecondition, ResourceExhausted
 from mlos_executor.budget import MB
 from mlos_executor.config import ExecutorSettings
-from mlos_executor.eviction import Candidate, choose_victims
+from mlos_executor.eviction import Candidate, Evictor, choose_victims
+from mlos_executor.llama_models import GenerationModel
+from mlos_executor.server import registry_fetcher
 from mlos_executor.telemetry import ExecutorMetrics
 
 BUDGET_MB = 64
 ROWS = 1024  # x 1024 FP32 = 4 MiB
-
-
-def sized_model(path: Path, predicted_mb: float) -> Path:
-    """A table model whose predicted footprint (at batch 1) is within 0.01 MB under `predicted_mb`."""
-    row_mb = 1.5 * 4096 / MB  # what one more row of 1024 FP32 adds to the prediction
-    rows = int((predicted_mb - 8.0) / row_mb)
-    for _ in range(3):
-        save(table_model(rows, seed=rows), path)
-        over = prior_mb(path, 1) - predicted_mb
-        if -0.01 < over <= 0:
-            return path
-        rows -= int(np.ceil(over / row_mb)) if over > 0 else -int(-over // row_mb)
-    raise AssertionError(f"no table of the size predicted at {predicted_mb:.2f} MB")
 
 
 async def loaded(registry: RegistryServed, ex: ExecutorServed, name: str, path: Path) -> None:
@@ -95,6 +88,20 @@ def test_victims_are_the_least_recently_used_idle_models_and_none_when_not_enoug
     assert choose_victims([busy_old, old], 20 * MB) is None  # the busy one never counts
 
 
+def test_a_load_measured_over_its_prediction_trims_idle_models_or_says_it_cannot(caplog) -> None:
+    unloaded: list[tuple[str, int]] = []
+    held = [Candidate(("old", 1), 1, 0, 10 * MB), Candidate(("busy", 1), 0, 1, 30 * MB)]
+    evictor = Evictor(lambda loading: [c for c in held if c.key not in unloaded and c.key != loading], unloaded.append)
+    evictor.trim(("new", 1), 0)
+    assert unloaded == []
+    evictor.trim(("new", 1), 5 * MB)
+    assert unloaded == [("old", 1)] and [(e.key, e.reason) for e in evictor.recent] == [(("old", 1), "over_budget")]
+    with caplog.at_level(logging.WARNING, logger="mlos_executor.eviction"):
+        evictor.trim(("new", 1), 5 * MB)
+    assert "new v1 took more memory than predicted: the models are 5.0 MB over" in caplog.text
+    assert "not evictable, work in flight: busy v1 30.0 MB (1 in flight)" in caplog.text and evictor.evictions == 1
+
+
 async def test_the_least_recently_used_model_is_evicted_and_reloads_on_request(
     registry: RegistryServed, start_executor: StartExecutor, tmp_path: Path
 ) -> None:
@@ -103,11 +110,13 @@ async def test_the_least_recently_used_model_is_evicted_and_reloads_on_request(
     used = await footprints(ex)
     await loaded(registry, ex, "c", sized_model(tmp_path / "c.onnx", BUDGET_MB - used["a"] - used["b"] / 2))
     status = await ex.client.status()
-    assert sorted(m.model.name for m in status.models) == ["a", "c"]
-    assert status.evictions == 1
-    [e] = status.recent_evictions
+    e, *trimmed = status.recent_evictions
     assert (e.model.name, e.for_model.name, e.reason) == ("b", "c", "memory_budget")
     assert e.memory_bytes == int(used["b"] * MB)
+    # c may measure more than its prediction; then a (idle) goes too, to get back under the budget
+    assert [(t.model.name, t.reason) for t in trimmed] in ([], [("a", "over_budget")])
+    assert sorted(m.model.name for m in status.models) == (["c"] if trimmed else ["a", "c"])
+    assert status.evictions == 1 + len(trimmed) and status.memory_used_bytes <= status.memory_budget_bytes
     assert status.memory_free_bytes == status.memory_budget_bytes - status.memory_used_bytes
     registry_ = metrics.registry
     assert registry_.get_sample_value("mlos_executor_evictions_total", {"model": "b", "reason": "memory_budget"}) == 1
@@ -116,7 +125,8 @@ async def test_the_least_recently_used_model_is_evicted_and_reloads_on_request(
         used["a"] * MB)
     with pytest.raises(FailedPrecondition, match="not loaded"):  # what the scheduler reloads on
         await request(ex, "b", [0])
-    np.testing.assert_array_equal(await request(ex, "a", [3]), first)  # the survivor answers as before
+    if not trimmed:
+        np.testing.assert_array_equal(await request(ex, "a", [3]), first)  # the survivor answers as before
 
 
 async def test_a_model_with_a_request_in_flight_is_never_evicted(
@@ -132,9 +142,41 @@ async def test_a_model_with_a_request_in_flight_is_never_evicted(
     await loaded(registry, ex, "c", sized_model(tmp_path / "c.onnx", BUDGET_MB - used["a"] - used["b"] / 2))
     status = await ex.client.status()
     assert sorted(m.model.name for m in status.models) == ["a", "c"]  # b went although a was older
-    assert [e.model.name for e in status.recent_evictions] == ["b"]
+    assert [e.model.name for e in status.recent_evictions] == ["b"]  # a stays even when c measured more
     held.release()
     np.testing.assert_array_equal(await pending, expected)
+
+
+async def test_a_generation_model_with_an_open_generation_is_never_evicted(
+    registry: RegistryServed, start_executor: StartExecutor, tmp_path: Path
+) -> None:
+    from mlos_cli.gguf_models import write_tiny_llama
+
+    fetch = file_fetcher({"tiny": write_tiny_llama(tmp_path / "tiny.gguf", seed=0)},
+                         registry_fetcher(ExecutorSettings(registry_addr=registry.addr), ServerParts()))
+    ex = await start_executor(fetch=fetch, memory_budget_mb=BUDGET_MB, inline_run_us=0)
+    config = tensor_pb2.ModelServingConfig(context_length=128, contexts=1, chunk_tokens=4, threads=1)
+    await ex.client.load_model("tiny", 1, "", generation=config, task="generate")  # the least recently used
+    await loaded(registry, ex, "a", save(table_model(ROWS, seed=0), tmp_path / "a.onnx"))
+    used = await footprints(ex)
+    model = ex.core.get("tiny", 1).model
+    assert isinstance(model, GenerationModel)
+    gate = threading.Event()
+    model.scheduler._thread.submit(gate.wait)  # the generation waits for the model's thread: open, not done
+    stream = GenStream(ex.addr)
+    try:
+        await stream.start(1, "tiny", prompt=b"the cat", max_tokens=8, temperature=0.0)
+        await in_flight(ex, "tiny")
+        await loaded(registry, ex, "c", sized_model(tmp_path / "c.onnx", BUDGET_MB - used["tiny"] - used["a"] / 2))
+        status = await ex.client.status()
+        assert sorted(m.model.name for m in status.models) == ["c", "tiny"]
+        assert [e.model.name for e in status.recent_evictions] == ["a"]
+        gate.set()
+        results = await stream.finished(1)
+        assert results[-1].chunk.final and results[-1].chunk.finish_reason == "length"
+    finally:
+        gate.set()
+        await stream.close()
 
 
 async def test_a_load_that_cannot_fit_after_evicting_every_idle_model_is_refused_and_evicts_nothing(

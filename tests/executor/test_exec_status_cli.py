@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from exec_testkit import RegistryServed, StartExecutor, save, table_model, tensor
+from exec_testkit import RegistryServed, StartExecutor, save, tensor
+from memory_testkit import sized_model, table_model
 from predictor_testkit import Running, free_port, poll
 from prometheus_client import CollectorRegistry
 
@@ -62,7 +63,7 @@ async def test_status_shows_evictions_mode_reason_and_numa_placement(
     a = await registry.client.register("a", save(table_model(1024, seed=1), tmp_path / "a.onnx"))
     await ex.client.load("a", a.version, a.sha256)
     used = (await ex.client.status()).memory_used_bytes / MB
-    big = save(table_model(int((64 - used / 2 - 8.0) / 1.5 * 256), seed=2), tmp_path / "big.onnx")
+    big = sized_model(tmp_path / "big.onnx", 64 - used / 2)
     mv = await registry.client.register("big", big)
     await ex.client.load("big", mv.version, mv.sha256)  # fits only once a is gone
     assert await status(args(ex.addr)) == 0

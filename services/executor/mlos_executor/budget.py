@@ -68,6 +68,10 @@ class MemoryBudget:
     def free_bytes(self) -> int:
         return max(0, self.budget_bytes - self.used_bytes) if self.budget_bytes > 0 else 0
 
+    def over_bytes(self) -> int:
+        """How much more than the budget is used (a measurement above its prediction); 0 = within."""
+        return max(0, self.used_bytes - self.budget_bytes) if self.budget_bytes > 0 else 0
+
     def reserve(self, key: Key, predicted_bytes: int, predicted_by: str, make_room: MakeRoom | None = None) -> None:
         """Counts a load's predicted footprint as used, or raises MemoryBudgetExceeded naming the
         model, the prediction, who made it, the budget and what is in use. With `make_room`, a load

@@ -150,6 +150,7 @@ class ExecutorCore:
             if skipped and self.warmup_runs > 0:
                 log.info("warm-up of %s v%d skipped: %s", name, version, skipped)
             self.models[key] = loaded
+            self.evictor.trim(key, self.memory.budget.over_bytes())
             log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
                      loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
             return loaded
@@ -167,6 +168,7 @@ class ExecutorCore:
                              threads=settings.resolved_threads(), path=path, batched=False)
         loaded.memory = self.memory.finish(key, facts, measure)
         self.models[key] = loaded
+        self.evictor.trim(key, self.memory.budget.over_bytes())
         log.info("loaded %s v%d (%s, GGUF, %s) in %d ms on %s", key[0], key[1], loaded.sha256[:12], task,
                  loaded.load_ms, ",".join(model.providers))
         return loaded

@@ -21,7 +21,8 @@ from mlos_executor.budget import MB, Key
 
 log = logging.getLogger(__name__)
 
-REASON_MEMORY = "memory_budget"  # the `reason` label of mlos_executor_evictions_total
+REASON_MEMORY = "memory_budget"  # the `reason` label of mlos_executor_evictions_total: room for a load
+REASON_OVER = "over_budget"  # a load measured more than predicted: back under the budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,9 @@ class Evictor:
     evictions: int = 0
     recent: deque[Eviction] = field(default_factory=lambda: deque(maxlen=16))
 
-    def make_room(self, loading: Key, need_bytes: int) -> str:
+    def make_room(self, loading: Key, need_bytes: int, reason: str = REASON_MEMORY) -> str:
+        """Evicts idle models, least recently used first, to free `need_bytes` for `loading`;
+        "" when done, else (evicting nothing) why not, for the refusal."""
         candidates = self.candidates(loading)
         victims = choose_victims(candidates, need_bytes)
         if victims is None:
@@ -89,12 +92,22 @@ class Evictor:
         now_ns = time.monotonic_ns()
         for victim in victims:
             self.unload(victim.key)
-            eviction = Eviction(victim.key, victim.bytes, REASON_MEMORY, loading, (now_ns - victim.last_used_ns) / 1e9)
+            eviction = Eviction(victim.key, victim.bytes, reason, loading, (now_ns - victim.last_used_ns) / 1e9)
             self.evictions += 1
             self.recent.append(eviction)
-            log.info("evicted %s v%d (%.1f MB, idle %.1f s, least recently used) to make room for %s v%d: "
-                     "%.1f MB were missing from the memory budget", *victim.key, victim.bytes / MB,
-                     eviction.idle_s, *loading, need_bytes / MB)
+            log.info("evicted %s v%d (%.1f MB, idle %.1f s, least recently used) for %s v%d: %.1f MB were "
+                     "missing from the memory budget (%s)", *victim.key, victim.bytes / MB,
+                     eviction.idle_s, *loading, need_bytes / MB, reason)
             if self.on_evict is not None:
                 self.on_evict(eviction)
         return ""
+
+    def trim(self, loaded: Key, over_bytes: int) -> None:
+        """`loaded` measured more than its prediction and the models now take `over_bytes` more
+        than the budget: evicts idle models to get back under it, or says it cannot."""
+        if over_bytes <= 0:
+            return
+        note = self.make_room(loaded, over_bytes, REASON_OVER)
+        if note:
+            log.warning("%s v%d took more memory than predicted: the models are %.1f MB over the memory budget%s",
+                        *loaded, over_bytes / MB, note)
