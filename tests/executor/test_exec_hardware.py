@@ -4,6 +4,7 @@ refused at start-up by `python -m mlos_executor`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -175,3 +176,33 @@ def test_bad_settings_stop_the_executor_at_start_with_a_clear_line(tmp_path: Pat
     assert done.returncode == 1, done.stderr
     assert "cannot start" in done.stderr and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(len(ALL_CPUS) < 2 or 1 not in ALL_CPUS, reason="needs CPU 1 among this process's CPUs")
+async def test_a_real_executor_on_a_two_node_host_pins_every_thread_to_its_node(tmp_path: Path) -> None:
+    """`python -m mlos_executor` reading a synthetic two-node /sys (node 1 = CPUs 1, 4, 5, of which
+    this host has 1), told to serve from node 1: every thread of the process runs on CPU 1 only."""
+    from mlos_executor.client import ExecutorClient
+
+    env = {**os.environ, "MLOS_EXECUTOR_GRPC_PORT": "0", "MLOS_EXECUTOR_METRICS_PORT": "-1",
+           "MLOS_EXECUTOR_UNIX_LINK": "false", "MLOS_EXECUTOR_CACHE_DIR": str(tmp_path / "cache"),
+           "MLOS_EXECUTOR_DEVICE": "cpu", "MLOS_EXECUTOR_SYS_ROOT": str(two_node_host(tmp_path / "host")),
+           "MLOS_EXECUTOR_NUMA_NODE": "1", "MLOS_EXECUTOR_HEALTH_INTERVAL_S": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlos_executor"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["grpc_port"]  # the ready line
+        client = ExecutorClient(f"127.0.0.1:{port}")
+        try:
+            placement = (await client.status()).placement
+        finally:
+            await client.close()
+        assert (placement.pinned, placement.numa_node, placement.cpus, placement.numa_nodes) == (True, 1, "1", 2)
+        allowed = {task.name: next(line.split()[1] for line in (task / "status").read_text().splitlines()
+                                   if line.startswith("Cpus_allowed_list"))
+                   for task in Path(f"/proc/{proc.pid}/task").iterdir()}
+        assert len(allowed) > 3 and set(allowed.values()) == {"1"}, allowed  # gRPC's, the pool's, ORT's...
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
