@@ -107,6 +107,8 @@ def test_one_node_is_a_no_op_that_says_so_and_containers_without_node_folders_ar
     assert not placement.pinned and "one NUMA node" in placement.reason
     real = plan_placement(read_topology(), "cpu", None, None, ALL_CPUS)  # this host
     assert real.nodes >= 1 and real.pinned == (real.nodes > 1)
+    in_process = prepare_hardware("cpu", None, None, two_node_host(tmp_path / "two"), pin=False).placement
+    assert not in_process.pinned and in_process.reason.startswith("not applied in process: pinned to node 0")
 
 
 def test_bad_numa_settings_name_the_setting(tmp_path: Path) -> None:

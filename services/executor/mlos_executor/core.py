@@ -111,11 +111,12 @@ class ExecutorCore:
     # ---- loading ----
 
     async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None,
-                   task: str = "", llama: LlamaSettings | None = None) -> LoadedModel:
+                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
         given: the signature decides, and warm-up runs at batch 1 only). A GGUF file loads on
         llama.cpp for `task` ("generate" unless "embed") with `llama` settings (see llama_models.py).
-        Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)."""
+        Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)
+        even after evicting idle models (eviction.py); `evict=False` (prefetch) uses free room only."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -126,9 +127,10 @@ class ExecutorCore:
             start = time.perf_counter()
             path = await verified_artifact(self.cache_dir, self.fetch, name, version, sha256)
             if await asyncio.to_thread(is_gguf, path):
-                return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start)
+                return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start,
+                                             evict)
             facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size),
-                                            self.evictor.make_room)
+                                            self.evictor.make_room if evict else None)
             measure = self.memory.start()
             try:
                 model = await asyncio.to_thread(
@@ -156,8 +158,8 @@ class ExecutorCore:
             return loaded
 
     async def _load_gguf(self, key: tuple[str, int], sha256: str, path: Path, task: str, settings: LlamaSettings,
-                         start: float) -> LoadedModel:
-        facts = await self.memory.admit(key, path, 1, self.evictor.make_room)
+                         start: float, evict: bool) -> LoadedModel:
+        facts = await self.memory.admit(key, path, 1, self.evictor.make_room if evict else None)
         measure = self.memory.start()
         try:
             model = await load_gguf(path, task, settings, self.generation_preemption)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlos_executor.gpu import GpuFacts, choose_gpu, nvml_gpus
@@ -37,7 +37,7 @@ class Hardware:
 def prepare_hardware(device: str, numa_pin: bool | None, numa_node: int | None, sys_root: Path = Path("/"),
                      gpus: tuple[list[GpuFacts], str] | None = None,
                      environ: MutableMapping[str, str] | None = None, pin: bool = True) -> Hardware:
-    """See the module docstring. `gpus` replaces NVML (tests); `pin=False` plans without pinning."""
+    """See the module docstring. `gpus` replaces NVML (tests); `pin=False` pins nothing and says so."""
     runtime = detect_runtime_mode(sys_root)
     log_runtime_mode(runtime)
     found, note = ([], "device is cpu") if device == "cpu" else (gpus if gpus is not None else nvml_gpus())
@@ -51,7 +51,8 @@ def prepare_hardware(device: str, numa_pin: bool | None, numa_node: int | None, 
     topology = read_topology(sys_root, usable)
     placement = plan_placement(topology, device if chosen is not None or device == "cuda" else "cpu",
                                numa_pin, numa_node, usable, chosen.index if chosen else 0)
-    if pin:
-        threads = pin_threads(placement)
-        log.info("NUMA placement: %s%s", placement.reason, f" ({threads} threads)" if threads else "")
+    if not pin and placement.pinned:  # an executor inside another process (tests) leaves it be
+        placement = replace(placement, pinned=False, cpus=(), reason=f"not applied in process: {placement.reason}")
+    threads = pin_threads(placement)
+    log.info("NUMA placement: %s%s", placement.reason, f" ({threads} threads)" if threads else "")
     return Hardware(runtime, placement, found, chosen, note)

@@ -98,17 +98,22 @@ def memory_guard(
     )
 
 
+def prefetch_loader(core: ExecutorCore) -> Callable[[Target], Awaitable[object]]:
+    """How a prefetch loads: into free room only, never evicting a loaded model for a forecast."""
+
+    async def load(t: Target) -> object:
+        return await core.load(t.name, t.version, t.sha256, t.max_batch_size, evict=False)
+
+    return load
+
+
 def prefetcher(
     settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer, registry: RegistryPeer,
     metrics: ExecutorMetrics | None = None,
 ) -> Prefetcher:
     """Loads the models the predictor's workload forecast names (see prefetch.py) into `core`."""
-
-    async def load(t: Target) -> object:
-        return await core.load(t.name, t.version, t.sha256, t.max_batch_size)
-
     return Prefetcher(
-        forecast=predictor.workload, resolve=registry.latest, load=load,
+        forecast=predictor.workload, resolve=registry.latest, load=prefetch_loader(core),
         held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate,
         on_decision=metrics.prefetched if metrics else None, on_poll=metrics.polled if metrics else None,
     )
