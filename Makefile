@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch validate clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-registry: install
 
 # Deadline-aware scheduler vs FIFO at 0.5/1.0/1.5x capacity (~2 min); see bench/README.md.
 # Options: make bench-slo SLO_ARGS='--quick'   SLO_ARGS='--mode all'
+# Eviction under a budget smaller than the working set: hit rate, p50/p99 (~30 s); see bench/README.md.
+# Options: make bench-eviction EVICTION_ARGS='--budgets-mb 0,24 --runs 5'
+bench-eviction: install
+	$(PY) bench/bench_eviction.py $(EVICTION_ARGS)
+
 bench-slo: install
 	$(PY) bench/bench_slo.py $(SLO_ARGS)
 

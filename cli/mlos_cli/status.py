@@ -68,6 +68,23 @@ def executor_lines(addr: str, s: epb.StatusResponse | str) -> list[str]:
             lines.append(f"      {m.runtime}, {g.contexts} context(s) of {g.context_length} tokens, {g.threads} thread(s): "
                          f"{g.active} generating, {g.waiting} waiting, {g.completed} done, {g.cancelled} cancelled, "
                          f"{g.tokens} tokens, {g.preemptions} preemptions ({g.state_saves} KV states saved)")
+    return lines + hardware_lines(s)
+
+
+def hardware_lines(s: epb.StatusResponse) -> list[str]:
+    """Free budget and evictions, why the runtime mode, NUMA placement, GPUs."""
+    free = f"{_mb(s.memory_free_bytes)} MB free, " if s.memory_budget_bytes else ""
+    lines = [f"    memory: {free}{s.evictions} eviction(s)"
+             + "".join(f"; evicted {e.model.name} v{e.model.version} ({_mb(e.memory_bytes)} MB, idle {e.idle_s:.0f} s) "
+                       f"for {e.for_model.name} v{e.for_model.version}" for e in s.recent_evictions[-3:])]
+    if s.runtime_mode_reason:
+        lines.append(f"    mode {s.runtime_mode}: {s.runtime_mode_reason}")
+    if s.HasField("placement"):
+        lines.append(f"    numa: {s.placement.reason} ({s.placement.numa_nodes} node(s))")
+    lines += [f"    gpu {g.index} {g.name}: {_mb(g.free_bytes)} of {_mb(g.total_bytes)} MB free, budget "
+              f"{_mb(g.budget_bytes)} MB{' (used)' if g.used else ''}" for g in s.gpus]
+    if not s.gpus and s.gpu_note:
+        lines.append(f"    gpu: none ({s.gpu_note})")
     return lines
 
 
@@ -89,9 +106,14 @@ def _as_dict(addr: str, s: epb.StatusResponse | str) -> dict:
     return {
         "addr": addr, "executor_id": s.executor_id, "runtime_mode": s.runtime_mode,
         "memory_budget_bytes": s.memory_budget_bytes, "memory_used_bytes": s.memory_used_bytes, "rss_bytes": s.rss_bytes,
+        "memory_free_bytes": s.memory_free_bytes, "evictions": s.evictions,
+        "recent_evictions": [MessageToDict(e, preserving_proto_field_name=True) for e in s.recent_evictions],
+        "runtime_mode_reason": s.runtime_mode_reason,
+        "placement": MessageToDict(s.placement, preserving_proto_field_name=True, always_print_fields_with_no_presence=True),
+        "gpus": [MessageToDict(g, preserving_proto_field_name=True) for g in s.gpus], "gpu_note": s.gpu_note,
         "models": [{"name": m.model.name, "version": m.model.version, "memory_bytes": m.memory_bytes,
                     "memory_predicted_bytes": m.memory_predicted_bytes, "memory_predicted_by": m.memory_predicted_by,
-                    "runtime": m.runtime, "task": m.task,
+                    "runtime": m.runtime, "task": m.task, "idle_ms": m.idle_ms, "busy": m.busy,
                     **({"generation": MessageToDict(m.generation, preserving_proto_field_name=True)}
                        if m.task == "generate" else {})}
                    for m in s.models],

@@ -23,6 +23,7 @@ from mlos_common.bootstrap import ServerParts
 from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import Fetcher, Sink
+from mlos_executor.eviction import Eviction
 from mlos_executor.memory_guard import MemoryMeasurement
 from mlos_executor.peers import PredictorPeer
 from mlos_executor.server import build_core, make_servicer, memory_guard, registry_fetcher
@@ -69,7 +70,8 @@ async def registry(tmp_path: Path) -> AsyncIterator[RegistryServed]:
 
 @pytest.fixture
 async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncIterator[StartExecutor]:
-    """start_executor(fetch=None, sink=None, on_memory_sample=None, servicer_factory=None, **settings) -> a
+    """start_executor(fetch=None, sink=None, on_memory_sample=None, servicer_factory=None, on_evict=None,
+    **settings) -> a
     started executor server + client. With `predictor_addr` in settings, load footprints are predicted
     there; `servicer_factory(core, parts, shm_arena_bytes)` replaces make_servicer.
 
@@ -79,7 +81,8 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
     async def start(
         *, fetch: Fetcher | None = None, sink: Sink | None = None, parts: ServerParts | None = None,
         on_memory_sample: Callable[[MemoryMeasurement], None] | None = None,
-        servicer_factory: Callable[..., ExecutorServicer] | None = None, **overrides
+        servicer_factory: Callable[..., ExecutorServicer] | None = None,
+        on_evict: Callable[[Eviction], None] | None = None, **overrides
     ) -> ExecutorServed:
         overrides.setdefault("cache_dir", tmp_path / f"cache{len(cleanups)}")
         overrides.setdefault("device", "cpu")
@@ -95,7 +98,8 @@ async def start_executor(tmp_path: Path, registry: RegistryServed) -> AsyncItera
         if settings.predictor_addr:  # the memory footprint comes from this predictor
             predictor = await PredictorPeer(settings.predictor_addr, settings).open()
             cleanups.append(predictor.close)
-        core = build_core(settings, counting_fetch, sink, memory_guard(settings, predictor, on_memory_sample))
+        core = build_core(settings, counting_fetch, sink, memory_guard(settings, predictor, on_memory_sample),
+                          on_evict=on_evict)
         servicer = (servicer_factory or make_servicer)(core, parts, settings.shm_arena_bytes)
         server, port = create_executor_server(settings, core, parts, servicer)
         await server.start()

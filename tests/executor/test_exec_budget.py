@@ -3,20 +3,15 @@ on the predicted footprint, measured footprints in Status, MemorySamples per war
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from exec_testkit import RegistryServed, StartExecutor, save, weights_model, wide_model
+from memory_testkit import prior_mb
 from predictor_testkit import free_port
 
 from mlos_common.errors import FailedPrecondition, ResourceExhausted
 from mlos_executor.budget import MB
-from mlos_executor.memory import memory_facts, memory_row
+from mlos_executor.memory import memory_facts
 from mlos_executor.memory_guard import MemoryMeasurement
-from mlos_predictor.kinds import SPECS
-
-
-def prior_mb(path, batch_size: int) -> float:
-    return float(SPECS["memory"].prior(np.array([memory_row(memory_facts(path), batch_size)]))[0])
 
 
 async def test_tight_budget_refuses_a_load_that_a_large_one_accepts(

@@ -15,7 +15,7 @@ from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from mlos_common.tensors import array_from_raw
 from mlos_executor.runtime_mode import detect_runtime_mode
 
-EXPECTED_MODE = detect_runtime_mode()  # "userspace" unless /sys/module/mlos_ml exists
+EXPECTED_MODE = detect_runtime_mode().mode  # "userspace" unless /sys/module/mlos_ml exists
 
 
 def ort_run(path: Path, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:

@@ -7,10 +7,13 @@ import logging
 
 import pytest
 from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, save, weights_model
+from memory_testkit import sized_model, table_model
 
 from mlos_common.errors import Unavailable
+from mlos_executor.budget import MB
 from mlos_executor.peers import RegistryPeer
 from mlos_executor.prefetch import Decision, Forecast, Prefetcher, choose
+from mlos_executor.server import prefetch_loader
 
 
 def test_choose_takes_forecast_models_not_held_highest_rate_first() -> None:
@@ -38,7 +41,7 @@ def prefetcher_of(ex: ExecutorServed, peer: RegistryPeer, forecasts: Forecasts, 
                   min_rate: float = 0.5) -> Prefetcher:
     """A Prefetcher loading into `ex`'s core from the real registry, on `forecasts`."""
     return Prefetcher(
-        forecasts, peer.latest, lambda t: ex.core.load(t.name, t.version, t.sha256, t.max_batch_size),
+        forecasts, peer.latest, prefetch_loader(ex.core),
         held=lambda: {n for n, _ in ex.core.models}, min_rate=min_rate,
         on_decision=decisions.append if decisions is not None else None,
     )
@@ -80,6 +83,20 @@ async def test_a_forecast_model_that_does_not_fit_is_left_out(
     assert [(d.model, d.outcome) for d in got] == [("heavy", "no_room"), ("plus", "loaded")]
     assert "predicted to need" in got[0].detail
     assert set(ex.core.models) == {("plus", 1)}
+
+
+async def test_a_prefetch_never_evicts_a_loaded_model_a_request_time_load_does(
+    registry: RegistryServed, start_executor: StartExecutor, registry_peer: RegistryPeer, tmp_path
+) -> None:
+    ex = await start_executor(memory_budget_mb=64)
+    a = await registry.client.register("a", save(table_model(1024, seed=1), tmp_path / "a.onnx"))
+    await ex.client.load("a", a.version, a.sha256)  # idle from now on
+    used_mb = ex.core.memory.budget.used_bytes / MB
+    c = await registry.client.register("c", sized_model(tmp_path / "c.onnx", 64 - used_mb / 2))
+    [decision] = await prefetcher_of(ex, registry_peer, Forecasts(Forecast("c", 5.0))).poll()
+    assert decision.outcome == "no_room" and set(ex.core.models) == {("a", 1)} and ex.core.evictor.evictions == 0
+    await ex.client.load("c", c.version, c.sha256)  # what a request would do
+    assert ("a", 1) not in ex.core.models and ex.core.evictor.recent[0].key == ("a", 1)
 
 
 async def test_no_forecast_is_counted_and_logged_once(

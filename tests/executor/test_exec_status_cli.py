@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from exec_testkit import RegistryServed, StartExecutor, tensor
+from exec_testkit import RegistryServed, StartExecutor, save, tensor
+from memory_testkit import sized_model, table_model
 from predictor_testkit import Running, free_port, poll
 from prometheus_client import CollectorRegistry
 
@@ -47,6 +48,30 @@ async def test_status_shows_budget_use_and_each_models_memory(
     [executor] = data["executors"]
     assert executor["memory_budget_bytes"] == 256 * MB and executor["memory_used_bytes"] == footprint.bytes
     assert executor["models"][0]["memory_bytes"] == footprint.bytes
+    assert executor["memory_free_bytes"] == 256 * MB - footprint.bytes and executor["evictions"] == 0
+    assert executor["placement"]["pinned"] is False and executor["runtime_mode_reason"].startswith("the mlos_ml")
+
+
+async def test_status_shows_evictions_mode_reason_and_numa_placement(
+    registry: RegistryServed, start_executor: StartExecutor, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = tmp_path / "host/sys/module/mlos_ml/parameters"
+    module.mkdir(parents=True)
+    (module / "enable_scheduler").write_text("1")
+    (module / "enable_gpu_manager").write_text("1")
+    ex = await start_executor(memory_budget_mb=64, sys_root=tmp_path / "host")
+    a = await registry.client.register("a", save(table_model(1024, seed=1), tmp_path / "a.onnx"))
+    await ex.client.load("a", a.version, a.sha256)
+    used = (await ex.client.status()).memory_used_bytes / MB
+    big = sized_model(tmp_path / "big.onnx", 64 - used / 2)
+    mv = await registry.client.register("big", big)
+    await ex.client.load("big", mv.version, mv.sha256)  # fits only once a is gone
+    assert await status(args(ex.addr)) == 0
+    out = capsys.readouterr().out
+    assert "kernel_full" in out.splitlines()[1]
+    assert "memory: " in out and "1 eviction(s); evicted a v1" in out and "for big v1" in out, out
+    assert "mode kernel_full: mlos_ml loaded: enable_scheduler=1, enable_gpu_manager=1" in out
+    assert "numa: not pinned" in out and "gpu: none (device is cpu)" in out
 
 
 async def test_status_says_which_executor_did_not_answer(
@@ -57,7 +82,8 @@ async def test_status_says_which_executor_did_not_answer(
     assert await status(args(ex.addr, gone, predictor=f"127.0.0.1:{free_port()}")) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[3] == "none"  # no budget
-    assert out[2].startswith(gone) and "unreachable (UNAVAILABLE" in out[2], out
+    [line] = [line for line in out if line.startswith(gone)]  # after the first executor's detail lines
+    assert "unreachable (UNAVAILABLE" in line, out
     assert out[-1].startswith("scale hint: none (predictor 127.0.0.1:") and "UNAVAILABLE" in out[-1]
 
 

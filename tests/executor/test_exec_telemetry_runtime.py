@@ -101,35 +101,15 @@ async def test_metrics_sink_without_predictor(registry, start_executor, model_fi
 # ---- runtime mode ----
 
 
-def test_runtime_mode_missing_module_is_userspace(tmp_path: Path):
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "userspace"
-
-
 def test_runtime_mode_file_instead_of_dir_is_userspace(tmp_path: Path):
-    (tmp_path / "mlos_ml").write_text("")
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "userspace"
-
-
-def test_runtime_mode_module_without_params_is_kernel_basic(tmp_path: Path):
-    (tmp_path / "mlos_ml").mkdir()
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_basic"
-    (tmp_path / "mlos_ml" / "parameters").mkdir()
-    (tmp_path / "mlos_ml" / "parameters" / "memory").write_text("1")
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_basic"
-
-
-def test_runtime_mode_scheduler_and_full(tmp_path: Path):
-    params = tmp_path / "mlos_ml" / "parameters"
-    params.mkdir(parents=True)
-    (params / "scheduler").write_text("1")
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_scheduler"
-    (params / "memory").write_text("1")
-    assert detect_runtime_mode(tmp_path / "mlos_ml") == "kernel_full"
+    (tmp_path / "sys/module").mkdir(parents=True)
+    (tmp_path / "sys/module/mlos_ml").write_text("")
+    assert detect_runtime_mode(tmp_path).mode == "userspace"
 
 
 def test_runtime_mode_default_matches_sys():
-    expected = "userspace" if not Path("/sys/module/mlos_ml").is_dir() else detect_runtime_mode()
-    assert detect_runtime_mode() == expected
+    # every mode from the parameter values: tests/executor/test_exec_hardware.py
+    assert (detect_runtime_mode().mode == "userspace") == (not Path("/sys/module/mlos_ml").is_dir())
 
 
 # ---- providers ----

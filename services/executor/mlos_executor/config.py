@@ -66,10 +66,11 @@ class ExecutorSettings(ServiceSettings):
     )
     memory_budget_mb: float | None = Field(
         None,
-        ge=0,
         description="Memory the loaded models may take, MB (their resident growth measured at load + warm-up). "
         "A load whose predicted footprint (the predictor's memory model, else its documented prior) exceeds "
-        "what is left is refused with RESOURCE_EXHAUSTED. Unset = 80 % of MemTotal; 0 = no budget.",
+        "what is left evicts the least recently used idle models, or is refused with RESOURCE_EXHAUSTED when "
+        "even that is not enough. Unset = 80 % of MemTotal; 0 = no budget; negative or more than MemTotal "
+        "= a start-up error.",
     )
     memory_predict_timeout_ms: float = Field(
         200.0, gt=0, description="How long a load waits for the predictor's memory answer before the local prior."
@@ -85,3 +86,12 @@ class ExecutorSettings(ServiceSettings):
         "predictor_addr); 0 = no prefetch.",
     )
     prefetch_min_rate: float = Field(0.5, ge=0, description="Forecast requests/s at which a model is prefetched.")
+    numa_pin: bool | None = Field(
+        None,
+        description="Pin the inference threads to the NUMA node nearest the device (a GPU's node; for a CPU "
+        "executor numa_node, else node 0). Unset = only where the host has more than one node; false = never.",
+    )
+    numa_node: int | None = Field(None, description="The node of a CPU executor; must exist on the host.")
+    sys_root: Path = Field(
+        Path("/"), description="Where /sys is read from (runtime mode, NUMA topology); tests use synthetic trees."
+    )

@@ -13,10 +13,12 @@ from mlos_common.errors import InvalidArgument, MlosError
 from mlos_common.shm import Window
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import array_from_raw, array_to_raw
-from mlos_executor.core import LoadedModel, WorkItem, WorkOutcome
+from mlos_executor.core import ExecutorCore, LoadedModel, WorkItem, WorkOutcome
 from mlos_executor.generation import ChunkOut, GenerationSpec
+from mlos_executor.gpu import gpu_budget_bytes
 from mlos_executor.llama_backend import DEFAULT_CHUNK_TOKENS, DEFAULT_CONTEXTS, LlamaSettings
 from mlos_executor.llama_models import GenerationModel
+from mlos_executor.numa import format_cpus
 from mlos_executor.sampling import SamplingParams
 from mlos_executor.stream_shm import StreamShm
 from mlos_executor.warmup import WarmupTiming
@@ -48,6 +50,33 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         memory_bytes=memory.bytes if memory is not None else 0,
         memory_predicted_bytes=memory.predicted_bytes if memory is not None else 0,
         memory_predicted_by=memory.predicted_by if memory is not None else "",
+        idle_ms=(time.monotonic_ns() - m.last_used_ns) // 1_000_000,
+        busy=m.busy,
+    )
+
+
+def hardware_status(core: ExecutorCore) -> dict:
+    """StatusResponse fields of the memory budget, evictions, runtime mode, NUMA placement, GPUs."""
+    budget, hardware = core.memory.budget, core.hardware
+    assert hardware is not None, "the core detects its hardware at start"
+    p = hardware.placement
+    return dict(
+        runtime_mode=hardware.runtime.mode,
+        runtime_mode_reason=hardware.runtime.reason,
+        memory_budget_bytes=budget.budget_bytes,
+        memory_used_bytes=budget.used_bytes,
+        memory_free_bytes=budget.free_bytes(),
+        evictions=core.evictor.evictions,
+        recent_evictions=[pb.EvictionRecord(
+            model=pb.ModelKey(name=e.key[0], version=e.key[1]), memory_bytes=e.bytes, reason=e.reason,
+            for_model=pb.ModelKey(name=e.for_key[0], version=e.for_key[1]), idle_s=e.idle_s,
+        ) for e in core.evictor.recent],
+        placement=pb.Placement(pinned=p.pinned, numa_node=p.node, cpus=format_cpus(p.cpus), numa_nodes=p.nodes,
+                               reason=p.reason),
+        gpus=[pb.GpuDevice(index=g.index, name=g.name, total_bytes=g.total_bytes, free_bytes=g.free_bytes,
+                           budget_bytes=gpu_budget_bytes(g), pci_bus_id=g.pci_bus_id, used=g == hardware.gpu)
+              for g in hardware.gpus],
+        gpu_note=hardware.gpu_note,
     )
 
 

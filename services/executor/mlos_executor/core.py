@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +25,13 @@ from mlos_common.tensors import datatype_of
 from mlos_executor.artifacts import Fetcher, verified_artifact
 from mlos_executor.budget import Footprint
 from mlos_executor.errors import BadOutputName, ModelNotLoaded
+from mlos_executor.eviction import Candidate, Eviction, Evictor
 from mlos_executor.generation import Emit, Generation, GenerationSpec
+from mlos_executor.hardware import Hardware, prepare_hardware
 from mlos_executor.llama_backend import LlamaSettings
 from mlos_executor.llama_models import GENERATE, EmbeddingModel, GenerationModel, is_gguf, load_gguf
 from mlos_executor.memory_guard import MemoryGuard
 from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads
-from mlos_executor.runtime_mode import detect_runtime_mode
 from mlos_executor.warmup import WarmupTiming, largest_batch, warm_up
 from mlos_executor.work import ExecutionSample, Sink, WorkItem, WorkOutcome, batch_size, run_group
 
@@ -61,10 +63,17 @@ class LoadedModel:
     batched: bool = True  # the first dimension is the batch (rows reported to telemetry); else 1 row
     warmup: list[WarmupTiming] = field(default_factory=list)  # timed at load (see warmup.py)
     memory: Footprint | None = None  # measured at load (see memory_guard.py)
+    last_used_ns: int = field(default_factory=time.monotonic_ns)  # its last request (LRU eviction)
 
     @property
     def task(self) -> str:
         return getattr(self.model, "task", "infer")
+
+    @property
+    def busy(self) -> int:
+        """Work in flight: batches running or queued for a worker thread, and open generations."""
+        model = self.model
+        return self.in_flight + (len(model.scheduler.open) if isinstance(model, GenerationModel) else 0)
 
 
 @dataclass
@@ -83,6 +92,8 @@ class ExecutorCore:
     generation_preemption: bool = True  # generations take turns by urgency (False: first come, first served)
     memory: MemoryGuard = field(default_factory=MemoryGuard)  # budget, footprint prediction, measurement
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
+    on_evict: Callable[[Eviction], None] | None = None  # metrics hook (logged and counted in any case)
+    hardware: Hardware | None = None  # runtime mode, GPUs, NUMA placement; None = detected, not pinned
 
     def __post_init__(self) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -93,16 +104,19 @@ class ExecutorCore:
         self.heavy_threads = auto_intra_op_threads(1) if self._auto_threads else self.intra_op_threads
         self._background: set[asyncio.Task] = set()
         self._load_locks: dict[tuple[str, int], asyncio.Lock] = {}
-        self.runtime_mode = detect_runtime_mode()
+        self.hardware = self.hardware or prepare_hardware(self.device, False, None, pin=False)
+        self.runtime_mode = self.hardware.runtime.mode
+        self.evictor = Evictor(self._candidates, lambda key: self.unload(*key), self.on_evict)
 
     # ---- loading ----
 
     async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None,
-                   task: str = "", llama: LlamaSettings | None = None) -> LoadedModel:
+                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
         given: the signature decides, and warm-up runs at batch 1 only). A GGUF file loads on
         llama.cpp for `task` ("generate" unless "embed") with `llama` settings (see llama_models.py).
-        Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)."""
+        Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)
+        even after evicting idle models (eviction.py); `evict=False` (prefetch) uses free room only."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -113,8 +127,10 @@ class ExecutorCore:
             start = time.perf_counter()
             path = await verified_artifact(self.cache_dir, self.fetch, name, version, sha256)
             if await asyncio.to_thread(is_gguf, path):
-                return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start)
-            facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size))
+                return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start,
+                                             evict)
+            facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size),
+                                            self.evictor.make_room if evict else None)
             measure = self.memory.start()
             try:
                 model = await asyncio.to_thread(
@@ -136,13 +152,14 @@ class ExecutorCore:
             if skipped and self.warmup_runs > 0:
                 log.info("warm-up of %s v%d skipped: %s", name, version, skipped)
             self.models[key] = loaded
+            self.evictor.trim(key, self.memory.budget.over_bytes())
             log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
                      loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
             return loaded
 
     async def _load_gguf(self, key: tuple[str, int], sha256: str, path: Path, task: str, settings: LlamaSettings,
-                         start: float) -> LoadedModel:
-        facts = await self.memory.admit(key, path, 1)
+                         start: float, evict: bool) -> LoadedModel:
+        facts = await self.memory.admit(key, path, 1, self.evictor.make_room if evict else None)
         measure = self.memory.start()
         try:
             model = await load_gguf(path, task, settings, self.generation_preemption)
@@ -153,6 +170,7 @@ class ExecutorCore:
                              threads=settings.resolved_threads(), path=path, batched=False)
         loaded.memory = self.memory.finish(key, facts, measure)
         self.models[key] = loaded
+        self.evictor.trim(key, self.memory.budget.over_bytes())
         log.info("loaded %s v%d (%s, GGUF, %s) in %d ms on %s", key[0], key[1], loaded.sha256[:12], task,
                  loaded.load_ms, ",".join(model.providers))
         return loaded
@@ -166,9 +184,15 @@ class ExecutorCore:
             self._in_background(loaded.model.close())
         return loaded is not None
 
+    def _candidates(self, loading: tuple[str, int]) -> list[Candidate]:
+        """Every loaded model but `loading`, as eviction sees it."""
+        return [Candidate(key, m.last_used_ns, m.busy, m.memory.bytes if m.memory else 0)
+                for key, m in self.models.items() if key != loading]
+
     def generate(self, name: str, version: int, spec: GenerationSpec, emit: Emit) -> Generation:
         """Queues a generation on a loaded generation model; its chunks (or its error) go to `emit`."""
         loaded = self.get(name, version)
+        loaded.last_used_ns = time.monotonic_ns()
         model = loaded.model
         if not isinstance(model, GenerationModel):
             raise InvalidArgument(
@@ -207,6 +231,7 @@ class ExecutorCore:
         passed before it ran) fails alone. Raises only when the model is not loaded.
         """
         loaded = self.get(name, version)
+        loaded.last_used_ns = time.monotonic_ns()
         model = loaded.model
         if isinstance(model, GenerationModel):  # text comes as Work.generate, never as a batch
             return [WorkOutcome(error=model.refusal()) for _ in items]

@@ -9,7 +9,9 @@
   prediction is then reserved in the budget, or the load is refused (RESOURCE_EXHAUSTED).
 - `start`: the resident memory before the load; the load calls `mark(batch_size)` after each
   warm-up batch size (from its worker thread).
-- `finish`: the resident growth since `start` settles the budget; one MemoryMeasurement per
+- `finish`: the resident growth since `start`, at least the model file's size, settles the budget
+  (the growth reads low, even 0, when the allocator reuses memory an unloaded or evicted model
+  freed; the weights are in memory at least once, so the file's bytes are the floor); one MemoryMeasurement per
   warm-up batch size goes to `on_sample` (the telemetry stream's MemorySample), but only for a
   clean measurement: loads that overlapped each other measured each other, so none of them is
   sent (counted in `samples_skipped`). Executions running meanwhile blur a measurement too.
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mlos_common.errors import MlosError
-from mlos_executor.budget import MB, Footprint, Key, MemoryBudget
+from mlos_executor.budget import MB, Footprint, Key, MakeRoom, MemoryBudget
 from mlos_executor.errors import ModelLoadFailed
 from mlos_executor.memory import MemoryFacts, memory_facts, memory_row, rss_bytes
 from mlos_predictor.kinds import SPECS
@@ -69,9 +71,10 @@ class MemoryGuard:
     samples_skipped: int = 0
     _active: list[LoadMeasure] = field(default_factory=list)
 
-    async def admit(self, key: Key, path: Path, batch_size: int) -> MemoryFacts:
+    async def admit(self, key: Key, path: Path, batch_size: int, make_room: MakeRoom | None = None) -> MemoryFacts:
         """The model's memory facts; reserves its predicted footprint at `batch_size` when there
-        is a budget, or raises MemoryBudgetExceeded (ModelLoadFailed when the graph is unreadable)."""
+        is a budget (evicting through `make_room` when it does not fit), or raises
+        MemoryBudgetExceeded (ModelLoadFailed when the graph is unreadable)."""
         try:
             facts = await asyncio.to_thread(memory_facts, path)
         except Exception as exc:  # noqa: BLE001 - whatever onnx raises on a file it cannot parse
@@ -81,7 +84,7 @@ class MemoryGuard:
             ) from None
         if self.budget.budget_bytes > 0:
             predicted_mb, who = await self.predicted_mb(memory_row(facts, batch_size))
-            self.budget.reserve(key, int(predicted_mb * MB), who)
+            self.budget.reserve(key, int(predicted_mb * MB), who, make_room)
         return facts
 
     async def predicted_mb(self, row: list[float]) -> tuple[float, str]:
@@ -115,7 +118,7 @@ class MemoryGuard:
     def finish(self, key: Key, facts: MemoryFacts, measure: LoadMeasure) -> Footprint:
         """The load finished: its measured growth settles the budget; samples go out if clean."""
         self._active.remove(measure)
-        footprint = self.budget.settle(key, rss_bytes() - measure.rss_before_bytes)
+        footprint = self.budget.settle(key, max(rss_bytes() - measure.rss_before_bytes, facts.file_bytes))
         if self.on_sample is None:
             return footprint
         if not measure.clean:

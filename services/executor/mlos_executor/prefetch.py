@@ -5,7 +5,8 @@ for every followed model's forecast request rate. Models forecast at `min_rate` 
 more that this executor does not hold (in any version) are taken highest rate first, one at a
 time: `resolve` names the latest registered version (the registry), `load` loads and warms it
 (ExecutorCore.load, so the memory budget applies: a model that does not fit is an outcome,
-`no_room`, not an error). The caller runs `poll` in the background every interval, so nothing on
+`no_room`, not an error; the executor's loader passes evict=False: a forecast never evicts a
+loaded model, it takes free room only). The caller runs `poll` in the background every interval, so nothing on
 the data plane waits for it. Every decision is logged and handed to `on_decision` (metrics).
 
 Outcomes: loaded | no_room (memory budget) | not_registered | failed (anything else: the

@@ -9,10 +9,12 @@ from grpc import aio
 from prometheus_client import CollectorRegistry
 
 from mlos.executor.v1 import executor_pb2_grpc as pbg
-from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
+from mlos_common.bootstrap import GrpcService, ServerParts, StartupError, build_server, client_channel, set_serving
 from mlos_executor.budget import MemoryBudget, budget_bytes
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore, Fetcher, Sink
+from mlos_executor.eviction import Eviction
+from mlos_executor.hardware import Hardware, prepare_hardware
 from mlos_executor.memory import mem_total_bytes
 from mlos_executor.memory_guard import MemoryGuard, MemoryMeasurement
 from mlos_executor.peers import PredictorPeer, RegistryPeer, prefetch_target
@@ -62,9 +64,11 @@ def registry_fetcher(settings: ExecutorSettings, parts: ServerParts) -> Fetcher:
 
 
 def build_core(
-    settings: ExecutorSettings, fetch: Fetcher, sink: Sink | None = None, memory: MemoryGuard | None = None
+    settings: ExecutorSettings, fetch: Fetcher, sink: Sink | None = None, memory: MemoryGuard | None = None,
+    hardware: Hardware | None = None, on_evict: Callable[[Eviction], None] | None = None,
 ) -> ExecutorCore:
-    """The executor's core as `settings` describe it (memory: budget and prediction, see memory_guard)."""
+    """The executor's core as `settings` describe it (memory: budget and prediction, see memory_guard;
+    hardware: runtime mode, GPUs, NUMA placement, see hardware.py)."""
     return ExecutorCore(
         executor_id=settings.executor_id,
         cache_dir=settings.cache_dir,
@@ -79,6 +83,8 @@ def build_core(
         warmup_max_s=settings.warmup_max_s,
         generation_preemption=settings.generation_preemption,
         memory=memory or memory_guard(settings),
+        hardware=hardware or claim_hardware(settings, pin=False),
+        on_evict=on_evict,
     )
 
 
@@ -95,17 +101,22 @@ def memory_guard(
     )
 
 
+def prefetch_loader(core: ExecutorCore) -> Callable[[Target], Awaitable[object]]:
+    """How a prefetch loads: into free room only, never evicting a loaded model for a forecast."""
+
+    async def load(t: Target) -> object:
+        return await core.load(t.name, t.version, t.sha256, t.max_batch_size, evict=False)
+
+    return load
+
+
 def prefetcher(
     settings: ExecutorSettings, core: ExecutorCore, predictor: PredictorPeer,
     resolve: Callable[[str], Awaitable[Target]], metrics: ExecutorMetrics | None = None,
 ) -> Prefetcher:
     """Loads the models the predictor's workload forecast names (see prefetch.py) into `core`."""
-
-    async def load(t: Target) -> object:
-        return await core.load(t.name, t.version, t.sha256, t.max_batch_size)
-
     return Prefetcher(
-        forecast=predictor.workload, resolve=resolve, load=load,
+        forecast=predictor.workload, resolve=resolve, load=prefetch_loader(core),
         held=lambda: {name for name, _ in core.models}, min_rate=settings.prefetch_min_rate,
         on_decision=metrics.prefetched if metrics else None, on_poll=metrics.polled if metrics else None,
     )
@@ -130,7 +141,20 @@ def follow_registry(
     return follow, close
 
 
+def claim_hardware(settings: ExecutorSettings, pin: bool = True) -> Hardware:
+    """Runtime mode, GPU choice and NUMA pinning (hardware.py); bad settings -> StartupError."""
+    try:
+        return prepare_hardware(settings.device, settings.numa_pin, settings.numa_node, settings.sys_root, pin=pin)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def start(settings: ExecutorSettings, parts: ServerParts, registry: CollectorRegistry):
+    try:  # bad settings stop the start before anything opens
+        budget_bytes(settings.memory_budget_mb, mem_total_bytes())
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    hardware = claim_hardware(settings)  # before the inference pool and any session start threads
     metrics = ExecutorMetrics(registry)
     telemetry = ExecutorTelemetry(settings, metrics)
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -138,10 +162,8 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
     if settings.predictor_addr:
         predictor = await PredictorPeer(settings.predictor_addr, settings, parts.tracer_provider).open()
         closers.append(predictor.close)
-    core = build_core(
-        settings, registry_fetcher(settings, parts), telemetry.execution,
-        memory_guard(settings, predictor, telemetry.memory),
-    )
+    guard = memory_guard(settings, predictor, telemetry.memory)
+    core = build_core(settings, registry_fetcher(settings, parts), telemetry.execution, guard, hardware, metrics.evicted)
     closers.insert(0, core.close)
     metrics.watch_memory(core)
     servicer = make_servicer(core, parts, settings.shm_arena_bytes)

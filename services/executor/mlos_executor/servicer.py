@@ -148,7 +148,6 @@ class ExecutorServicer(pbg.ExecutorServicer):
         core = self._core
         return pb.StatusResponse(
             executor_id=core.executor_id,
-            runtime_mode=core.runtime_mode,
             available_providers=ort.get_available_providers(),
             models=[convert.loaded_pb(m) for m in core.models.values()],
             in_flight=core.in_flight,
@@ -157,7 +156,6 @@ class ExecutorServicer(pbg.ExecutorServicer):
             link_socket=self.link_socket,
             host_id=self._host_id,
             shm_usable=self._shm_arena_bytes > 0 and os.access(SHM_DIR, os.W_OK),
-            memory_budget_bytes=core.memory.budget.budget_bytes,
-            memory_used_bytes=core.memory.budget.used_bytes,
             rss_bytes=rss_bytes(),
+            **convert.hardware_status(core),
         )

@@ -9,15 +9,18 @@ What goes to the predictor (one TelemetryStreamer; `offer` never blocks, drops a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from mlos.predictor.v1 import predictor_pb2
 from mlos_common.metrics import LATENCY_BUCKETS_S
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutionSample, ExecutorCore, Sink
+from mlos_executor.eviction import Eviction
 from mlos_executor.health import HealthMonitor
 from mlos_executor.memory import rss_bytes
 from mlos_executor.memory_guard import MemoryMeasurement
@@ -34,6 +37,7 @@ class ExecutorMetrics:
     prefetches: Counter = field(init=False)
     prefetch_polls: Counter = field(init=False)
     samples: Counter = field(init=False)
+    evictions: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.executions = Counter(
@@ -60,6 +64,13 @@ class ExecutorMetrics:
             "mlos_executor_telemetry_samples", "Samples offered to the predictor stream, by kind (health, memory).",
             ["kind"], registry=self.registry,
         )
+        self.evictions = Counter(
+            "mlos_executor_evictions", "Models evicted to make room for a load, by model and reason "
+            "(memory_budget: least recently used with no work in flight).", ["model", "reason"], registry=self.registry,
+        )
+
+    def evicted(self, e: Eviction) -> None:
+        self.evictions.labels(e.key[0], e.reason).inc()
 
     def record(self, s: ExecutionSample) -> None:
         version = str(s.model_version)
@@ -81,9 +92,26 @@ class ExecutorMetrics:
             ("mlos_executor_memory_budget_bytes", "Memory budget for models (0 = none).", lambda: budget.budget_bytes),
             ("mlos_executor_memory_used_bytes", "Loaded models' measured footprints + loads in progress' "
              "predictions.", lambda: budget.used_bytes),
+            ("mlos_executor_memory_free_bytes", "Memory budget left (0 with no budget).", budget.free_bytes),
             ("mlos_executor_resident_bytes", "Resident memory of the executor process.", rss_bytes),
         ):
             Gauge(name, doc, registry=self.registry).set_function(read)
+        self.registry.register(ModelMemoryCollector(core))
+
+
+class ModelMemoryCollector(Collector):
+    """`mlos_executor_model_memory_bytes{model,version}`: each loaded model's measured memory, read
+    at scrape time (an evicted or unloaded model leaves no stale series)."""
+
+    def __init__(self, core: ExecutorCore) -> None:
+        self._core = core
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("mlos_executor_model_memory_bytes", "Measured memory of each loaded model.",
+                                   labels=["model", "version"])
+        for (name, version), m in list(self._core.models.items()):
+            family.add_metric([name, str(version)], m.memory.bytes if m.memory else 0)
+        yield family
 
 
 class ExecutorTelemetry:

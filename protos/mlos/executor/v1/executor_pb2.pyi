@@ -211,7 +211,7 @@ class ExecuteReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by", "task", "generation")
+    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by", "task", "generation", "idle_ms", "busy")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,8 @@ class LoadedModel(_message.Message):
     MEMORY_PREDICTED_BY_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    IDLE_MS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
     sha256: str
     runtime: str
@@ -250,7 +252,9 @@ class LoadedModel(_message.Message):
     memory_predicted_by: str
     task: str
     generation: GenerationStats
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ..., task: _Optional[str] = ..., generation: _Optional[_Union[GenerationStats, _Mapping]] = ...) -> None: ...
+    idle_ms: int
+    busy: int
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ..., task: _Optional[str] = ..., generation: _Optional[_Union[GenerationStats, _Mapping]] = ..., idle_ms: _Optional[int] = ..., busy: _Optional[int] = ...) -> None: ...
 
 class GenerationStats(_message.Message):
     __slots__ = ("context_length", "contexts", "threads", "chunk_tokens", "active", "waiting", "completed", "cancelled", "preemptions", "state_saves", "state_restores", "tokens", "gpu_layers")
@@ -287,7 +291,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable", "memory_budget_bytes", "memory_used_bytes", "rss_bytes")
+    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable", "memory_budget_bytes", "memory_used_bytes", "rss_bytes", "memory_free_bytes", "evictions", "recent_evictions", "runtime_mode_reason", "placement", "gpus", "gpu_note")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_MODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +305,13 @@ class StatusResponse(_message.Message):
     MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_MODE_REASON_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPU_NOTE_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     runtime_mode: str
     available_providers: _containers.RepeatedScalarFieldContainer[str]
@@ -314,4 +325,57 @@ class StatusResponse(_message.Message):
     memory_budget_bytes: int
     memory_used_bytes: int
     rss_bytes: int
-    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
+    memory_free_bytes: int
+    evictions: int
+    recent_evictions: _containers.RepeatedCompositeFieldContainer[EvictionRecord]
+    runtime_mode_reason: str
+    placement: Placement
+    gpus: _containers.RepeatedCompositeFieldContainer[GpuDevice]
+    gpu_note: str
+    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., memory_free_bytes: _Optional[int] = ..., evictions: _Optional[int] = ..., recent_evictions: _Optional[_Iterable[_Union[EvictionRecord, _Mapping]]] = ..., runtime_mode_reason: _Optional[str] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., gpu_note: _Optional[str] = ...) -> None: ...
+
+class EvictionRecord(_message.Message):
+    __slots__ = ("model", "memory_bytes", "reason", "for_model", "idle_s")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FOR_MODEL_FIELD_NUMBER: _ClassVar[int]
+    IDLE_S_FIELD_NUMBER: _ClassVar[int]
+    model: ModelKey
+    memory_bytes: int
+    reason: str
+    for_model: ModelKey
+    idle_s: float
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., memory_bytes: _Optional[int] = ..., reason: _Optional[str] = ..., for_model: _Optional[_Union[ModelKey, _Mapping]] = ..., idle_s: _Optional[float] = ...) -> None: ...
+
+class Placement(_message.Message):
+    __slots__ = ("pinned", "numa_node", "cpus", "numa_nodes", "reason")
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    pinned: bool
+    numa_node: int
+    cpus: str
+    numa_nodes: int
+    reason: str
+    def __init__(self, pinned: _Optional[bool] = ..., numa_node: _Optional[int] = ..., cpus: _Optional[str] = ..., numa_nodes: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GpuDevice(_message.Message):
+    __slots__ = ("index", "name", "total_bytes", "free_bytes", "budget_bytes", "pci_bus_id", "used")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PCI_BUS_ID_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    total_bytes: int
+    free_bytes: int
+    budget_bytes: int
+    pci_bus_id: str
+    used: bool
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., total_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., budget_bytes: _Optional[int] = ..., pci_bus_id: _Optional[str] = ..., used: _Optional[bool] = ...) -> None: ...
