@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	$(PIP) install -q --upgrade pip
 	# llama.cpp compiles once (~9 min, with progress lines), then comes from a kept wheel.
 	scripts/install_llama.sh $(PY) $(LLAMA_CPP_VERSION)
-	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops]'
+	# The convert extra needs torch; this exact pin takes the machine's CPU build (a range would fetch CUDA).
+	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops,convert,convert-test]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
