@@ -82,7 +82,9 @@ def load_state_dict(path: Path, shown: str) -> dict[str, Any]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).split("\n\n")[0].strip()[:300]
+        # torch's text opens with advice to retry with weights_only=False; keep only the reason.
+        parts = [p.strip() for p in str(exc).split("\n\n") if p.strip()]
+        reason = next((p for p in parts if "GLOBAL" in p or "Unsupported" in p), parts[-1] if parts else "")[:300]
         raise InvalidModelFile(
             f"{shown}: refused by torch.load(weights_only=True), which loads only tensors: {reason}"
         ) from None
