@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -106,6 +106,10 @@ bench-generation: install
 # Options: make bench-watch WATCH_ARGS='--quick'
 bench-watch: install
 	$(PY) bench/bench_watch.py $(WATCH_ARGS)
+
+# The registry's MiniLM SafeTensors -> ONNX conversion: cold vs cached (~1 min); CONVERT_ARGS='--source DIR'.
+bench-convert: install
+	$(PY) bench/bench_convert.py $(CONVERT_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

@@ -110,3 +110,10 @@ async def test_bit_flipped_safetensors(survivor: Served, tmp_path: Path) -> None
     folder = bert_config(tmp_path / "m")
     (folder / "model.safetensors").write_bytes(bytes(good))
     await _refused(survivor, folder, InvalidArgument, "runs past the end of the file")
+
+
+async def test_zip_that_is_no_pytorch_checkpoint(survivor: Served, tmp_path: Path) -> None:
+    folder = bert_config(tmp_path / "m")
+    with zipfile.ZipFile(folder / "pytorch_model.bin", "w") as zf:
+        zf.writestr("readme.txt", "not a checkpoint")
+    await _refused(survivor, folder, InvalidArgument, r"zip archive but not a PyTorch checkpoint \(no data.pkl\)")

@@ -99,6 +99,14 @@ def _read_config(config: Path, shown: str) -> tuple[str, str]:
     return model_type, architecture
 
 
+def _head_format(path: Path) -> str | None:
+    """formats.sniff without its zip listing: a zip is a PyTorch candidate, listed and checked in the child."""
+    with formats.open_regular(path, repr(str(path))) as f:
+        if f.read(4) == b"PK\x03\x04":
+            return formats.PYTORCH
+    return formats.sniff(path)
+
+
 def locate(raw: str, check_file: Callable[[str], Path]) -> Checkpoint | None:
     """The checkpoint `raw` names, or None when it is not one (the caller registers it as is).
     Every file read goes through `check_file` (the registry's path rules). Blocking."""
@@ -116,17 +124,18 @@ def locate(raw: str, check_file: Callable[[str], Path]) -> Checkpoint | None:
             if any(path.glob("*.onnx")):
                 return None  # an ONNX model folder
             raise InvalidModelFile(f"{shown} has config.json but no weights file ({' or '.join(WEIGHT_FILES)})")
-        fmt = formats.sniff(check_file(str(weights)))
+        fmt = _head_format(check_file(str(weights)))
         if fmt is None and weights.suffix == ".safetensors":
             fmt = formats.SAFETENSORS  # damaged: the child's header check says how
     elif path.is_file():
-        fmt = formats.sniff(check_file(raw))
-        if fmt is None and path.suffix == ".safetensors" and (path.parent / "config.json").is_file():
+        beside = (path.parent / "config.json").is_file()
+        fmt = _head_format(check_file(raw)) if beside else formats.sniff(check_file(raw))
+        if fmt is None and path.suffix == ".safetensors" and beside:
             fmt = formats.SAFETENSORS
         if fmt not in CHECKPOINTS:
             return None
         weights = path
-        if not (path.parent / "config.json").is_file():
+        if not beside:
             raise UnsupportedFormat(
                 f"{shown} is a {fmt} checkpoint; to convert it to ONNX the registry needs the model's config.json "
                 "beside it (the Hugging Face layout)"

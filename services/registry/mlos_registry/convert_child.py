@@ -82,6 +82,8 @@ def _check_source(request: dict[str, Any]) -> int | None:
         return header.parameter_count
     if checkpoint.is_zip(weights):
         entries = checkpoint.check_zip_listing(weights, shown, request["max_memory_bytes"])
+        if not any(e == "data.pkl" or e.endswith("/data.pkl") for e in entries):
+            raise InvalidModelFile(f"{shown} is a zip archive but not a PyTorch checkpoint (no data.pkl)")
         _emit(step="zip listing checked", entries=len(entries))
     return None
 
