@@ -4,6 +4,7 @@ PyTorch zip, a legacy pickle and a lone SafeTensors file, compared with torch; t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -45,9 +46,9 @@ def _torch_hidden(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
 async def test_pytorch_zip_converts_matches_torch_and_is_cached(serve: Serve, tmp_path: Path) -> None:
     model = tiny_model("bert", tmp_path / "bert", "zip")
     served, client = await _served_slow(serve)
-    async with client:
-        mv = await client.register("tiny-bert", tmp_path / "bert")
-        again = await client.register("tiny-bert-again", tmp_path / "bert" / "pytorch_model.bin")
+    async with client:  # at once: the second waits for the first's conversion and takes it from the cache
+        mv, again = await asyncio.gather(client.register("tiny-bert", tmp_path / "bert"),
+                                         client.register("tiny-bert-again", tmp_path / "bert" / "pytorch_model.bin"))
     assert mv.format == "onnx" and mv.task == "infer"
     assert mv.facts["source_format"] == "pytorch" and mv.facts["architecture"] == "BertModel"
     assert mv.facts["opset"] == "17" and int(mv.facts["parameter_count"]) == sum(p.numel() for p in model.state_dict().values())
@@ -60,6 +61,7 @@ async def test_pytorch_zip_converts_matches_torch_and_is_cached(serve: Serve, tm
     assert again.sha256 == mv.sha256 and again.facts["source_sha256"] == mv.facts["source_sha256"]
     stats = served.core.converter.stats
     assert (stats.converted, stats.cached, stats.failed) == (1, 1, 0)
+    assert served.core.converter.metrics.get_sample_value("mlos_registry_conversions_total", {"outcome": "cached"}) == 1
 
 
 async def test_legacy_pickle_with_cls_pooling_when_the_operator_allows_pickles(serve: Serve, tmp_path: Path) -> None:

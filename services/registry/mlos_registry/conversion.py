@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +115,11 @@ def locate(raw: str, check_file: Callable[[str], Path]) -> Checkpoint | None:
         return None
     path = Path(raw).expanduser()
     shown = repr(raw[:200])
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing, unreadable, name too long: the registry's path check says which
+    if stat.S_ISDIR(mode):
         if not (path / "config.json").is_file():
             return None
         weights = next((path / n for n in WEIGHT_FILES if (path / n).exists()), None)
@@ -127,7 +132,7 @@ def locate(raw: str, check_file: Callable[[str], Path]) -> Checkpoint | None:
         fmt = _head_format(check_file(str(weights)))
         if fmt is None and weights.suffix == ".safetensors":
             fmt = formats.SAFETENSORS  # damaged: the child's header check says how
-    elif path.is_file():
+    elif stat.S_ISREG(mode):
         beside = (path.parent / "config.json").is_file()
         fmt = _head_format(check_file(raw)) if beside else formats.sniff(check_file(raw))
         if fmt is None and path.suffix == ".safetensors" and beside:
@@ -171,14 +176,16 @@ class Converter:
         self._cache_dir = cache_dir
         self._locks: dict[str, asyncio.Lock] = {}
         self.stats = ConversionStats()
+        # A private registry when the service passes none (tests, benches): the counters still count.
+        self.metrics = metrics if metrics is not None else CollectorRegistry()
         self._count = Counter(
             "mlos_registry_conversions", "Checkpoint -> ONNX conversions by outcome (converted, cached, failed)",
-            ["outcome"], registry=metrics,
-        ) if metrics is not None else None
+            ["outcome"], registry=self.metrics,
+        )
         self._seconds = Histogram(
             "mlos_registry_conversion_seconds", "Wall time of checkpoint -> ONNX conversions (cache misses)",
-            buckets=(1, 5, 15, 30, 60, 120, 300, 900), registry=metrics,
-        ) if metrics is not None else None
+            buckets=(1, 5, 15, 30, 60, 120, 300, 900), registry=self.metrics,
+        )
 
     def prepare(self) -> None:
         """Creates the cache folder and removes half-written results of an earlier run. Blocking."""
@@ -188,8 +195,7 @@ class Converter:
 
     def _counted(self, outcome: str) -> None:
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
-        if self._count is not None:
-            self._count.labels(outcome).inc()
+        self._count.labels(outcome).inc()
 
     async def convert_if_needed(self, raw: str, check_file: Callable[[str], Path]) -> Converted | None:
         """The ONNX result for a checkpoint source (converted now or from the cache), or None when
@@ -277,8 +283,7 @@ class Converter:
             )
         await asyncio.to_thread(shutil.rmtree, done, True)
         await asyncio.to_thread(os.replace, out, done)
-        if self._seconds is not None:
-            self._seconds.observe(elapsed_s)
+        self._seconds.observe(elapsed_s)
         log.info("convert %s: done in %.1f s -> ONNX (%s parameters)", source.shown, elapsed_s,
                  outcome["result"].get("parameter_count"))
         return dict(outcome["result"])
