@@ -117,3 +117,16 @@ async def test_zip_that_is_no_pytorch_checkpoint(survivor: Served, tmp_path: Pat
     with zipfile.ZipFile(folder / "pytorch_model.bin", "w") as zf:
         zf.writestr("readme.txt", "not a checkpoint")
     await _refused(survivor, folder, InvalidArgument, r"zip archive but not a PyTorch checkpoint \(no data.pkl\)")
+
+
+async def test_weights_symlinked_into_proc(survivor: Served, tmp_path: Path) -> None:
+    folder = bert_config(tmp_path / "m")
+    (folder / "model.safetensors").symlink_to("/proc/self/environ")
+    await _refused(survivor, folder, InvalidArgument, "resolves under /proc")
+
+
+async def test_checkpoint_folder_outside_the_allowed_roots(serve: Serve, tmp_path: Path) -> None:
+    served = await serve(allowed_roots=[tmp_path / "allowed"])
+    folder = bert_config(tmp_path / "elsewhere")
+    (folder / "model.safetensors").write_bytes(safetensors_bytes({"w": _F32x2}, bytes(8)))
+    await _refused(served, folder, InvalidArgument, "outside the folders this registry may read")
