@@ -16,8 +16,8 @@ from convert_testkit import add_pooling, bert_config, tiny_model, token_feeds
 from registry_testkit import Serve, Served
 
 from mlos_common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, ResourceExhausted
+from mlos_registry.checkpoint_source import SUPPORTED
 from mlos_registry.client import RegistryClient
-from mlos_registry.conversion import SUPPORTED
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
