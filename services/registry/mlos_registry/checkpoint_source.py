@@ -10,7 +10,6 @@ themselves are hashed, never parsed (that happens in convert_child.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from mlos_common.errors import FailedPrecondition
 from mlos_registry import formats
 from mlos_registry.errors import InvalidModelFile, UnsupportedFormat
+from mlos_registry.safetensors_header import json_object
 
 # model_type in config.json -> what it covers. The one list of architectures conversion supports.
 SUPPORTED = {
@@ -49,12 +49,7 @@ def _read_config(config: Path, shown: str) -> tuple[str, str]:
         raw = f.read(_MAX_CONFIG_BYTES + 1)
     if len(raw) > _MAX_CONFIG_BYTES:
         raise InvalidModelFile(f"{shown}: config.json is over {_MAX_CONFIG_BYTES} bytes")
-    try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidModelFile(f"{shown}: config.json is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(parsed, dict):
-        raise InvalidModelFile(f"{shown}: config.json is not a JSON object")
+    parsed = json_object(raw, f"{shown}: config.json")
     model_type = str(parsed.get("model_type", ""))[:64]
     archs = parsed.get("architectures")
     architecture = str(archs[0])[:64] if isinstance(archs, list) and archs else model_type or "unknown"

@@ -82,6 +82,17 @@ def _entry(name: str, raw: object, data_bytes: int, shown: str) -> TensorEntry:
     return TensorEntry(dtype, tuple(shape), begin, end)
 
 
+def json_object(text: bytes, what: str) -> dict:
+    """`text` parsed as a JSON object, or InvalidModelFile saying what `what` is instead."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidModelFile(f"{what} is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(parsed, dict):
+        raise InvalidModelFile(f"{what} is JSON but not an object")
+    return parsed
+
+
 def read_header(path: Path, shown: str) -> SafetensorsHeader:
     """Reads and checks the header of the SafeTensors file at `path` (`shown` names it in errors)."""
     with path.open("rb") as f:
@@ -98,12 +109,7 @@ def read_header(path: Path, shown: str) -> SafetensorsHeader:
                 f"{shown}: header length {header_len} runs past the end of the file ({file_bytes} bytes; truncated?)"
             )
         text = f.read(header_len)
-    try:
-        parsed = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidModelFile(f"{shown}: the SafeTensors header is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(parsed, dict):
-        raise InvalidModelFile(f"{shown}: the SafeTensors header is JSON but not an object")
+    parsed = json_object(text, f"{shown}: the SafeTensors header")
     metadata = parsed.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise InvalidModelFile(f"{shown}: __metadata__ must map strings to strings")
