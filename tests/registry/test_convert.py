@@ -114,7 +114,7 @@ async def test_checkpoint_without_config_is_refused(served: Served, tmp_path: Pa
 
 
 async def test_folder_without_weights_is_refused(served: Served, tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="has config.json but no weights file"):
+    with pytest.raises(InvalidArgument, match="holds no model we can register"):
         await served.client.register("empty", bert_config(tmp_path / "empty"))
 
 

@@ -69,27 +69,35 @@ def _head_format(path: Path) -> str | None:
     return formats.sniff(path)
 
 
-def locate(raw: str, check_file: Callable[[str], Path]) -> Checkpoint | None:
-    """The checkpoint `raw` names, or None when it is not one (the caller registers it as is).
-    Every file read goes through `check_file` (the registry's path rules). Blocking."""
+def _weights_in(folder: Path) -> Path | None:
+    """model.safetensors or pytorch_model.bin, else the folder's only .safetensors/.bin/.pt/.pth file."""
+    named = next((folder / n for n in WEIGHT_FILES if (folder / n).exists()), None)
+    if named is not None:
+        return named
+    others = [f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".pt", ".pth")]
+    return others[0] if len(others) == 1 else None
+
+
+def locate(raw: str, check_file: Callable[[str], Path], shown: str = "") -> Checkpoint | None:
+    """The checkpoint `raw` names, or None when it is not one (the caller registers it as is: a
+    folder with an .onnx file is an ONNX model even beside config.json). Every file read goes
+    through `check_file` (the registry's path rules); `shown` names the source in errors. Blocking."""
     if not raw or "\x00" in raw:
         return None
     path = Path(raw).expanduser()
-    shown = repr(raw[:200])
+    shown = shown or repr(raw[:200])
     try:
         mode = path.stat().st_mode
     except OSError:
         return None  # missing, unreadable, name too long: the registry's path check says which
     if stat.S_ISDIR(mode):
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() or any(path.glob("*.onnx")):
             return None
-        weights = next((path / n for n in WEIGHT_FILES if (path / n).exists()), None)
+        weights = _weights_in(path)
         if weights is None:
             if any(path.glob("*.index.json")):
                 raise UnsupportedFormat(f"{shown} holds a sharded checkpoint; conversion reads one weights file only")
-            if any(path.glob("*.onnx")):
-                return None  # an ONNX model folder
-            raise InvalidModelFile(f"{shown} has config.json but no weights file ({' or '.join(WEIGHT_FILES)})")
+            return None  # sources.folder_model says what the folder holds
         fmt = _head_format(check_file(str(weights)))
         if fmt is None and weights.suffix == ".safetensors":
             fmt = formats.SAFETENSORS  # damaged: the child's header check says how

@@ -83,10 +83,10 @@ class Converter:
         setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         self._count.labels(outcome).inc()
 
-    async def convert_if_needed(self, raw: str, check_file: Callable[[str], Path]) -> Converted | None:
+    async def convert_if_needed(self, raw: str, check_file: Callable[[str], Path], shown: str = "") -> Converted | None:
         """The ONNX result for a checkpoint source (converted now or from the cache), or None when
         `raw` is not a checkpoint. Typed errors name the reason (see convert_child.py)."""
-        source = await asyncio.to_thread(locate, raw, check_file)
+        source = await asyncio.to_thread(locate, raw, check_file, shown)
         if source is None:
             return None
         if source.format == formats.PICKLE and not self._settings.convert_allow_pickle:

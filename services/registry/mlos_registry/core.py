@@ -219,7 +219,7 @@ class Registry:
     ) -> ModelVersion:
         """Registers a checked file or folder; external data must lie within `root`."""
         # A checkpoint (config.json + SafeTensors/PyTorch weights, folder or file) becomes ONNX first (conversion.py).
-        converted = await self.converter.convert_if_needed(str(source), self._checked_within(root, shown))
+        converted = await self.converter.convert_if_needed(str(source), self._checked_within(root, shown), shown)
         if converted is not None:
             staged = await asyncio.to_thread(self._blobs.stage, converted.onnx, self._settings.max_artifact_bytes, shown)
             return await self.register_staged(name, staged, None, shown, config, labels, None, converted)
