@@ -136,3 +136,22 @@ async def test_memory_limit_is_reported(serve: Serve, tmp_path: Path, caplog: py
         with pytest.raises(ResourceExhausted, match="MLOS_REGISTRY_CONVERT_MAX_MEMORY_BYTES"):
             await client.register("big", tmp_path / "bert")
     assert "step 1: step=header checked" in caplog.text  # progress is logged step by step
+
+
+async def test_hf_reference_to_a_checkpoint_converts_its_snapshot(serve: Serve, tmp_path: Path) -> None:
+    from bundle_testkit import hf_cache_repo
+
+    folder = tmp_path / "src"
+    tiny_model("bert", folder, "safetensors")
+    add_pooling(folder, "mean", normalize=True)
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    _, snapshot = hf_cache_repo(tmp_path / "hf" / "hub", "acme/tiny-embedder", files)
+    assert (snapshot / "model.safetensors").is_symlink()  # into the repository's blobs, as huggingface_hub lays it out
+    served, client = await _served_slow(serve, hf_hub_cache=tmp_path / "hf" / "hub")
+    async with client:
+        mv = await client.register("embedder", "hf/acme/tiny-embedder")
+        again = await client.register("embedder", folder)  # the same files: the same source digest
+    assert mv.task == "embed" and mv.facts["source_format"] == "safetensors" and again.version == mv.version
+    stats = served.core.converter.stats
+    assert (stats.converted, stats.cached) == (1, 1)
+    assert served.core.metrics.count("hf", "file") == 1
