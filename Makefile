@@ -6,14 +6,16 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# llama.cpp compiles once (~9 min, with progress lines), then comes from a kept wheel.
 	scripts/install_llama.sh $(PY) $(LLAMA_CPP_VERSION)
-	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops]'
+	# The convert extra needs torch; this exact pin takes the machine's CPU build (a range would fetch CUDA).
+	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops,convert,convert-test]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
 	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
@@ -104,6 +106,10 @@ bench-generation: install
 # Options: make bench-watch WATCH_ARGS='--quick'
 bench-watch: install
 	$(PY) bench/bench_watch.py $(WATCH_ARGS)
+
+# The registry's MiniLM SafeTensors -> ONNX conversion: cold vs cached (~1 min); CONVERT_ARGS='--source DIR'.
+bench-convert: install
+	$(PY) bench/bench_convert.py $(CONVERT_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

@@ -209,7 +209,8 @@ async def _models_register(args: argparse.Namespace) -> int:
 
     config = ServingConfig(max_batch_size=args.max_batch_size, priority_levels=args.priority_levels,
                            default_priority=args.default_priority, preferred_batch_sizes=args.preferred_batch_sizes)
-    async with RegistryClient(args.registry) as registry:
+    # No deadline: a SafeTensors/PyTorch checkpoint is converted to ONNX first (the registry's own time limit applies).
+    async with RegistryClient(args.registry, timeout_s=None) as registry:
         mv = await registry.register(args.name, str(args.path.resolve()), config=config)
     async with FrontDoor(args.addr) as front:
         await front.load(args.name)

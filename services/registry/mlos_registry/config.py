@@ -45,6 +45,17 @@ class RegistrySettings(ServiceSettings):
         description="Hugging Face cache where hf/org/name[@rev] references are looked up (never downloaded); "
         "unset = huggingface_hub's default (HF_HUB_CACHE, else $HF_HOME/hub).",
     )
+    convert_timeout_s: float = Field(
+        900.0, gt=0, description="Wall-clock limit of one SafeTensors/PyTorch -> ONNX conversion (its child is killed)."
+    )
+    convert_max_memory_bytes: int = Field(
+        8 * GIB, ge=64 * 1024 * 1024, description="Address-space limit (RLIMIT_AS) of the conversion child process."
+    )
+    convert_allow_pickle: bool = Field(
+        False, description="Accept plain-pickle (legacy) PyTorch checkpoints; they still load with weights_only=True."
+    )
+    convert_opset: int = Field(17, ge=14, le=21, description="ONNX opset of converted models.")
+    convert_threads: int = Field(2, ge=1, description="torch threads of the conversion child.")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlos_common.bundle import write_bundle
@@ -15,11 +15,13 @@ from mlos_common.errors import InvalidArgument
 from mlos_registry import bundle, formats, gguf_model, hf_cache, signature, sources, upload
 from mlos_registry.artifacts import BlobStore, Chunk, StagedBlob
 from mlos_registry.config import RegistrySettings
+from mlos_registry.conversion import Converted, Converter
 from mlos_registry.domain import DEVICES, INFER, LATEST, ModelChange, ModelVersion, ServingConfig
 from mlos_registry.errors import (
     ArtifactCorrupt,
     InvalidModelFile,
     InvalidModelName,
+    InvalidPath,
     ModelNotFound,
 )
 from mlos_registry.lifecycle import ChangeFeed, check_version_or_alias, validate_alias
@@ -159,6 +161,7 @@ class Registry:
         # Serialises "blob becomes visible + row inserted" against "rows deleted + blob removed".
         self._write_lock = asyncio.Lock()
         self._feed = ChangeFeed(store)
+        self.converter = Converter(settings, settings.resolved_data_dir() / "converted", self.metrics.collector)
 
     @classmethod
     async def open(cls, settings: RegistrySettings, metrics: RegistryMetrics | None = None) -> Registry:
@@ -172,7 +175,9 @@ class Registry:
         await store.open()
         log.info("registry data in %s", data_dir)
         reconciled = await reconcile(store, blobs, run_started_ns, settings.verify_blobs_on_start)
-        return cls(settings, store, blobs, reconciled, metrics)
+        registry = cls(settings, store, blobs, reconciled, metrics)
+        await asyncio.to_thread(registry.converter.prepare)
+        return registry
 
     async def close(self) -> None:
         await self._store.close()
@@ -213,6 +218,11 @@ class Registry:
         self, name: str, source: Path, root: Path, shown: str, config: ServingConfig | None, labels: dict[str, str],
     ) -> ModelVersion:
         """Registers a checked file or folder; external data must lie within `root`."""
+        # A checkpoint (config.json + SafeTensors/PyTorch weights, folder or file) becomes ONNX first (conversion.py).
+        converted = await self.converter.convert_if_needed(str(source), self._checked_within(root, shown), shown)
+        if converted is not None:
+            staged = await asyncio.to_thread(self._blobs.stage, converted.onnx, self._settings.max_artifact_bytes, shown)
+            return await self.register_staged(name, staged, None, shown, config, labels, None, converted)
         model_file = source
         if await asyncio.to_thread(source.is_dir):
             found = await asyncio.to_thread(sources.folder_model, source, root, shown)
@@ -226,9 +236,18 @@ class Registry:
         staged = await asyncio.to_thread(self._blobs.stage, model_file, self._settings.max_artifact_bytes, shown)
         return await self.register_staged(name, staged, fmt, shown, config, labels, (model_file, root))
 
+    def _checked_within(self, root: Path, shown: str) -> Callable[[str], Path]:
+        """A check for each file a conversion reads: the registry's path rules, and inside `root`."""
+        def check(raw: str) -> Path:
+            path = sources.check_path(raw, self._roots, self._settings.max_artifact_bytes)
+            if not path.is_relative_to(root):
+                raise InvalidPath(f"{shown}: {Path(raw).name[:100]!r} resolves outside the model's folder")
+            return path
+        return check
+
     async def register_staged(
         self, name: str, staged: StagedBlob, fmt: str | None, shown: str, config: ServingConfig | None,
-        labels: dict[str, str], origin: tuple[Path, Path] | None,
+        labels: dict[str, str], origin: tuple[Path, Path] | None, converted: Converted | None = None,
     ) -> ModelVersion:
         """Describes and commits a staged single file (always discarding the temp copy). An ONNX file
         with external data is registered as a bundle of `origin` = (its model file, containment root)."""
@@ -244,6 +263,8 @@ class Registry:
                         f"{shown} keeps tensors in external data files; upload (or register) its folder instead"
                     ) from None
             else:
+                if converted:  # the checkpoint's facts and task (embed when it pools) on the ONNX's
+                    described = replace(described, task=converted.task, facts={**described.facts, **converted.facts})
                 return await self._commit(name, staged, described, labels)
         finally:
             await asyncio.to_thread(self._blobs.discard, staged)

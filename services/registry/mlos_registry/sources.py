@@ -129,8 +129,9 @@ def folder_model(folder: Path, root: Path, shown: str) -> FolderModel:
 
 
 def refuse_conversion(found: FolderModel, shown: str) -> None:
-    """The answer for a CONVERTIBLE folder while no converter is plugged in."""
+    """The answer for a CONVERTIBLE folder the converter (conversion.py) did not take: its weights are
+    not one model.safetensors / pytorch_model.bin or a single .safetensors/.bin/.pt/.pth file."""
     raise UnsupportedFormat(
-        f"folder {shown} holds a checkpoint (config.json with SafeTensors/PyTorch weights) that needs "
-        "conversion to ONNX, which this registry does not offer; export it to ONNX and register that"
+        f"folder {shown} holds config.json with SafeTensors/PyTorch weights, but conversion to ONNX reads one "
+        "weights file (model.safetensors, pytorch_model.bin, or the folder's only .safetensors/.bin/.pt file)"
     )
