@@ -98,7 +98,7 @@ def learning_loop(
     """The learner over the engine's slots and the books, its background work started (restore
     from the registry, scheduled training), and the closer that stops that work and the
     training process."""
-    store = RegistryModelStore(settings.registry_addr) if settings.registry_addr else None
+    store = RegistryModelStore(settings.registry_addr, settings=settings) if settings.registry_addr else None
     learner = Learner(
         slots, intake, store=store, data_dir=settings.resolved_data_dir(),
         min_rows=settings.min_train_rows, min_new_rows=settings.min_new_rows,
