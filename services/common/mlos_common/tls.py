@@ -73,13 +73,9 @@ def outgoing_token(settings: ServiceSettings) -> str | None:
     return None
 
 
-class BearerToken(
-    aio.UnaryUnaryClientInterceptor,
-    aio.UnaryStreamClientInterceptor,
-    aio.StreamUnaryClientInterceptor,
-    aio.StreamStreamClientInterceptor,
-):
-    """Adds `authorization: Bearer <token>` to every call of the channel."""
+class _Bearer:
+    """Adds `authorization: Bearer <token>` to a call's metadata. grpc.aio sorts a channel's
+    interceptors by the first kind each one is, so each call kind needs an object of its own."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
@@ -91,17 +87,30 @@ class BearerToken(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+class _UnaryUnary(_Bearer, aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _UnaryStream(_Bearer, aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _StreamUnary(_Bearer, aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
 
+
+class _StreamStream(_Bearer, aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
+
+
+def bearer_interceptors(token: str) -> list[aio.ClientInterceptor]:
+    """Client interceptors that send `token` on every call, of every kind."""
+    return [kind(token) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
 
 
 def secure_channel(
@@ -111,7 +120,7 @@ def secure_channel(
     chain = list(interceptors)
     token = outgoing_token(settings)
     if token is not None:
-        chain.append(BearerToken(token))
+        chain += bearer_interceptors(token)
     credentials = channel_credentials(settings)
     if credentials is None:
         return aio.insecure_channel(addr, options=list(options), interceptors=chain or None)
