@@ -73,6 +73,19 @@ def rest_roles_for(route: str) -> frozenset[str] | None:
     return _ADMIN if route in REST_ADMIN else _INFER
 
 
+# The predictor's seed HTTP API (/api/ml), as its gRPC twins in ACCESS.
+PREDICTOR_HTTP = {
+    "/api/ml/predict/{kind}": _ANYONE, "/api/ml/predict/{kind}/batch": _ANYONE,
+    "/api/ml/metrics": _SERVICE_ADMIN, "/api/ml/metrics/{kind}": _SERVICE_ADMIN, "/api/ml/cache/stats": _SERVICE_ADMIN,
+    "/api/ml/metrics/reset": _ADMIN, "/api/ml/cache/clear": _ADMIN,
+}  # fmt: skip
+
+
+def predictor_http_roles_for(route: str) -> frozenset[str] | None:
+    """The roles that may call a predictor HTTP route: /health open, unknown routes nobody's."""
+    return None if route == "/health" else PREDICTOR_HTTP.get(route, frozenset())
+
+
 def is_open(method: str) -> bool:
     """Whether `method` ("/pkg.Service/Method") takes no token."""
     return method[1:].split("/", 1)[0] in OPEN_SERVICES

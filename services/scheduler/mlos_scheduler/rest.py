@@ -22,7 +22,9 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from mlos.inference import grpc_service_pb2 as pb
+from mlos_common.access import rest_roles_for
 from mlos_common.errors import InvalidArgument, MlosError
+from mlos_common.http_auth import Guard, http_guard
 from mlos_common.shm import ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, generation_door, rest_convert
@@ -30,7 +32,6 @@ from mlos_scheduler.config import SchedulerSettings
 from mlos_scheduler.core import Scheduler
 from mlos_scheduler.domain import InferResult
 from mlos_scheduler.front_door import CLIENT_HEADER, NOT_SEEN, Seen
-from mlos_scheduler.rest_auth import Guard, rest_guard
 from mlos_scheduler.rest_generate import GenerateRoutes
 from mlos_scheduler.rest_shm import ShmRoutes
 from mlos_scheduler.servicer import SERVER_NAME, SERVER_VERSION, InferenceServicer
@@ -299,7 +300,7 @@ async def start_rest(
         max_body_bytes=settings.max_message_bytes,
         observe=core.stats.http_request,
         tracer_provider=tracer_provider,
-        guard=rest_guard(settings),
+        guard=http_guard(settings, rest_roles_for),
     )
 
     async def close_clients() -> None:
