@@ -218,3 +218,24 @@ def test_a_bad_token_file_stops_start_up_naming_the_line(tmp_path: Path, case: s
 def test_an_unreadable_token_file_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="cannot read the token file"):
         build_server(ServiceSettings(grpc_port=0, auth_tokens_file=tmp_path / "absent"), [], ServerParts())
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"token_file": "absent-token"}, "MLOS_TOKEN_FILE"),
+        ({"tls_cert": "absent.pem"}, "MLOS_TLS_KEY"),
+        ({"tls_ca": "absent-ca.pem"}, "MLOS_TLS_CA"),
+    ],
+)
+async def test_missing_credential_files_stop_start_up_naming_the_setting(tmp_path: Path, fields: dict, named: str) -> None:
+    settings = ServiceSettings(grpc_port=0, **{k: tmp_path / v for k, v in fields.items()})
+    with pytest.raises(StartupError, match=named):
+        build_server(settings, [], ServerParts())
+
+
+def test_a_token_may_hold_a_hash_sign(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# comment line\ntok#with#hash infer hashy\n")
+    book = TokenBook.load(path)
+    assert book.principal([("authorization", "Bearer tok#with#hash")]).name == "hashy"

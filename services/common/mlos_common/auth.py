@@ -2,7 +2,7 @@
 
 The token file (MLOS_AUTH_TOKENS_FILE) holds one entry a line: `<token> <role>[,<role>...] [name]`,
 where <token> is the token itself or `sha256:<64 hex>` (its digest, so the file need not hold
-secrets); `#` starts a comment. Only digests are kept in memory. A presented token is hashed and
+secrets); a line starting with `#` is a comment. Only digests are kept in memory. A presented token is hashed and
 looked up by digest, then compared with hmac.compare_digest, so the time taken says nothing about
 how close a guess was.
 
@@ -66,8 +66,8 @@ class TokenBook:
         """Parses token-file lines; ValueError names the line (not its token) on a bad one."""
         entries: dict[bytes, Principal] = {}
         for number, raw in enumerate(lines, 1):
-            line = raw.split("#", 1)[0].strip()
-            if not line:
+            line = raw.strip()
+            if not line or line.startswith("#"):  # a token may hold "#": no comments after one
                 continue
             fields = line.split()
             if len(fields) < 2:

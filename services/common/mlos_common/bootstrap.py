@@ -30,7 +30,7 @@ from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, error_for_code
 from mlos_common.interceptors import ArrivalInterceptor, ErrorInterceptor, MetricsInterceptor
 from mlos_common.metrics import GrpcMetrics
-from mlos_common.tls import TlsSettingsError, add_port, secure_channel
+from mlos_common.tls import TlsSettingsError, add_port, check_client_settings, secure_channel
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ def build_server(
     names = [s.full_name for s in services] + [HEALTH_SERVICE, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
     try:
+        check_client_settings(settings)
         port = add_port(server, f"{settings.host}:{settings.grpc_port}", settings)
     except TlsSettingsError as exc:
         raise StartupError(str(exc)) from None

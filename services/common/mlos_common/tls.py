@@ -113,6 +113,13 @@ def bearer_interceptors(token: str) -> list[aio.ClientInterceptor]:
     return [kind(token) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
 
 
+def check_client_settings(settings: ServiceSettings) -> None:
+    """Reads the outgoing token and client TLS files once, so a missing one stops start-up
+    (TlsSettingsError naming it) instead of failing each later call."""
+    outgoing_token(settings)
+    channel_credentials(settings)
+
+
 def secure_channel(
     addr: str, settings: ServiceSettings, options: Sequence[tuple[str, Any]], interceptors: Sequence[Any] = ()
 ) -> aio.Channel:
