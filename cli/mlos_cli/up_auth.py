@@ -1,10 +1,10 @@
 """`mlos up`'s authentication: off unless MLOS_AUTH_TOKENS_FILE names a token file.
 
 With a token file, the services accept its tokens plus one `service` token made for this run (a
-random token, written 0600 under <home>/auth/ and stored in the services' token file only as its
-sha256), which the services send each other and the launcher uses for its own calls. Clients use
-the tokens of the user's file (`mlos --token ...`, MLOS_TOKEN, MLOS_TOKEN_FILE; tritonclient:
-headers={"authorization": "Bearer ..."}).
+random token, written 0600 under <home>/auth/). The services' token file there holds every token
+only as its sha256 (no copy of a secret). The services send each other the run's token, and the
+launcher uses it for its own calls. Clients use the tokens of the user's file (`mlos --token ...`,
+MLOS_TOKEN, MLOS_TOKEN_FILE; tritonclient: headers={"authorization": "Bearer ..."}).
 """
 
 from __future__ import annotations
@@ -62,10 +62,23 @@ def suite_auth(home: Path) -> SuiteAuth:
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
     tokens = folder / "tokens"
-    _write_private(tokens, f"{user_file.read_text().rstrip()}\nsha256:{digest} service mlos-up-services\n")
+    _write_private(tokens, f"{_digested(user_file.read_text())}sha256:{digest} service mlos-up-services\n")
     token_file = folder / "service-token"
     _write_private(token_file, token + "\n")
     return SuiteAuth(user_file, tokens, token_file)
+
+
+def _digested(text: str) -> str:
+    """The token file's lines with each token replaced by its `sha256:` digest (comments dropped)."""
+    lines = []
+    for raw in text.splitlines():
+        fields = raw.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if not fields[0].startswith("sha256:"):
+            fields[0] = "sha256:" + hashlib.sha256(fields[0].encode()).hexdigest()
+        lines.append(" ".join(fields) + "\n")
+    return "".join(lines)
 
 
 def _write_private(path: Path, text: str) -> None:
