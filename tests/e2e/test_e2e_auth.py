@@ -11,16 +11,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import Suite, mlos_up_process
 from e2e_testkit import make_inputs
 from tritonclient.utils import InferenceServerException
 
 from mlos_cli.demo import prepare_demo_models
+
+if TYPE_CHECKING:
+    from conftest import Suite
 
 INFER_TOKEN = "e2e-infer-token-7f3a9c"
 ADMIN_TOKEN = "e2e-admin-token-51be02"
@@ -39,6 +42,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Suite, P
     admin_file = secrets / "admin-token"
     admin_file.write_text(ADMIN_TOKEN + "\n")
     env = {"MLOS_AUTH_TOKENS_FILE": str(tokens)}
+    from conftest import mlos_up_process  # the e2e conftest, as the other e2e tests import it
     for suite in mlos_up_process(tmp_path_factory.mktemp("auth-home"), ("--no-demo",), env):
         yield suite, admin_file
 
