@@ -239,3 +239,19 @@ def test_a_token_may_hold_a_hash_sign(tmp_path: Path) -> None:
     path.write_text("# comment line\ntok#with#hash infer hashy\n")
     book = TokenBook.load(path)
     assert book.principal([("authorization", "Bearer tok#with#hash")]).name == "hashy"
+
+
+def test_security_settings_come_from_mlos_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every service reads MLOS_TOKEN, MLOS_AUTH_TOKENS_FILE, MLOS_TLS_*; a bare TOKEN in the
+    environment (common in CI) is never sent as a bearer token."""
+    from mlos_scheduler.config import SchedulerSettings
+
+    monkeypatch.setenv("TOKEN", "someone-elses-token")
+    monkeypatch.setenv("AUTH_TOKENS_FILE", "/elsewhere")
+    assert SchedulerSettings().token is None and SchedulerSettings().auth_tokens_file is None
+    monkeypatch.setenv("MLOS_TOKEN", "ours")
+    monkeypatch.setenv("MLOS_TLS_CA", "/etc/mlos/ca.pem")
+    settings = SchedulerSettings()
+    assert settings.token is not None and settings.token.get_secret_value() == "ours"
+    assert str(settings.tls_ca) == "/etc/mlos/ca.pem"
+    assert SchedulerSettings(token="by-name").token.get_secret_value() == "by-name"

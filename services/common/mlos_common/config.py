@@ -9,19 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _shared(name: str, description: str) -> Any:
-    """A field read from the unprefixed env name MLOS_<NAME> in every service (and set by `name`)."""
-    return Field(None, validation_alias=AliasChoices(name, f"MLOS_{name.upper()}"), description=description)
+    """A field read from the unprefixed env name MLOS_<NAME> in every service (set by `name` in code:
+    populate_by_name), never from a bare NAME such as TOKEN."""
+    return Field(None, validation_alias=f"MLOS_{name.upper()}", description=description)
 
 
 class ServiceSettings(BaseSettings):
     """Common knobs. Env: MLOS_<SERVICE>_<FIELD> (e.g. MLOS_REGISTRY_GRPC_PORT)."""
+
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     host: str = Field("127.0.0.1", description="Address the gRPC and metrics servers bind to.")
     grpc_port: int = Field(0, description="gRPC port; 0 picks a free one (tests).")
