@@ -47,7 +47,7 @@ ACCESS: dict[str, frozenset[str]] = {
     }),
     # The predictor registers the models it learns, so registry writes are open to `service` too.
     **_table("mlos.registry.v1.Registry", {
-        "RegisterModel": _SERVICE_ADMIN, "ListModels": _SERVICE_ADMIN, "GetModel": _SERVICE_ADMIN,
+        "RegisterModel": _SERVICE_ADMIN, "UploadModel": _SERVICE_ADMIN, "ListModels": _SERVICE_ADMIN, "GetModel": _SERVICE_ADMIN,
         "DeleteModel": _ADMIN, "FetchArtifact": _SERVICE_ADMIN, "SetAlias": _ADMIN, "DeleteAlias": _ADMIN,
         "WatchModels": _SERVICE_ADMIN,
     }),

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import logging
 
-from grpc import aio
-
 from mlos_common.bootstrap import client_channel, feed_channel_options
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError
