@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ validate: install
 
 bench: install
 	$(PY) bench/bench_infer.py --model ocr_cls --concurrency 1,8,32 --warmup 2 --duration 10
+
+# What bearer-token auth and mutual TLS cost per RPC on loopback (~15 s); BENCH_AUTH_ARGS='--duration 1'.
+bench-auth: install
+	$(PY) bench/bench_auth.py $(BENCH_AUTH_ARGS)
 
 # perf_analyzer against MLOS, MLServer (its own venv, bench/.peers/) and the in-process floor.
 # Options: make bench-peers PEERS_ARGS='--quick --models iris --servers floor,mlos'

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ DEFAULT_HOME = Path("~/.mlos").expanduser()
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlos", description="MLOS inference serving suite")
+    p.add_argument("--token", help="bearer token sent with every call (default: MLOS_TOKEN, else MLOS_TOKEN_FILE)")
+    p.add_argument("--token-file", type=Path, help="file holding the bearer token (sets MLOS_TOKEN_FILE)")
     sub = p.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start the four services locally and load the demo models")
@@ -197,6 +200,7 @@ def _summary(info: dict) -> str:
         lines.append(f"  metrics   {name:<9} {url}")
     lines.append(f"  models    {', '.join(info['models']) or '(none)'}")
     lines.append(f"  logs      {info['logs']}")
+    lines.append(f"  {info['auth']}")
     lines.append("Try: mlos models list    mlos infer iris -i X='[[5.1,3.5,1.4,0.2]]'    mlos predictor status")
     lines.append("A service that crashes is restarted (logs/supervisor.log). Ctrl-C stops everything.")
     return "\n".join(lines)
@@ -281,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args, extra)  # every option is the benchmark's
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # Every client channel reads its token from the environment (mlos_common.tls.outgoing_token).
+    if args.token is not None:
+        os.environ["MLOS_TOKEN"] = args.token
+    if args.token_file is not None:
+        os.environ.pop("MLOS_TOKEN", None)
+        os.environ["MLOS_TOKEN_FILE"] = str(args.token_file)
     from mlos_cli import admin, health_cmd, predictor_cmd, status
 
     handlers = {"up": _up, "health": health_cmd.health, "infer": _infer, "predict-deadline": admin.predict_deadline,

@@ -16,6 +16,9 @@ import os
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mlos_common.config import ServiceSettings
+from mlos_common.tls import channel_credentials
+
 SERVICES = {  # name -> (module, settings class)
     "registry": ("mlos_registry.config", "RegistrySettings"),
     "executor": ("mlos_executor.config", "ExecutorSettings"),
@@ -41,8 +44,11 @@ def service_addr(service: str) -> str:
 
 
 def check(addr: str, timeout_s: float) -> tuple[int, str]:
-    """(exit code, what to print) for one Check of `addr`."""
-    with grpc.insecure_channel(addr) as channel:
+    """(exit code, what to print) for one Check of `addr` (health needs no token; TLS as
+    MLOS_TLS_CA/CERT/KEY say)."""
+    credentials = channel_credentials(ServiceSettings())  # MLOS_TLS_*: a server requiring mTLS
+    channel = grpc.secure_channel(addr, credentials) if credentials else grpc.insecure_channel(addr)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
         except grpc.RpcError as exc:

@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlos_cli.up_auth import OUTGOING, SuiteAuth, suite_auth
 from mlos_common.bootstrap import read_announcement, wait_for_serving
 from mlos_executor.budget import DEFAULT_BUDGET_FRACTION
 from mlos_executor.memory import mem_total_bytes
@@ -87,6 +88,7 @@ class Suite:
         self.models: list[str] = []
         self.log_dir = config.home / "logs"
         self.pinned: dict[str, Child] = {}  # restarted children keep the ports they had (see restart)
+        self.auth = SuiteAuth()
 
     def addr(self, name: str) -> str:
         return self.children[name].addr(self.config.host)
@@ -99,7 +101,8 @@ class Suite:
         c = self.config
         grpc_port, metrics_port = (0, 0) if c.ephemeral_ports else (p + 2 * index for p in c.ports[name])
         prefix = f"MLOS_{name.upper()}_"
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not (self.auth.env() and k in OUTGOING)}
+        env.update(self.auth.env())
         env.update({f"{prefix}HOST": c.host, f"{prefix}GRPC_PORT": str(grpc_port), f"{prefix}METRICS_PORT": str(metrics_port)})
         if name == "registry":
             env[f"{prefix}DATA_DIR"] = str(c.home / "registry")
@@ -169,7 +172,7 @@ class Suite:
         child = Child(child_name, process, line["grpc_port"], line.get("metrics_port"), line.get("http_port"))
         self.children[child_name] = child
         try:
-            await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s)
+            await wait_for_serving(child.addr(self.config.host), self.config.startup_timeout_s, settings=self.auth.settings())
         except TimeoutError as exc:
             raise self._failure(child_name, f"not ready: {exc}") from None
         return child
@@ -198,6 +201,7 @@ class Suite:
         """Starts every service; the demo models are registered before the scheduler starts and
         are its start-up models, so the scheduler turns SERVING only once they are loaded."""
         try:
+            self.auth = suite_auth(self.config.home)
             for name in ORDER:
                 if name == "scheduler" and self.config.demo:
                     await self._register_demo_models()
@@ -216,7 +220,7 @@ class Suite:
         from mlos_registry.client import RegistryClient
 
         demos = await asyncio.to_thread(prepare_demo_models, self.config.home / "demo", True)
-        async with RegistryClient(self.addr("registry")) as registry:
+        async with RegistryClient(self.addr("registry"), settings=self.auth.settings()) as registry:
             for demo in demos:
                 try:
                     await registry.register(demo.name, str(demo.path), labels={"source": demo.source})
@@ -252,4 +256,5 @@ class Suite:
         info["metrics"] = {n: f"http://{host}:{c.metrics_port}/metrics" for n, c in self.children.items() if c.metrics_port}
         info["models"] = list(self.models)
         info["logs"] = str(self.log_dir)
+        info["auth"] = self.auth.line(host)
         return info

@@ -9,6 +9,7 @@ mlos_cli.frontdoor, which import it); the suite runs in child processes.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -98,8 +99,9 @@ def _log_tail(home: Path, stderr_path: Path, lines: int = 40) -> str:
     return "\n".join(parts) or "(no logs)"
 
 
-def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Suite]:
-    """Start `python -m mlos_cli up --json --ephemeral-ports --home HOME`; yield once ready.
+def mlos_up_process(home: Path, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[Suite]:
+    """Start `python -m mlos_cli up --json --ephemeral-ports --home HOME` (with `env` added to
+    this process's environment); yield once ready.
 
     Fails with the tail of the logs when the ready line does not come within READY_TIMEOUT_S or
     the launcher exits first. On exit sends SIGTERM and requires a clean stop (exit code 0 within
@@ -111,6 +113,7 @@ def mlos_up_process(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Su
         process = subprocess.Popen(
             [sys.executable, "-m", "mlos_cli", "up", "--json", "--ephemeral-ports", "--home", str(home), *extra_args],
             stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, **(env or {})},
         )
     lines: queue.Queue[str | None] = queue.Queue()
 

@@ -20,7 +20,8 @@ from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_cli.demo import DemoModel, prepare_demo_models
-from mlos_common.bootstrap import ServerParts, set_serving
+from mlos_common.bootstrap import ServerParts, client_channel, set_serving
+from mlos_common.config import ServiceSettings
 from mlos_common.shm import ShmRegistry
 from mlos_common.tensors import array_from_raw, array_to_raw
 from mlos_executor.config import ExecutorSettings
@@ -139,6 +140,8 @@ async def running_stack(
     servicer_factory: Callable[..., ExecutorServicer] = make_servicer,
     executor_files: dict[str, Path] | None = None,
     executor_addrs: Callable[[list[str]], str] = ",".join,
+    security: dict | None = None,
+    client_token: str | None = None,
     **overrides,
 ) -> AsyncIterator[Stack]:
     """Registers every demo model and the `extra` model files (name -> path), loads `load`
@@ -148,9 +151,13 @@ async def running_stack(
     `overrides` are SchedulerSettings; `executor_addrs` makes the scheduler's setting from the
     running executors' addresses (e.g. to name them through DNS, or add ones not started). With
     a `predictor_addr` override the scheduler's PredictorLink runs too (short reconnect backoff),
-    unless `start_link` is false (then the front door and the score table exist, unfed)."""
+    unless `start_link` is false (then the front door and the score table exist, unfed).
+    `security`: ServiceSettings fields (tokens, TLS files) of every service; the test's own
+    clients use its TLS files with `client_token`."""
+    security = security or {}
+    client_settings = ServiceSettings(**{**security, "token": client_token})
     async with contextlib.AsyncExitStack() as stack:
-        reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1)
+        reg_settings = RegistrySettings(data_dir=root / "registry", grpc_port=0, metrics_port=-1, **security)
         reg_core = await Registry.open(reg_settings)
         stack.push_async_callback(reg_core.close)
         reg_server, reg_port = create_registry_server(reg_settings, reg_core)
@@ -161,7 +168,8 @@ async def running_stack(
         running = []
         for i in range(executors):
             ex = InProcessExecutor("executor-test" if executors == 1 else f"executor-test{i}", root / f"executor{i}", reg_addr,
-                                   overrides=(executor_settings or [{}] * executors)[i], servicer_factory=servicer_factory,
+                                   overrides={**security, **(executor_settings or [{}] * executors)[i]},
+                                   servicer_factory=servicer_factory,
                                    files=executor_files or {})
             await ex.start()
             stack.push_async_callback(ex.stop)
@@ -169,7 +177,7 @@ async def running_stack(
         ex_addr = executor_addrs([ex.addr for ex in running])
 
         settings = SchedulerSettings(
-            registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **overrides
+            registry_addr=reg_addr, executor_addrs=ex_addr, grpc_port=0, metrics_port=-1, **security, **overrides
         )
         parts = ServerParts()
         metrics = CollectorRegistry()
@@ -193,7 +201,7 @@ async def running_stack(
         await monitor.check_all()
         assert core.peers_ready, "peers did not answer SERVING"
 
-        registry = RegistryClient(reg_addr)
+        registry = RegistryClient(reg_addr, settings=client_settings)
         stack.push_async_callback(registry.close)
         for m in demo.values():
             await registry.register(m.name, m.path)
@@ -201,8 +209,8 @@ async def running_stack(
             await registry.register(name, path)
 
         addr = f"127.0.0.1:{port}"
-        channel = aio.insecure_channel(
-            addr,
+        channel = client_channel(
+            addr, client_settings,
             options=[("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)],
         )
         stack.push_async_callback(channel.close)

@@ -25,10 +25,12 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.trace import TracerProvider
 
+from mlos_common.auth import auth_interceptor
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, error_for_code
 from mlos_common.interceptors import ArrivalInterceptor, ErrorInterceptor, MetricsInterceptor
 from mlos_common.metrics import GrpcMetrics
+from mlos_common.tls import TlsSettingsError, add_port, check_client_settings, secure_channel
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +114,20 @@ def _not_health(details: grpc.HandlerCallDetails) -> bool:
 def build_server(
     settings: ServiceSettings, services: Sequence[GrpcService], parts: ServerParts, reuse_port: bool = False
 ) -> tuple[aio.Server, int]:
-    """Creates the aio server with the standard interceptor chain and binds it (SO_REUSEPORT
-    only when reuse_port: see server_options)."""
+    """Creates the aio server with the standard interceptor chain (tracing, metrics, auth when
+    settings.auth_tokens_file is set, errors) and binds it, with TLS when settings say so
+    (SO_REUSEPORT only when reuse_port: see server_options)."""
     interceptors: list[aio.ServerInterceptor] = [parts.arrivals]
     if parts.tracer_provider is not None:
         interceptors.append(aio_server_interceptor(tracer_provider=parts.tracer_provider, filter_=_not_health))
     if parts.metrics is not None:
         interceptors.append(MetricsInterceptor(parts.metrics))
+    try:
+        auth = auth_interceptor(settings.auth_tokens_file, parts.metrics.registry if parts.metrics else None)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    if auth is not None:
+        interceptors.append(auth)
     interceptors.append(ErrorInterceptor())
     server = aio.server(
         interceptors=interceptors,
@@ -131,7 +140,10 @@ def build_server(
     names = [s.full_name for s in services] + [HEALTH_SERVICE, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
     try:
-        port = server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        check_client_settings(settings)
+        port = add_port(server, f"{settings.host}:{settings.grpc_port}", settings)
+    except TlsSettingsError as exc:
+        raise StartupError(str(exc)) from None
     except RuntimeError:  # grpcio raises "Failed to bind to address ..."
         port = 0
     if port == 0:
@@ -176,19 +188,27 @@ def typed_error(exc: aio.AioRpcError, peer: str = "") -> MlosError:
 
 
 def client_channel(
-    addr: str, settings: ServiceSettings | None = None, tracer_provider: TracerProvider | None = None
+    addr: str,
+    settings: ServiceSettings | None = None,
+    tracer_provider: TracerProvider | None = None,
+    options: Sequence[tuple[str, int]] | None = None,
 ) -> aio.Channel:
-    """An aio channel to a peer, with trace-context propagation and our message limits."""
-    options = channel_options(settings or ServiceSettings())
-    interceptors = aio_client_interceptors(tracer_provider=tracer_provider) if tracer_provider else None
-    return aio.insecure_channel(addr, options=options, interceptors=interceptors)
+    """An aio channel to a peer, with trace-context propagation, our message limits (or
+    `options`), and the settings' TLS and bearer token (without settings: MLOS_TOKEN,
+    MLOS_TOKEN_FILE, MLOS_TLS_* from the environment, as the CLI uses them)."""
+    settings = settings or ServiceSettings()
+    interceptors = aio_client_interceptors(tracer_provider=tracer_provider) if tracer_provider else ()
+    return secure_channel(addr, settings, options if options is not None else channel_options(settings), interceptors)
 
 
-async def wait_for_serving(addr: str, timeout_s: float, service: str = "") -> None:
-    """Polls grpc.health.v1 Check until SERVING; raises TimeoutError with the last status seen."""
+async def wait_for_serving(
+    addr: str, timeout_s: float, service: str = "", settings: ServiceSettings | None = None
+) -> None:
+    """Polls grpc.health.v1 Check until SERVING; raises TimeoutError with the last status seen.
+    TLS as client_channel sets it up from `settings` (or the environment)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     last = "no answer"
-    async with aio.insecure_channel(addr) as channel:
+    async with client_channel(addr, settings) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             remaining = deadline - asyncio.get_running_loop().time()

@@ -53,6 +53,12 @@ class PermissionDenied(MlosError):
     code = "PERMISSION_DENIED"
 
 
+class Unauthenticated(MlosError):
+    """No valid credentials (missing, malformed or unknown bearer token). Send a valid token."""
+
+    code = "UNAUTHENTICATED"
+
+
 class Unavailable(MlosError):
     """Transient: a peer is down or the service is draining. Safe to retry."""
 
@@ -92,6 +98,7 @@ _BY_CODE: dict[str, type[MlosError]] = {
         FailedPrecondition,
         ResourceExhausted,
         PermissionDenied,
+        Unauthenticated,
         Unavailable,
         DeadlineExceeded,
         OutOfRange,

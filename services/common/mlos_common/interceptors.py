@@ -27,6 +27,7 @@ from mlos_common.metrics import GrpcMetrics
 log = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], str], Callable[..., Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 
 def _rewrap(
@@ -51,11 +52,7 @@ class _CachingInterceptor(aio.ServerInterceptor):
     def __init__(self) -> None:
         self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         if handler is None:
             return handler

@@ -42,8 +42,8 @@ class PredictorPeer:
 
 
 class RegistryPeer:
-    def __init__(self, addr: str) -> None:
-        self._client = RegistryClient(addr, timeout_s=CALL_TIMEOUT_S)
+    def __init__(self, addr: str, settings: ExecutorSettings | None = None) -> None:
+        self._client = RegistryClient(addr, timeout_s=CALL_TIMEOUT_S, settings=settings)
 
     async def close(self) -> None:
         await self._client.close()

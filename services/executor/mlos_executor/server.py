@@ -175,7 +175,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
     background = Periodic()
     if telemetry.streamer is not None and settings.health_interval_s > 0:
         background.every(settings.health_interval_s, lambda: telemetry.health_sample(core), "health sample")
-    registry_peer = RegistryPeer(settings.registry_addr)
+    registry_peer = RegistryPeer(settings.registry_addr, settings)
     closers.append(registry_peer.close)
     resolve = registry_peer.latest
     if settings.registry_watch:

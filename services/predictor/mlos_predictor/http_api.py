@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from mlos_common.bootstrap import StartupError
 from mlos_common.errors import MlosError
+from mlos_common.http_auth import Guard, canonical_route
 from mlos_common.service_main import Closer
 from mlos_predictor.cache import CacheStats
 from mlos_predictor.engine import Engine, Result
@@ -43,7 +44,7 @@ from mlos_predictor.rows import check_count, kinds_of, parse_row, rows_array, sp
 log = logging.getLogger(__name__)
 
 STATUS_OF_CODE = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429,
-                  "UNAVAILABLE": 503}  # fmt: skip
+                  "UNAVAILABLE": 503, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}  # fmt: skip
 
 
 def _ok(body: dict[str, Any]) -> web.Response:
@@ -189,9 +190,11 @@ class HttpApi:
         return web.json_response(body, status=200 if healthy else 503)
 
 
-def _middleware(requests: Counter | None):
+def _middleware(requests: Counter | None, guard: Guard | None = None):
     async def answer(request: web.Request, handler) -> web.StreamResponse:
         try:
+            if guard is not None:
+                guard(request, canonical_route(request))
             return await handler(request)
         except UnknownKind as exc:
             return _error(404, exc.message)
@@ -207,9 +210,7 @@ def _middleware(requests: Counter | None):
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         response = await answer(request, handler)
         if requests is not None:
-            resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
-            requests.labels(route, str(response.status)).inc()
+            requests.labels(canonical_route(request), str(response.status)).inc()
         return response
 
     return middleware
@@ -223,14 +224,16 @@ async def start_http(
     max_body_bytes: int = 16 << 20,
     shutdown_timeout_s: float = 10.0,
     registry: CollectorRegistry | None = None,
+    guard: Guard | None = None,
 ) -> tuple[int, Closer]:
     """Serves the API on host:port (0 = any free port); returns the bound port and the closer.
-    A port in use is a StartupError naming it (no SO_REUSEPORT)."""
+    A port in use is a StartupError naming it (no SO_REUSEPORT). `guard`: the bearer-token check
+    (mlos_common.http_auth; None = open)."""
     requests = None
     if registry is not None:
         requests = Counter("mlos_predictor_http_requests", "HTTP API requests by route and status.",
                            ["route", "status"], registry=registry)  # fmt: skip
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[_middleware(requests)])
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_middleware(requests, guard)])
     app.add_routes(HttpApi(engine).routes())
     try:
         sock = socket.create_server((host, port))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlos_common.config import ServiceSettings
 from mlos_common.errors import NotFound
 from mlos_registry.client import RegistryClient
 
@@ -12,9 +13,9 @@ class RegistryModelStore:
     """Registers trained models by path (the registry reads the file: same host or shared
     storage) and fetches the latest version of one into `dest_dir`."""
 
-    def __init__(self, addr: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, addr: str, timeout_s: float = 10.0, settings: ServiceSettings | None = None) -> None:
         self.addr = addr
-        self._client = RegistryClient(addr, timeout_s=timeout_s)
+        self._client = RegistryClient(addr, timeout_s=timeout_s, settings=settings)
         self._timeout_s = timeout_s
 
     async def register(self, name: str, path: Path, labels: dict[str, str]) -> int:

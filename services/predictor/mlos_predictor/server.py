@@ -10,7 +10,9 @@ from grpc import aio
 from prometheus_client import CollectorRegistry
 
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
+from mlos_common.access import predictor_http_roles_for
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, set_serving
+from mlos_common.http_auth import http_guard
 from mlos_common.service_main import Closer
 from mlos_predictor.config import PredictorSettings
 from mlos_predictor.engine import Engine, build_engine
@@ -84,6 +86,7 @@ async def start(
         http_port, close_http = await start_http(
             engine, settings.host, settings.http_port, max_body_bytes=settings.max_message_bytes,
             shutdown_timeout_s=settings.shutdown_grace_s, registry=metrics_registry,
+            guard=http_guard(settings, predictor_http_roles_for),
         )  # fmt: skip
         parts.extra_ports["http_port"] = http_port
         closers.append(close_http)
@@ -98,7 +101,7 @@ def learning_loop(
     """The learner over the engine's slots and the books, its background work started (restore
     from the registry, scheduled training), and the closer that stops that work and the
     training process."""
-    store = RegistryModelStore(settings.registry_addr) if settings.registry_addr else None
+    store = RegistryModelStore(settings.registry_addr, settings=settings) if settings.registry_addr else None
     learner = Learner(
         slots, intake, store=store, data_dir=settings.resolved_data_dir(),
         min_rows=settings.min_train_rows, min_new_rows=settings.min_new_rows,

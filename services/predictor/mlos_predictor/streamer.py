@@ -26,7 +26,7 @@ import grpc
 from grpc import aio
 
 from mlos.predictor.v1 import predictor_pb2, predictor_pb2_grpc
-from mlos_common.bootstrap import channel_options
+from mlos_common.bootstrap import channel_options, client_channel
 from mlos_common.config import ServiceSettings
 from mlos_predictor.convert import record_to_proto
 from mlos_predictor.latency import ExecutionRecord
@@ -99,6 +99,7 @@ class TelemetryStreamer:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.addr = addr
         self.queue_size = queue_size
+        self._settings = settings
         self._options = channel_options(settings or ServiceSettings()) + [
             # a fresh channel per attempt must not inherit a shared subchannel's backoff
             ("grpc.use_local_subchannel_pool", 1),
@@ -208,7 +209,7 @@ class TelemetryStreamer:
 
     async def _one_stream(self) -> bool:
         """Connects and streams until the stream ends; returns whether it got connected."""
-        channel = aio.insecure_channel(self.addr, options=self._options)
+        channel = client_channel(self.addr, self._settings, options=self._options)
         try:
             if not await _wait_ready(channel, CONNECT_TIMEOUT_S):
                 return False

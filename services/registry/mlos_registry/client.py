@@ -23,6 +23,7 @@ from grpc import aio
 
 from mlos.registry.v1 import registry_pb2, registry_pb2_grpc
 from mlos_common.bootstrap import client_channel, typed_error
+from mlos_common.config import ServiceSettings
 from mlos_common.errors import FailedPrecondition
 from mlos_registry import upload
 from mlos_registry.convert import change_from_pb, config_to_pb, upload_header_to_pb, version_from_pb
@@ -35,13 +36,17 @@ class RegistryClient:
     """Async client. Use as `async with RegistryClient(addr) as c:` or call `close()` yourself.
 
     `timeout_s` is the deadline of each unary call (None = no deadline); fetch_artifact takes its own.
-    Pass `channel` to share an existing grpc.aio channel (it is then not closed by this client).
+    Pass `channel` to share an existing grpc.aio channel (it is then not closed by this client);
+    else one is made with `settings`' TLS and token (None: from the environment, see client_channel).
     """
 
-    def __init__(self, addr: str, *, timeout_s: float | None = 30.0, channel: aio.Channel | None = None) -> None:
+    def __init__(
+        self, addr: str, *, timeout_s: float | None = 30.0, channel: aio.Channel | None = None,
+        settings: ServiceSettings | None = None,
+    ) -> None:
         self._peer = f"registry {addr}"
         self._owns_channel = channel is None
-        self._channel = channel or client_channel(addr)
+        self._channel = channel or client_channel(addr, settings)
         self._stub = registry_pb2_grpc.RegistryStub(self._channel)
         self._timeout_s = timeout_s
 

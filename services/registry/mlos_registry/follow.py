@@ -25,10 +25,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
-from grpc import aio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from mlos_common.bootstrap import feed_channel_options
+from mlos_common.bootstrap import client_channel, feed_channel_options
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError, NotFound, OutOfRange
 from mlos_registry.client import RegistryClient
@@ -76,7 +75,7 @@ class ViewFollower:
         options = feed_channel_options(settings, initial_backoff_s, max_backoff_s)
 
         def connect() -> RegistryClient:
-            return RegistryClient(addr, timeout_s=CALL_TIMEOUT_S, channel=aio.insecure_channel(addr, options=options))
+            return RegistryClient(addr, timeout_s=CALL_TIMEOUT_S, channel=client_channel(addr, settings, options=options))
 
         return cls(connect, view, addr=addr, initial_backoff_s=initial_backoff_s, max_backoff_s=max_backoff_s)
 

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from grpc import aio
-
-from mlos_common.bootstrap import feed_channel_options
+from mlos_common.bootstrap import client_channel, feed_channel_options
 from mlos_common.config import ServiceSettings
 from mlos_common.errors import MlosError
 from mlos_predictor.client import PredictorClient
@@ -44,6 +42,7 @@ class PredictorFeed:
         self._initial_backoff_s = self._backoff_s = initial_backoff_s
         self._max_backoff_s = max_backoff_s
         self._timeout_s = timeout_s
+        self._settings = settings
         self._options = feed_channel_options(settings, initial_backoff_s, max_backoff_s)
         self._task: asyncio.Task[None] | None = None
         self.connected = False  # data arrived on the current attempt
@@ -64,7 +63,7 @@ class PredictorFeed:
     async def _run(self) -> None:
         while True:
             try:
-                channel = aio.insecure_channel(self.addr, options=self._options)
+                channel = client_channel(self.addr, self._settings, options=self._options)
                 async with PredictorClient(self.addr, channel=channel, timeout_s=self._timeout_s) as client:
                     await self._follow(client)
                 self.last_error = self.ended

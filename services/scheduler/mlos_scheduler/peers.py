@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mlos_common.bootstrap import client_channel
+from mlos_common.config import ServiceSettings
+
 log = logging.getLogger(__name__)
 
 # A peer named but not there yet (an executor pod the autoscaler has not made) fails its connection
@@ -39,10 +42,11 @@ class Peer:
     addr: str
     serving: bool = False
     channel: aio.Channel | None = None
+    settings: ServiceSettings | None = None  # TLS for the health check (health needs no token)
 
     async def check(self, timeout_s: float) -> bool:
         if self.channel is None:
-            self.channel = aio.insecure_channel(self.addr, options=PEER_CHANNEL_OPTIONS)
+            self.channel = client_channel(self.addr, self.settings, options=PEER_CHANNEL_OPTIONS)
         try:
             reply = await health_pb2_grpc.HealthStub(self.channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s

@@ -22,7 +22,9 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from mlos.inference import grpc_service_pb2 as pb
+from mlos_common.access import rest_roles_for
 from mlos_common.errors import InvalidArgument, MlosError
+from mlos_common.http_auth import Guard, http_guard
 from mlos_common.shm import ShmRegistry
 from mlos_executor.client import ExecutorClient
 from mlos_scheduler import convert, generation_door, rest_convert
@@ -195,11 +197,13 @@ async def _json_body(request: web.Request) -> dict:
     return rest_convert.body_object(await request.read())
 
 
-def _middleware(observe: Observe, tracer_provider: TracerProvider | None):
+def _middleware(observe: Observe, tracer_provider: TracerProvider | None, guard: Guard | None = None):
     tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
 
-    async def answer(request: web.Request, handler) -> web.StreamResponse:
+    async def answer(request: web.Request, handler, route: str) -> web.StreamResponse:
         try:
+            if guard is not None:
+                guard(request, route)
             return await handler(request)
         except MlosError as exc:
             return error_response(HTTP_STATUS.get(exc.code, 500), exc.message)
@@ -217,12 +221,12 @@ def _middleware(observe: Observe, tracer_provider: TracerProvider | None):
         route_info = request.match_info.route.resource
         route = route_info.canonical if route_info is not None else "unmatched"
         if tracer is None:
-            response = await answer(request, handler)
+            response = await answer(request, handler, route)
         else:
             with tracer.start_as_current_span(
                 f"{request.method} {route}", context=propagate.extract(request.headers), kind=SpanKind.SERVER
             ) as span:
-                response = await answer(request, handler)
+                response = await answer(request, handler, route)
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", response.status)
         observe(route, response.status, time.perf_counter() - start)
@@ -235,10 +239,11 @@ class RestServer:
     """Binds (no SO_REUSEPORT: a taken port is an error), serves until close()."""
 
     def __init__(
-        self, app: RestApp, *, max_body_bytes: int, observe: Observe, tracer_provider: TracerProvider | None = None
+        self, app: RestApp, *, max_body_bytes: int, observe: Observe, tracer_provider: TracerProvider | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self._app = web.Application(
-            client_max_size=max_body_bytes, middlewares=[_middleware(observe, tracer_provider)]
+            client_max_size=max_body_bytes, middlewares=[_middleware(observe, tracer_provider, guard)]
         )
         self._app.add_routes(app.routes())
         self._runner: web.AppRunner | None = None
@@ -295,6 +300,7 @@ async def start_rest(
         max_body_bytes=settings.max_message_bytes,
         observe=core.stats.http_request,
         tracer_provider=tracer_provider,
+        guard=http_guard(settings, rest_roles_for),
     )
 
     async def close_clients() -> None:

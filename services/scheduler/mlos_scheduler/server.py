@@ -14,6 +14,7 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 from mlos.scheduler.v1 import scheduler_pb2_grpc as spbg
 from mlos_common.bootstrap import GrpcService, ServerParts, build_server, client_channel, set_serving
 from mlos_common.shm import ShmCollector, ShmRegistry
+from mlos_common.tls import add_port
 from mlos_executor.client import ExecutorClient
 from mlos_executor.link_shm import LinkCollector, LinkShmSettings
 from mlos_registry.client import RegistryClient
@@ -166,8 +167,8 @@ def peer_monitor(settings: SchedulerSettings, core: Scheduler, parts: ServerPart
     (loaded models serve without it, so a registry restart does not take every front door out of
     its load balancer). Health follows core.server_ready (see peers.py), re-published each round it
     changes (breakers too); the registry's own state is the health entry REGISTRY_HEALTH."""
-    registry_peer = Peer("registry", settings.registry_addr)
-    executor_peers = [Peer("executor", e.addr) for e in core.executors]
+    registry_peer = Peer("registry", settings.registry_addr, settings=settings)
+    executor_peers = [Peer("executor", e.addr, settings=settings) for e in core.executors]
     published: list[bool] = []
     registry_published: list[bool] = []
 
@@ -228,7 +229,7 @@ async def start(settings: SchedulerSettings, parts: ServerParts, registry: Colle
     svcs = services(core, shm)
     server, port = build_server(settings, svcs, parts, settings.reuse_port)
     if settings.reuse_port:  # a supervised worker: a port of its own, so its health can be checked alone
-        parts.extra_ports["private_port"] = server.add_insecure_port(f"{settings.host}:0")
+        parts.extra_ports["private_port"] = add_port(server, f"{settings.host}:0", settings)
     await set_serving(parts, svcs, False)
     monitor = peer_monitor(settings, core, parts, svcs)
     bring_up = load_startup_models(settings, core, parts, svcs)
