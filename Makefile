@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert test-long clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: install ops-tools lint
 lint: install
 	$(VENV)/bin/ruff check services cli bench tests scripts
 	$(VENV)/bin/mypy
+
+# The long fault tests (tests/reliability, marker `long`): minutes of load against a whole suite.
+test-long: install
+	$(PY) -m pytest tests/reliability -m long -q
 
 test-unit: install ops-tools
 	$(PY) -m pytest tests --ignore=tests/e2e -q
