@@ -39,7 +39,7 @@ async def _rows(source: Path, data_dir: Path) -> list[dict]:
             start = time.perf_counter()
             mv = await core.register(f"bench-{name}", str(source))
             rows.append({
-                "case": name, "what": what, "seconds": round(time.perf_counter() - start, 2),
+                "case": name, "what": what, "seconds": round(time.perf_counter() - start, 4),
                 "architecture": mv.facts.get("architecture", ""), "parameters": int(mv.facts.get("parameter_count", 0)),
                 "onnx_bytes": mv.size_bytes, "child_seconds": float(mv.facts.get("conversion_seconds", 0)),
             })
