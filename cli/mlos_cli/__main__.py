@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="priority of requests that set none (default: the lowest level)")
     reg.add_argument("--preferred-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
                      help="batch sizes the batcher aims for, each 1..max_batch_size")
+    reg.add_argument("--warmup-batch-sizes", type=_size_list, default=(), metavar="N,N,...",
+                     help="the warm-up plan: batch sizes run at every load, each 1..max_batch_size (default 1 and max)")
 
     from mlos_cli import add_cmd, lifecycle_cmd, models_cmd
 
@@ -212,7 +214,8 @@ async def _models_register(args: argparse.Namespace) -> int:
     from mlos_registry.domain import ServingConfig
 
     config = ServingConfig(max_batch_size=args.max_batch_size, priority_levels=args.priority_levels,
-                           default_priority=args.default_priority, preferred_batch_sizes=args.preferred_batch_sizes)
+                           default_priority=args.default_priority, preferred_batch_sizes=args.preferred_batch_sizes,
+                           warmup_batch_sizes=args.warmup_batch_sizes)
     # No deadline: a SafeTensors/PyTorch checkpoint is converted to ONNX first (the registry's own time limit applies).
     async with RegistryClient(args.registry, timeout_s=None) as registry:
         mv = await registry.register(args.name, str(args.path.resolve()), config=config)
@@ -305,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
 
         handler = {"list": models_cmd.models_list, "show": models_cmd.models_show,
                    "alias": lifecycle_cmd.models_alias, "unalias": lifecycle_cmd.models_unalias,
-                   "watch": lifecycle_cmd.models_watch, "add": add_cmd.models_add}.get(args.models_command,
+                   "watch": lifecycle_cmd.models_watch, "add": add_cmd.models_add,
+                   "prefetch": models_cmd.models_prefetch}.get(args.models_command,
                                                                                       _models_register)
     else:
         handler = handlers[args.command]

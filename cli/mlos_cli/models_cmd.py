@@ -26,6 +26,9 @@ def add_parsers(msub: argparse._SubParsersAction, non_negative: Callable[[str], 
     show.add_argument("--version", type=non_negative, default=0, help="version (default: the latest)")
     show.add_argument("--registry", default="127.0.0.1:8101")
     show.add_argument("--json", action="store_true", help="print the version as one JSON object")
+    pre = msub.add_parser("prefetch", help="load and warm a model on the executors before its traffic comes")
+    pre.add_argument("name")
+    pre.add_argument("--addr", default="127.0.0.1:8001", help="scheduler front door")
 
 
 def count_text(value: str) -> str:
@@ -149,3 +152,15 @@ async def models_show(args: argparse.Namespace) -> int:
     print(json.dumps(asdict(mv), indent=1) if args.json else show_text(mv))
     return 0
 
+
+
+async def models_prefetch(args: argparse.Namespace) -> int:
+    """Loads the model through the front door (RepositoryModelLoad): an executor fetches it and runs
+    its warm-up plan, so the first request finds it loaded and warm. Unknown -> NOT_FOUND."""
+    from mlos_cli.frontdoor import FrontDoor
+
+    async with FrontDoor(args.addr) as front:
+        await front.load(args.name)
+        ready = any(m.name == args.name and m.state == "READY" for m in await front.index())
+    print(f"prefetched {args.name}: loaded and warmed{'' if ready else ' (not READY yet: see mlos models list)'}")
+    return 0

@@ -29,6 +29,19 @@ async def test_demo_model_warmup_timed_at_batch_1_and_max(registry: RegistryServ
     assert [(s.batch_size, s.ok) for s in samples] == [(2, True)]
 
 
+async def test_a_warmup_plan_runs_its_batch_sizes(registry: RegistryServed, start_executor: StartExecutor,
+                                                  demo_models) -> None:
+    """The registry's warm-up plan (serving config warmup_batch_sizes) replaces batch 1 and max; a
+    load-time max_batch_size below a planned size leaves that size out."""
+    from mlos.common.v1 import tensor_pb2
+
+    ex = await start_executor()
+    mv = await registry.client.register("ocr_cls", demo_models["ocr_cls"].path)
+    plan = tensor_pb2.ModelServingConfig(warmup_batch_sizes=[2, 6, 3])
+    reply = await ex.client.load_model("ocr_cls", mv.version, mv.sha256, max_batch_size=4, generation=plan)
+    assert [(w.batch_size, w.runs) for w in reply.warmup] == [(2, 3), (3, 3)]
+
+
 async def test_warmup_off(registry: RegistryServed, start_executor: StartExecutor, model_files) -> None:
     ex = await start_executor(warmup_runs=0)
     mv = await registry.client.register("plus", model_files.plus_one)

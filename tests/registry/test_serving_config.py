@@ -1,4 +1,4 @@
-"""Priority levels and preferred batch sizes: kept by the registry, refused when they cannot hold
+"""Priority levels, preferred batch sizes and the warm-up plan: kept by the registry, refused when they cannot hold
 (INVALID_ARGUMENT through real gRPC, nothing stored), and the registry goes on serving."""
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ async def test_levels_and_preferred_sizes_round_trip(served: Served, dynamic_onn
     assert (await served.client.get("m")).config == mv.config
     top = await served.client.register("top", dynamic_onnx, config=ServingConfig(priority_levels=MAX_PRIORITY_LEVELS))
     assert top.config.priority_levels == MAX_PRIORITY_LEVELS
+    planned = await served.client.register("planned", dynamic_onnx, config=ServingConfig(max_batch_size=8,
+                                                                                         warmup_batch_sizes=(2, 8)))
+    assert (await served.client.get("planned")).config.warmup_batch_sizes == (2, 8) == planned.config.warmup_batch_sizes
 
 
 @pytest.mark.parametrize(
@@ -33,6 +36,8 @@ async def test_levels_and_preferred_sizes_round_trip(served: Served, dynamic_onn
         (ServingConfig(max_batch_size=8, preferred_batch_sizes=(0,)), "preferred batch size 0"),
         (ServingConfig(max_batch_size=8, preferred_batch_sizes=(4, 9)), "preferred batch size 9"),
         (ServingConfig(preferred_batch_sizes=(16,)), "preferred batch size 16"),  # over the default max of 8
+        (ServingConfig(max_batch_size=8, warmup_batch_sizes=(0, 4)), "warmup batch size 0"),
+        (ServingConfig(max_batch_size=8, warmup_batch_sizes=(4, 9)), "warmup batch size 9 of model 'm' must be between"),
     ],
 )
 async def test_impossible_config_is_invalid(served: Served, dynamic_onnx: Path, config, words) -> None:
@@ -57,3 +62,8 @@ async def test_raw_stub_gets_invalid_argument(served: Served, dynamic_onnx: Path
             await registry_pb2_grpc.RegistryStub(channel).RegisterModel(request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "priority_levels" in info.value.details()
+
+
+async def test_a_warmup_plan_on_a_model_that_cannot_batch(served: Served, fixed_onnx: Path) -> None:
+    with pytest.raises(InvalidArgument, match=r"warmup_batch_sizes \[2\] need batching; model 'f' has max_batch_size 0"):
+        await served.client.register("f", fixed_onnx, config=ServingConfig(warmup_batch_sizes=(2,)))

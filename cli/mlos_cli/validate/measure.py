@@ -79,6 +79,12 @@ def compare(served: Outputs, reference: Outputs, tolerance: float) -> dict:
     return checks
 
 
+def _size_bytes(path) -> int:  # noqa: ANN001 - a Path: a file, or a folder (a checkpoint) counted whole
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
 async def _timed(call: Callable[[], Any]) -> tuple[Any, int]:
     start = time.perf_counter_ns()
     result = await call()
@@ -153,7 +159,7 @@ async def _correctness(links: Links, model: ZooModel, sizes: tuple[int, ...]) ->
 async def validate_model(links: Links, model: ZooModel, settings: Settings, step: Callable[[str], None]) -> dict:
     """Every measurement of one model; `step(what)` is called as each part starts (progress)."""
     result: dict[str, Any] = {"name": model.name, "format": model.format, "task": model.task, "source": model.source,
-                              "file_bytes": model.path.stat().st_size, "status": "fail", "reason": ""}
+                              "file_bytes": _size_bytes(model.path), "status": "fail", "reason": ""}
     where = "install"
     try:
         step("install")

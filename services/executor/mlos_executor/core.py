@@ -111,12 +111,14 @@ class ExecutorCore:
     # ---- loading ----
 
     async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None,
-                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True) -> LoadedModel:
+                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True,
+                   warmup_plan: tuple[int, ...] = ()) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
         given: the signature decides, and warm-up runs at batch 1 only). A GGUF file loads on
         llama.cpp for `task` ("generate" unless "embed") with `llama` settings (see llama_models.py).
         Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)
-        even after evicting idle models (eviction.py); `evict=False` (prefetch) uses free room only."""
+        even after evicting idle models (eviction.py); `evict=False` (prefetch) uses free room only.
+        `warmup_plan`: the batch sizes warm-up runs (empty = 1 and max_batch_size; see warmup.py)."""
         key = (name, version)
         lock = self._load_locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -129,7 +131,9 @@ class ExecutorCore:
             if await asyncio.to_thread(is_gguf, path):
                 return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start,
                                              evict)
-            facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size),
+            if max_batch_size:  # a load-time max_batch_size below the plan's sizes clips the plan
+                warmup_plan = tuple(s for s in warmup_plan if 0 < s <= max_batch_size)
+            facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size, warmup_plan),
                                             self.evictor.make_room if evict else None)
             measure = self.memory.start()
             try:
@@ -143,7 +147,7 @@ class ExecutorCore:
                 )
                 loaded.warmup, skipped = await asyncio.to_thread(
                     warm_up, model, loaded.batched, max_batch_size or 1, self.warmup_runs, self.warmup_max_s,
-                    measure.mark,
+                    measure.mark, warmup_plan,
                 )
             except BaseException:
                 self.memory.abandon(key, measure)

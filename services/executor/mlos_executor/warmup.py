@@ -45,22 +45,25 @@ def synthetic_feeds(inputs: Sequence[TensorSpec], batch_size: int | None) -> dic
     return feeds
 
 
-def largest_batch(runs: int, max_batch_size: int | None) -> int:
-    """The largest batch a load's warm-up runs (see ExecutorCore.load): its max batch size when
-    the serving config gives one (> 0), else 1 (also with warm-up off)."""
-    return max(1, max_batch_size or 1) if runs > 0 else 1
+def largest_batch(runs: int, max_batch_size: int | None, plan: Sequence[int] = ()) -> int:
+    """The largest batch a load's warm-up runs (see ExecutorCore.load): the plan's largest, else
+    its max batch size when the serving config gives one (> 0), else 1 (also with warm-up off)."""
+    if runs <= 0:
+        return 1
+    return max(plan) if plan else max(1, max_batch_size or 1)
 
 
-def batch_sizes(batched: bool, max_batch_size: int) -> Sequence[int | None]:
-    """The batch sizes to time: None = the model's own shape (no batch dimension)."""
+def batch_sizes(batched: bool, max_batch_size: int, plan: Sequence[int] = ()) -> Sequence[int | None]:
+    """The batch sizes to time: the model's warm-up plan when it has one (registry serving config
+    warmup_batch_sizes), else 1 and max_batch_size; None = the model's own shape (no batch dimension)."""
     if not batched:
         return [None]
-    return sorted({1, max(1, max_batch_size)})
+    return sorted(set(plan)) if plan else sorted({1, max(1, max_batch_size)})
 
 
 def warm_up(
     model: OnnxModel, batched: bool, max_batch_size: int, runs: int, max_s: float,
-    after_size: Callable[[int], None] | None = None,
+    after_size: Callable[[int], None] | None = None, plan: Sequence[int] = (),
 ) -> tuple[list[WarmupTiming], str]:
     """(timings, "") or ([...what was timed], why the rest was skipped). `after_size(batch_size)`
     is called after each batch size's runs (the memory measurement's marks)."""
@@ -69,7 +72,7 @@ def warm_up(
     outputs = [o.name for o in model.outputs]
     started = time.perf_counter()
     timings: list[WarmupTiming] = []
-    for size in batch_sizes(batched, max_batch_size):
+    for size in batch_sizes(batched, max_batch_size, plan):
         feeds = synthetic_feeds(model.inputs, size)
         if isinstance(feeds, str):
             return timings, feeds

@@ -29,6 +29,7 @@ def config_from_pb(pb: tensor_pb2.ModelServingConfig) -> ServingConfig:
         chunk_tokens=pb.chunk_tokens,
         gpu_layers=pb.gpu_layers,
         contexts=pb.contexts,
+        warmup_batch_sizes=tuple(pb.warmup_batch_sizes),
     )
 
 

@@ -103,9 +103,21 @@ def _validate_config(config: ServingConfig, sig: signature.Signature, name: str)
             raise InvalidArgument(
                 f"preferred batch size {size} must be between 1 and max_batch_size {config.max_batch_size}"
             )
+    _validate_warmup_plan(config, name)
     device = config.device
     if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
         raise InvalidArgument(f"device {device!r} is not one of {', '.join(DEVICES)} or cuda:<index>")
+
+
+def _validate_warmup_plan(config: ServingConfig, name: str) -> None:
+    """A warm-up plan runs batches the model can take: batching on, each size 1..max_batch_size."""
+    plan = list(config.warmup_batch_sizes)
+    if plan and not config.max_batch_size:
+        raise InvalidArgument(f"warmup_batch_sizes {plan} need batching; model {name!r} has max_batch_size 0")
+    for size in plan:
+        if size < 1 or size > config.max_batch_size:
+            raise InvalidArgument(f"warmup batch size {size} of model {name!r} must be between 1 and max_batch_size "
+                                  f"{config.max_batch_size}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,11 @@ class ServingConfig:
     chunk_tokens: int = 0
     gpu_layers: int = 0
     contexts: int = 0
+    warmup_batch_sizes: tuple[int, ...] = ()  # the warm-up plan: batch sizes run at load (empty = 1 and max)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "preferred_batch_sizes", tuple(self.preferred_batch_sizes))  # JSON gives a list
+        for name in ("preferred_batch_sizes", "warmup_batch_sizes"):  # JSON gives a list
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def overridden_by(self, other: ServingConfig | None) -> ServingConfig:
         """This config with every field that `other` sets (non-zero, non-empty) taken from it."""

@@ -152,6 +152,8 @@ def validate_config(config: ServingConfig, model: GGUFModel, name: str) -> None:
             f"max_batch_size must stay 0 for GGUF model {name!r} (llama.cpp schedules tokens, not batches), "
             f"got {config.max_batch_size}"
         )
+    if config.warmup_batch_sizes:
+        raise InvalidArgument(f"warmup_batch_sizes do not apply to GGUF model {name!r}; leave them empty")
     if config.preferred_batch_sizes:
         raise InvalidArgument(f"preferred_batch_sizes do not apply to GGUF model {name!r}; leave them empty")
     if config.context_length > model.trained_context_length:

@@ -29,6 +29,7 @@ def model_info(mv: ModelVersion) -> ModelInfo:
         default_priority=c.default_priority,
         priority_levels=c.priority_levels,
         preferred_batch_sizes=tuple(c.preferred_batch_sizes),
+        warmup_batch_sizes=tuple(c.warmup_batch_sizes),
         task=mv.task,
         facts=tuple(sorted(mv.facts.items())),
         context_length=c.context_length,

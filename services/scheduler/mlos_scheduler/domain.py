@@ -26,6 +26,7 @@ class ModelInfo:
     default_priority: int = 0                       # 0 = none (the lowest level); 1 = highest
     priority_levels: int = 0                        # 0 = the scheduler's default
     preferred_batch_sizes: tuple[int, ...] = ()     # empty = max_batch_size
+    warmup_batch_sizes: tuple[int, ...] = ()        # the warm-up plan sent to the executor (empty = its default)
     task: str = "infer"                             # "infer", "generate" (decoupled, text), "embed"
     facts: tuple[tuple[str, str], ...] = ()         # from the model file (GGUF: architecture, context_length, ...)
     # Generation / embedding (GGUF): ModelServingConfig's fields, sent to the executor at load.

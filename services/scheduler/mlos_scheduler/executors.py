@@ -182,9 +182,10 @@ def _failure(reply: epb.WorkResult) -> MlosError:
 
 
 def _generation_config(model: ModelInfo) -> tensor_pb2.ModelServingConfig | None:
-    """The serving settings a GGUF model's executor needs (None for tensor models)."""
+    """The serving settings the executor needs at load: a tensor model's warm-up plan (None when it
+    has none), a GGUF model's llama.cpp settings."""
     if model.task == "infer":
-        return None
+        return tensor_pb2.ModelServingConfig(warmup_batch_sizes=model.warmup_batch_sizes) if model.warmup_batch_sizes else None
     return tensor_pb2.ModelServingConfig(
         device=model.device, context_length=model.context_length, threads=model.threads,
         chunk_tokens=model.chunk_tokens, gpu_layers=model.gpu_layers, contexts=model.contexts,

@@ -41,7 +41,7 @@ class ShmRef(_message.Message):
     def __init__(self, key: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
 
 class ModelServingConfig(_message.Message):
-    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority", "priority_levels", "preferred_batch_sizes", "context_length", "threads", "chunk_tokens", "gpu_layers", "contexts")
+    __slots__ = ("max_batch_size", "max_queue_delay_us", "instance_count", "device", "default_timeout_us", "default_priority", "priority_levels", "preferred_batch_sizes", "context_length", "threads", "chunk_tokens", "gpu_layers", "contexts", "warmup_batch_sizes")
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DELAY_US_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class ModelServingConfig(_message.Message):
     CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
     GPU_LAYERS_FIELD_NUMBER: _ClassVar[int]
     CONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     max_batch_size: int
     max_queue_delay_us: int
     instance_count: int
@@ -68,4 +69,5 @@ class ModelServingConfig(_message.Message):
     chunk_tokens: int
     gpu_layers: int
     contexts: int
-    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ..., priority_levels: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., threads: _Optional[int] = ..., chunk_tokens: _Optional[int] = ..., gpu_layers: _Optional[int] = ..., contexts: _Optional[int] = ...) -> None: ...
+    warmup_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_us: _Optional[int] = ..., instance_count: _Optional[int] = ..., device: _Optional[str] = ..., default_timeout_us: _Optional[int] = ..., default_priority: _Optional[int] = ..., priority_levels: _Optional[int] = ..., preferred_batch_sizes: _Optional[_Iterable[int]] = ..., context_length: _Optional[int] = ..., threads: _Optional[int] = ..., chunk_tokens: _Optional[int] = ..., gpu_layers: _Optional[int] = ..., contexts: _Optional[int] = ..., warmup_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
