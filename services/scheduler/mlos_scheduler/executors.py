@@ -182,9 +182,12 @@ def _failure(reply: epb.WorkResult) -> MlosError:
 
 
 def _generation_config(model: ModelInfo) -> tensor_pb2.ModelServingConfig | None:
-    """The serving settings a GGUF model's executor needs (None for tensor models)."""
+    """The serving settings the executor needs: a tensor model's instances and threads (None when
+    both are the defaults), a GGUF model's llama.cpp settings."""
     if model.task == "infer":
-        return None
+        if model.instance_count <= 1 and not model.threads:
+            return None
+        return tensor_pb2.ModelServingConfig(instance_count=model.instance_count, threads=model.threads)
     return tensor_pb2.ModelServingConfig(
         device=model.device, context_length=model.context_length, threads=model.threads,
         chunk_tokens=model.chunk_tokens, gpu_layers=model.gpu_layers, contexts=model.contexts,
