@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction validate bench-convert test-long clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction bench-executor validate bench-convert test-long clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -118,6 +118,12 @@ bench-watch: install
 # The registry's MiniLM SafeTensors -> ONNX conversion: cold vs cached (~1 min); CONVERT_ARGS='--source DIR'.
 bench-convert: install
 	$(PY) bench/bench_convert.py $(CONVERT_ARGS)
+
+# The executor's switches (memory pool, shared weights, threads rule, instances, warm-up) off vs on,
+# latency p50/p99 + throughput with 95 % CIs, and RSS of two fine-tunes sharing a base (~2-4 min).
+# Options: make bench-executor EXEC_ARGS='--quick'   EXEC_ARGS='--repeats 9 --duration-s 2'
+bench-executor: install
+	$(PY) bench/bench_executor.py $(EXEC_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

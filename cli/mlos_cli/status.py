@@ -59,6 +59,7 @@ def executor_lines(addr: str, s: epb.StatusResponse | str) -> list[str]:
     budget = _mb(s.memory_budget_bytes) if s.memory_budget_bytes else "none"
     lines = [f"{addr:<21} {s.executor_id:<12} {s.runtime_mode:<16} {budget:>10} {_mb(s.memory_used_bytes):>8} "
              f"{_mb(s.rss_bytes):>8} {len(s.models):>6}"]
+    lines += switch_lines(s)
     for m in sorted(s.models, key=lambda m: (m.model.name, m.model.version)):
         predicted = (f"; predicted {_mb(m.memory_predicted_bytes)} MB by {m.memory_predicted_by}"
                      if m.memory_predicted_by else "")
@@ -88,6 +89,19 @@ def hardware_lines(s: epb.StatusResponse) -> list[str]:
     return lines
 
 
+def switch_lines(s: epb.StatusResponse) -> list[str]:
+    """The output pool's and shared weights' counts, when those switches are on."""
+    lines = []
+    if s.memory_pool.enabled:
+        p = s.memory_pool
+        lines.append(f"    memory pool: {p.hits} hits, {p.misses} misses, {_mb(p.held_bytes)} MB held")
+    if s.shared_weights.enabled:
+        w = s.shared_weights
+        lines.append(f"    shared weights: {w.initializers} initializer(s), {_mb(w.held_bytes)} MB held once, "
+                     f"{_mb(w.saved_bytes)} MB saved")
+    return lines
+
+
 def scale_lines(addr: str, r: predictor_pb2.GetScoresResponse | str, answering: int) -> list[str]:
     if isinstance(r, str):
         return [f"scale hint: none (predictor {addr}: {r})"]
@@ -111,6 +125,8 @@ def _as_dict(addr: str, s: epb.StatusResponse | str) -> dict:
         "runtime_mode_reason": s.runtime_mode_reason,
         "placement": MessageToDict(s.placement, preserving_proto_field_name=True, always_print_fields_with_no_presence=True),
         "gpus": [MessageToDict(g, preserving_proto_field_name=True) for g in s.gpus], "gpu_note": s.gpu_note,
+        "memory_pool": MessageToDict(s.memory_pool, preserving_proto_field_name=True),
+        "shared_weights": MessageToDict(s.shared_weights, preserving_proto_field_name=True),
         "models": [{"name": m.model.name, "version": m.model.version, "memory_bytes": m.memory_bytes,
                     "memory_predicted_bytes": m.memory_predicted_bytes, "memory_predicted_by": m.memory_predicted_by,
                     "runtime": m.runtime, "task": m.task, "idle_ms": m.idle_ms, "busy": m.busy,

@@ -12,7 +12,7 @@ from grpc import aio
 from onnx import TensorProto, helper, numpy_helper
 
 from mlos.common.v1 import tensor_pb2
-from mlos_common.tensors import array_to_raw, datatype_of
+from mlos_common.tensors import array_from_raw, array_to_raw, datatype_of
 from mlos_executor.client import ExecutorClient
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore
@@ -95,10 +95,28 @@ def weights_model(side: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET)
 
 
+def shared_base_model(side: int, head_seed: int) -> onnx.ModelProto:
+    """Y = X @ W + B: the base W FP32 [side, side] is the same random weights in every model (as in
+    fine-tunes of one base), the head B [side] differs by `head_seed`."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((side, side)).astype(np.float32), "W")
+    b = numpy_helper.from_array(np.random.default_rng(head_seed).standard_normal(side).astype(np.float32), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["H"]), helper.make_node("Add", ["H", "B"], ["Y"])], "based",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", side])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", side])], [w, b],
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
 def save(model: onnx.ModelProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def decoded(reply) -> dict[str, np.ndarray]:
+    """An execute reply's outputs by name, as arrays."""
+    return {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in reply.outputs}
 
 
 def tensor(name: str, array: np.ndarray) -> tensor_pb2.Tensor:

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, tensor
+from exec_testkit import ExecutorServed, RegistryServed, StartExecutor, decoded, tensor
 
 from mlos_common.errors import FailedPrecondition, InvalidArgument, NotFound
-from mlos_common.tensors import array_from_raw
 from mlos_executor.runtime_mode import detect_runtime_mode
 
 EXPECTED_MODE = detect_runtime_mode().mode  # "userspace" unless /sys/module/mlos_ml exists
@@ -21,10 +20,6 @@ EXPECTED_MODE = detect_runtime_mode().mode  # "userspace" unless /sys/module/mlo
 def ort_run(path: Path, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(outputs, feeds)
-
-
-def decoded(reply) -> dict[str, np.ndarray]:
-    return {t.name: array_from_raw(t.name, t.datatype, t.shape, t.raw) for t in reply.outputs}
 
 
 async def still_serving(ex: ExecutorServed, name: str, version: int) -> None:

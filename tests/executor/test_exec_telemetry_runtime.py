@@ -183,13 +183,15 @@ def test_auto_intra_op_threads_share_the_cpus_between_concurrent_runs() -> None:
 
 async def test_status_reports_the_thread_rule(start_executor) -> None:
     from mlos_executor.onnx_backend import auto_intra_op_threads
+    from mlos_executor.threads import usable_cpus
 
     auto = await start_executor(execution_slots=2)
     status = await auto.client.status()
     assert (status.intra_op_threads, status.execution_slots) == (auto_intra_op_threads(2), 2)
-    fixed = await start_executor(intra_op_threads=3, execution_slots=1)
+    # Every usable CPU (more is refused at start-up), over 4 slots where the rule would give 1 on 2+ CPUs.
+    fixed = await start_executor(intra_op_threads=usable_cpus(), execution_slots=4)
     status = await fixed.client.status()
-    assert (status.intra_op_threads, status.execution_slots) == (3, 1)
+    assert (status.intra_op_threads, status.execution_slots) == (usable_cpus(), 4)
 
 
 async def test_tiny_runs_execute_inline_and_heavy_ones_on_a_worker_thread(registry, start_executor, model_files, demo_models):

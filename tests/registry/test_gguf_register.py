@@ -121,11 +121,18 @@ async def test_impossible_serving_settings_are_invalid(
         await served.client.get("m")  # nothing stored
 
 
-@pytest.mark.parametrize("field", ["context_length", "threads", "chunk_tokens", "gpu_layers", "contexts"])
+@pytest.mark.parametrize("field", ["context_length", "chunk_tokens", "gpu_layers", "contexts"])
 async def test_generation_settings_on_an_onnx_model_are_refused(served: Served, dynamic_onnx: Path, field: str) -> None:
     with pytest.raises(InvalidArgument, match=f"{field} applies only to GGUF models"):
         await served.client.register("adder", dynamic_onnx, config=ServingConfig(**{field: 2}))
     assert (await served.client.register("adder", dynamic_onnx)).task == "infer"
+
+
+async def test_onnx_intra_op_threads_kept_and_bounded(served: Served, dynamic_onnx: Path) -> None:
+    mv = await served.client.register("adder", dynamic_onnx, config=ServingConfig(threads=2, instance_count=3))
+    assert (mv.config.threads, mv.config.instance_count) == (2, 3)
+    with pytest.raises(InvalidArgument, match="threads must be at most 256"):
+        await served.client.register("adder2", dynamic_onnx, config=ServingConfig(threads=257))
 
 
 @pytest.mark.parametrize("case", ["array of 2^63 bytes", "tensor count 2^63", "nested arrays 3 deep", "non-UTF-8 key",

@@ -56,7 +56,8 @@ class ExecutorClient:
     ) -> pb.LoadModelResponse:
         """The whole reply (the loaded model and its warm-up timings). `max_batch_size` travels
         in the serving config (None = none sent: the executor judges from the signature);
-        `generation`: a GGUF model's serving settings (context length, threads, chunk, contexts)."""
+        `generation`: a GGUF model's serving settings (context length, threads, chunk, contexts), or a
+        tensor model's (instance_count, threads)."""
         request = pb.LoadModelRequest(model=pb.ModelKey(name=name, version=version), sha256=sha256, task=task)
         if generation is not None:
             request.config.CopyFrom(generation)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlos_common.config import ServiceSettings
+from mlos_executor.threads import usable_cpus
 
 
 class ExecutorSettings(ServiceSettings):
@@ -30,7 +31,20 @@ class ExecutorSettings(ServiceSettings):
         description="ONNX Runtime threads inside one run; 0 = the usable CPUs divided by execution_slots "
         "(at least 1), so concurrent runs rather than threads within a run fill the cores.",
     )
-    execution_slots: int = Field(2, description="Batches that may run at the same time.")
+    execution_slots: int = Field(2, ge=1, description="Batches that may run at the same time.")
+    memory_pool: bool = Field(
+        False,
+        description="Write ONNX outputs into buffers reused per (shape, dtype) through IOBinding instead of "
+        "fresh arrays per run (pool.py); measured in bench/bench_executor.py, off by default (see README).",
+    )
+    memory_pool_max_mb: float = Field(256.0, gt=0, description="Bytes the output pool may keep, MB.")
+    shared_weights: bool = Field(
+        False,
+        description="Hold identical large initializers of the loaded ONNX models once (keyed by content "
+        "digest; shared_weights.py). Such sessions run without weight prepacking: less memory, slower "
+        "MatMul/Gemm; off by default (see README).",
+    )
+    shared_weights_min_bytes: int = Field(1 << 20, ge=1, description="Initializers this large or larger are shared.")
     inline_run_us: int = Field(
         300,
         description="Work of a model whose runs average less than this (all of one message's share "
@@ -95,3 +109,11 @@ class ExecutorSettings(ServiceSettings):
     sys_root: Path = Field(
         Path("/"), description="Where /sys is read from (runtime mode, NUMA topology); tests use synthetic trees."
     )
+
+    @field_validator("intra_op_threads")
+    @classmethod
+    def _threads_fit_host(cls, value: int) -> int:
+        cpus = usable_cpus()
+        if value < 0 or value > cpus:
+            raise ValueError(f"intra_op_threads {value} must be between 0 (the rule) and this host's usable CPUs ({cpus})")
+        return value

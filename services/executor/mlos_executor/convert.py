@@ -19,7 +19,9 @@ from mlos_executor.gpu import gpu_budget_bytes
 from mlos_executor.llama_backend import DEFAULT_CHUNK_TOKENS, DEFAULT_CONTEXTS, LlamaSettings
 from mlos_executor.llama_models import GenerationModel
 from mlos_executor.numa import format_cpus
+from mlos_executor.pool import BufferPool
 from mlos_executor.sampling import SamplingParams
+from mlos_executor.shared_weights import loaded_sharing
 from mlos_executor.stream_shm import StreamShm
 from mlos_executor.warmup import WarmupTiming
 
@@ -52,11 +54,14 @@ def loaded_pb(m: LoadedModel) -> pb.LoadedModel:
         memory_predicted_by=memory.predicted_by if memory is not None else "",
         idle_ms=(time.monotonic_ns() - m.last_used_ns) // 1_000_000,
         busy=m.busy,
+        instances=m.instances,
+        shared_weight_bytes=sum(s.nbytes for s in getattr(m.model, "shared", ())),
     )
 
 
 def hardware_status(core: ExecutorCore) -> dict:
-    """StatusResponse fields of the memory budget, evictions, runtime mode, NUMA placement, GPUs."""
+    """StatusResponse fields of the memory budget, evictions, runtime mode, NUMA placement, GPUs,
+    the output pool and the shared weights."""
     budget, hardware = core.memory.budget, core.hardware
     assert hardware is not None, "the core detects its hardware at start"
     p = hardware.placement
@@ -77,6 +82,27 @@ def hardware_status(core: ExecutorCore) -> dict:
                            budget_bytes=gpu_budget_bytes(g), pci_bus_id=g.pci_bus_id, used=g == hardware.gpu)
               for g in hardware.gpus],
         gpu_note=hardware.gpu_note,
+        memory_pool=pool_pb(core.pool),
+        shared_weights=sharing_pb(core),
+    )
+
+
+def pool_pb(pool: BufferPool | None) -> pb.BufferPoolStats:
+    if pool is None:
+        return pb.BufferPoolStats(enabled=False)
+    return pb.BufferPoolStats(
+        enabled=True, hits=pool.hits, misses=pool.misses, allocations=pool.allocations,
+        allocated_bytes=pool.allocated_bytes, held_bytes=pool.held_bytes,
+    )
+
+
+def sharing_pb(core: ExecutorCore) -> pb.SharedWeightStats:
+    if core.shared_weights is None:
+        return pb.SharedWeightStats(enabled=False)
+    stats = loaded_sharing(core.models.values())
+    return pb.SharedWeightStats(
+        enabled=True, held_bytes=stats.held_bytes, saved_bytes=stats.saved_bytes,
+        initializers=stats.initializers, reused=core.shared_weights.reused,
     )
 
 

@@ -31,7 +31,10 @@ from mlos_executor.hardware import Hardware, prepare_hardware
 from mlos_executor.llama_backend import LlamaSettings
 from mlos_executor.llama_models import GENERATE, EmbeddingModel, GenerationModel, is_gguf, load_gguf
 from mlos_executor.memory_guard import MemoryGuard
-from mlos_executor.onnx_backend import OnnxModel, auto_intra_op_threads
+from mlos_executor.onnx_backend import OnnxModel, SessionPlan, auto_intra_op_threads
+from mlos_executor.pool import BufferPool
+from mlos_executor.shared_weights import SharedWeights
+from mlos_executor.threads import resolve_instances, resolve_threads
 from mlos_executor.warmup import WarmupTiming, largest_batch, warm_up
 from mlos_executor.work import ExecutionSample, Sink, WorkItem, WorkOutcome, batch_size, run_group
 
@@ -61,6 +64,8 @@ class LoadedModel:
     wide_threads: int = 0
     wide_runs: int = 0  # runs that used it (nothing else was running)
     batched: bool = True  # the first dimension is the batch (rows reported to telemetry); else 1 row
+    max_rows: int = 0  # batches with more rows run in pieces of this many (0 = whole)
+    instances: int = 1  # sessions its runs are spread over
     warmup: list[WarmupTiming] = field(default_factory=list)  # timed at load (see warmup.py)
     memory: Footprint | None = None  # measured at load (see memory_guard.py)
     last_used_ns: int = field(default_factory=time.monotonic_ns)  # its last request (LRU eviction)
@@ -91,6 +96,8 @@ class ExecutorCore:
     warmup_max_s: float = 2.0  # warm-up time per model, at most (roughly: a run in progress finishes)
     generation_preemption: bool = True  # generations take turns by urgency (False: first come, first served)
     memory: MemoryGuard = field(default_factory=MemoryGuard)  # budget, footprint prediction, measurement
+    pool: BufferPool | None = None  # output buffers reused per (shape, dtype); None = off (pool.py)
+    shared_weights: SharedWeights | None = None  # identical large initializers held once; None = off
     models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
     on_evict: Callable[[Eviction], None] | None = None  # metrics hook (logged and counted in any case)
     hardware: Hardware | None = None  # runtime mode, GPUs, NUMA placement; None = detected, not pinned
@@ -111,10 +118,12 @@ class ExecutorCore:
     # ---- loading ----
 
     async def load(self, name: str, version: int, sha256: str, max_batch_size: int | None = None,
-                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True,
-                   warmup_plan: tuple[int, ...] = ()) -> LoadedModel:
+                   task: str = "", llama: LlamaSettings | None = None, evict: bool = True, instances: int = 0,
+                   threads: int = 0, warmup_plan: tuple[int, ...] = ()) -> LoadedModel:
         """`max_batch_size` from the model's serving config (0 = no batch dimension; None = not
-        given: the signature decides, and warm-up runs at batch 1 only). A GGUF file loads on
+        given: the signature decides, and warm-up runs at batch 1 only); larger batches run in
+        pieces of that size. An ONNX model gets `instances` sessions (0 = 1) of `threads` intra-op
+        threads each (0 = the executor's rule, threads.py); InvalidArgument when out of range. A GGUF file loads on
         llama.cpp for `task` ("generate" unless "embed") with `llama` settings (see llama_models.py).
         Raises MemoryBudgetExceeded when the predicted footprint does not fit (see memory_guard.py)
         even after evicting idle models (eviction.py); `evict=False` (prefetch) uses free room only.
@@ -125,25 +134,26 @@ class ExecutorCore:
             current = self.models.get(key)
             if current is not None and (not sha256 or current.sha256 == sha256):
                 current.batched = current.batched if max_batch_size is None else max_batch_size > 0
+                current.max_rows = current.max_rows if max_batch_size is None else max(0, max_batch_size)
                 return current
             start = time.perf_counter()
             path = await verified_artifact(self.cache_dir, self.fetch, name, version, sha256)
             if await asyncio.to_thread(is_gguf, path):
                 return await self._load_gguf(key, sha256, path, task or GENERATE, llama or LlamaSettings(), start,
                                              evict)
+            plan = self._plan(resolve_threads(threads, self.intra_op_threads), resolve_instances(instances))
             if max_batch_size:  # a load-time max_batch_size below the plan's sizes clips the plan
                 warmup_plan = tuple(s for s in warmup_plan if 0 < s <= max_batch_size)
             facts = await self.memory.admit(key, path, largest_batch(self.warmup_runs, max_batch_size, warmup_plan),
                                             self.evictor.make_room if evict else None)
             measure = self.memory.start()
             try:
-                model = await asyncio.to_thread(
-                    OnnxModel.load, path, device=self.device, intra_op_threads=self.intra_op_threads
-                )
+                model = await asyncio.to_thread(OnnxModel.load, path, plan=plan)
                 loaded = LoadedModel(
                     name, version, sha256 or path.stem, model, int((time.perf_counter() - start) * 1000),
-                    threads=self.intra_op_threads, path=path,
+                    threads=plan.intra_op_threads, path=path,
                     batched=batchable(model) if max_batch_size is None else max_batch_size > 0,
+                    max_rows=max(0, max_batch_size or 0), instances=plan.instances,
                 )
                 loaded.warmup, skipped = await asyncio.to_thread(
                     warm_up, model, loaded.batched, max_batch_size or 1, self.warmup_runs, self.warmup_max_s,
@@ -157,9 +167,13 @@ class ExecutorCore:
                 log.info("warm-up of %s v%d skipped: %s", name, version, skipped)
             self.models[key] = loaded
             self.evictor.trim(key, self.memory.budget.over_bytes())
-            log.info("loaded %s v%d (%s) in %d ms on %s, %d intra-op threads", name, version, loaded.sha256[:12],
-                     loaded.load_ms, ",".join(model.providers), self.intra_op_threads)
+            log.info("loaded %s v%d (%s) in %d ms on %s, %d instance(s) of %d intra-op threads", name, version,
+                     loaded.sha256[:12], loaded.load_ms, ",".join(model.providers), plan.instances,
+                     plan.intra_op_threads)
             return loaded
+
+    def _plan(self, threads: int, instances: int = 1) -> SessionPlan:
+        return SessionPlan(self.device, threads, instances, self.pool, self.shared_weights)
 
     async def _load_gguf(self, key: tuple[str, int], sha256: str, path: Path, task: str, settings: LlamaSettings,
                          start: float, evict: bool) -> LoadedModel:
@@ -260,14 +274,14 @@ class ExecutorCore:
             expected_ns = loaded.mean_run_ns * len(runnable)
             if loaded.mean_run_ns and expected_ns < self.inline_run_ns:
                 # A thread hand-off costs 0.1-0.2 ms, more than such runs: do them here.
-                run_group(model, runnable)
+                run_group(model, runnable, loaded.max_rows)
                 loaded.inline_runs += len(runnable)
             elif loaded.wide is not None and self.in_flight == len(runnable):
                 # Nothing else runs here: this heavy model's session with every CPU takes them all.
                 loaded.wide_runs += len(runnable)
-                await loop.run_in_executor(self._pool, run_group, loaded.wide, runnable)
+                await loop.run_in_executor(self._pool, run_group, loaded.wide, runnable, loaded.max_rows)
             else:
-                await loop.run_in_executor(self._pool, run_group, model, runnable)
+                await loop.run_in_executor(self._pool, run_group, model, runnable, loaded.max_rows)
             first = loaded.executions == 0  # its cold run (lazy allocations) would skew the mean
             for _, _, outcome in runnable[1:] if first else runnable:
                 ns = outcome.compute_ns
@@ -299,9 +313,7 @@ class ExecutorCore:
 
         async def rebuild() -> None:
             try:
-                loaded.wide = await asyncio.to_thread(
-                    OnnxModel.load, path, device=self.device, intra_op_threads=self.heavy_threads
-                )
+                loaded.wide = await asyncio.to_thread(OnnxModel.load, path, plan=self._plan(self.heavy_threads))
                 loaded.wide_threads = self.heavy_threads
             except MlosError as exc:
                 log.warning("could not give %s v%d more threads: %s", loaded.name, loaded.version, exc.message)

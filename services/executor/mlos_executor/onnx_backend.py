@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ from mlos_common.errors import Internal, InvalidArgument, MlosError
 from mlos_common.signatures import TensorSpec
 from mlos_common.tensors import ONNX_TYPES
 from mlos_executor.errors import ModelLoadFailed
+from mlos_executor.pool import BufferPool, PooledRunner
+from mlos_executor.shared_weights import SharedInitializer, SharedWeights, attach
 
 log = logging.getLogger(__name__)
 
@@ -70,41 +73,90 @@ def _specs(args: list) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
+@dataclass(frozen=True)
+class SessionPlan:
+    """How a model's sessions are built: `instances` sessions (requests spread over the least
+    busy), `intra_op_threads` each; outputs in `pool` buffers and large initializers from
+    `shared` when those are on (see pool.py, shared_weights.py)."""
+
+    device: str = "auto"
+    intra_op_threads: int = 1
+    instances: int = 1
+    pool: BufferPool | None = None
+    shared: SharedWeights | None = None
+
+
 @dataclass
 class OnnxModel:
     session: ort.InferenceSession
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     providers: tuple[str, ...]
+    sessions: list[ort.InferenceSession] = field(default_factory=list)  # every instance, `session` first
+    shared: list[SharedInitializer] = field(default_factory=list)  # kept alive as long as the sessions
+    runner: PooledRunner | None = None
+    _busy: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, path: Path, *, device: str, intra_op_threads: int) -> OnnxModel:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = 1
-        # Spinning workers burn the cores the gRPC servers need on small machines.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = choose_providers(device)
+    def load(cls, path: Path, *, device: str = "auto", intra_op_threads: int = 1,
+             plan: SessionPlan | None = None) -> OnnxModel:
+        plan = plan or SessionPlan(device, intra_op_threads)
+        providers = choose_providers(plan.device)
+        sessions: list[ort.InferenceSession] = []
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            named = plan.shared.collect(path) if plan.shared is not None else []
+            for _ in range(max(1, plan.instances)):
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = plan.intra_op_threads
+                opts.inter_op_num_threads = 1
+                # Spinning workers burn the cores the gRPC servers need on small machines.
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                attach(opts, named)
+                sessions.append(ort.InferenceSession(str(path), sess_options=opts, providers=providers))
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelLoadFailed(f"onnxruntime could not load the model: {runtime_message(exc)}") from exc
+        session = sessions[0]
         return cls(
             session=session,
             inputs=_specs(session.get_inputs()),
             outputs=_specs(session.get_outputs()),
             providers=tuple(session.get_providers()),
+            sessions=sessions,
+            shared=[s for _, s in named],
+            runner=PooledRunner(plan.pool) if plan.pool is not None else None,
+            _busy=[0] * len(sessions),
         )
 
     def run(self, feeds: dict[str, np.ndarray], output_names: list[str]) -> list[np.ndarray]:
-        """Runs the session; raises InvalidArgument or Internal carrying the runtime's message."""
+        """Runs on the least busy instance; raises InvalidArgument or Internal carrying the
+        runtime's message."""
         feeds = {name: _as_text(name, a) if a.dtype == object else a for name, a in feeds.items()}
+        index = self._acquire()
+        session = self.sessions[index] if self.sessions else self.session
         try:
-            return self.session.run(output_names, feeds)
+            if self.runner is not None:
+                return self.runner.run(session, feeds, output_names)
+            return session.run(output_names, feeds)
         except UnicodeDecodeError as exc:
             raise Internal(f"the model produced a string output that is not UTF-8 text ({exc.reason})") from None
         except Exception as exc:  # onnxruntime raises several private exception types
             raise runtime_error(exc) from None
+        finally:
+            self._release(index)
+
+    def _acquire(self) -> int:
+        if len(self._busy) <= 1:
+            return 0
+        with self._lock:
+            index = min(range(len(self._busy)), key=self._busy.__getitem__)
+            self._busy[index] += 1
+            return index
+
+    def _release(self, index: int) -> None:
+        if len(self._busy) > 1:
+            with self._lock:
+                self._busy[index] -= 1
 
 
 def _as_text(name: str, array: np.ndarray) -> np.ndarray:

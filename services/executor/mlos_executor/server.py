@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from mlos.executor.v1 import executor_pb2_grpc as pbg
 from mlos_common.bootstrap import GrpcService, ServerParts, StartupError, build_server, client_channel, set_serving
-from mlos_executor.budget import MemoryBudget, budget_bytes
+from mlos_executor.budget import MB, MemoryBudget, budget_bytes
 from mlos_executor.config import ExecutorSettings
 from mlos_executor.core import ExecutorCore, Fetcher, Sink
 from mlos_executor.eviction import Eviction
@@ -19,9 +19,11 @@ from mlos_executor.memory import mem_total_bytes
 from mlos_executor.memory_guard import MemoryGuard, MemoryMeasurement
 from mlos_executor.peers import PredictorPeer, RegistryPeer, prefetch_target
 from mlos_executor.periodic import Periodic
+from mlos_executor.pool import BufferPool
 from mlos_executor.prefetch import Prefetcher, Target
 from mlos_executor.registry_follow import DeletedUnloadsCollector, RegistryFollow
 from mlos_executor.servicer import ExecutorServicer
+from mlos_executor.shared_weights import SharedWeights
 from mlos_executor.telemetry import ExecutorMetrics, ExecutorTelemetry
 from mlos_executor.unix_link import socket_name
 from mlos_registry.follow import ViewFollower, WatchCollector
@@ -85,6 +87,8 @@ def build_core(
         memory=memory or memory_guard(settings),
         hardware=hardware or claim_hardware(settings, pin=False),
         on_evict=on_evict,
+        pool=BufferPool(int(settings.memory_pool_max_mb * MB)) if settings.memory_pool else None,
+        shared_weights=SharedWeights(settings.shared_weights_min_bytes) if settings.shared_weights else None,
     )
 
 
@@ -166,6 +170,7 @@ async def start(settings: ExecutorSettings, parts: ServerParts, registry: Collec
     core = build_core(settings, registry_fetcher(settings, parts), telemetry.execution, guard, hardware, metrics.evicted)
     closers.insert(0, core.close)
     metrics.watch_memory(core)
+    metrics.watch_pool(core)
     servicer = make_servicer(core, parts, settings.shm_arena_bytes)
     svcs = services(servicer)
     server, port = build_server(settings, svcs, parts)

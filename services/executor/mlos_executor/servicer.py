@@ -46,9 +46,11 @@ class ExecutorServicer(pbg.ExecutorServicer):
 
     async def LoadModel(self, request: pb.LoadModelRequest, context) -> pb.LoadModelResponse:
         max_batch_size = request.config.max_batch_size if request.HasField("config") else None
+        config = request.config
         loaded = await self._core.load(request.model.name, request.model.version, request.sha256, max_batch_size,
-                                       request.task, convert.llama_settings(request.config),
-                                       warmup_plan=tuple(request.config.warmup_batch_sizes))
+                                       request.task, convert.llama_settings(config),
+                                       instances=config.instance_count, threads=config.threads,
+                                       warmup_plan=tuple(config.warmup_batch_sizes))
         return pb.LoadModelResponse(model=convert.loaded_pb(loaded), warmup=convert.warmup_pb(loaded.warmup))
 
     async def UnloadModel(self, request: pb.UnloadModelRequest, context) -> pb.UnloadModelResponse:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mlos.predictor.v1 import predictor_pb2
@@ -25,6 +25,7 @@ from mlos_executor.health import HealthMonitor
 from mlos_executor.memory import rss_bytes
 from mlos_executor.memory_guard import MemoryMeasurement
 from mlos_executor.prefetch import Decision
+from mlos_executor.shared_weights import loaded_sharing
 from mlos_predictor.streamer import TelemetryStreamer
 
 
@@ -98,6 +99,10 @@ class ExecutorMetrics:
             Gauge(name, doc, registry=self.registry).set_function(read)
         self.registry.register(ModelMemoryCollector(core))
 
+    def watch_pool(self, core: ExecutorCore) -> None:
+        """The output pool's counters and the shared weights' bytes, read at scrape time."""
+        self.registry.register(_PerfCollector(core))
+
 
 class ModelMemoryCollector(Collector):
     """`mlos_executor_model_memory_bytes{model,version}`: each loaded model's measured memory, read
@@ -112,6 +117,31 @@ class ModelMemoryCollector(Collector):
         for (name, version), m in list(self._core.models.items()):
             family.add_metric([name, str(version)], m.memory.bytes if m.memory else 0)
         yield family
+
+
+class _PerfCollector(Collector):
+    def __init__(self, core: ExecutorCore) -> None:
+        self._core = core
+
+    def collect(self) -> Iterator[Metric]:
+        pool = self._core.pool
+        if pool is not None:
+            for name, doc, value in (
+                ("mlos_executor_pool_hits", "Outputs written into a reused pool buffer.", pool.hits),
+                ("mlos_executor_pool_misses", "Outputs that needed a new array (first of its shape, all busy, "
+                 "or pool full).", pool.misses),
+                ("mlos_executor_pool_allocations", "Arrays the output pool allocated.", pool.allocations),
+                ("mlos_executor_pool_allocated_bytes", "Bytes the output pool allocated.", pool.allocated_bytes),
+            ):
+                yield CounterMetricFamily(name, doc, value=value)
+            yield GaugeMetricFamily("mlos_executor_pool_held_bytes", "Bytes of the buffers the pool keeps.",
+                                    value=pool.held_bytes)
+        if self._core.shared_weights is not None:
+            stats = loaded_sharing(self._core.models.values())
+            yield GaugeMetricFamily("mlos_executor_shared_weight_bytes", "Distinct shared initializers in use, bytes.",
+                                    value=stats.held_bytes)
+            yield GaugeMetricFamily("mlos_executor_shared_weight_saved_bytes", "Bytes further copies of the shared "
+                                    "initializers would take without sharing.", value=stats.saved_bytes)
 
 
 class ExecutorTelemetry:

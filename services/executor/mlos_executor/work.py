@@ -46,15 +46,17 @@ class WorkOutcome:
     error: MlosError | None = None
 
 
-def run_group(model: Runnable, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]]) -> None:
-    """In a worker thread: runs each item, timing only the runtime (compute_ns)."""
+def run_group(model: Runnable, runnable: list[tuple[WorkItem, list[TensorSpec], WorkOutcome]],
+              max_rows: int = 0) -> None:
+    """In a worker thread: runs each item, timing only the runtime (compute_ns). An item with more
+    than `max_rows` rows (0 = no limit) runs in pieces of `max_rows` whose outputs are joined."""
     for item, specs, outcome in runnable:
         if item.deadline_ns and time.perf_counter_ns() >= item.deadline_ns:
             outcome.error = DeadlineExceeded("the deadline passed before the executor could run the work")
             continue
         start = time.perf_counter_ns()
         try:
-            arrays = model.run(item.feeds, [s.name for s in specs])
+            arrays = run_split(model, item.feeds, [s.name for s in specs], max_rows)
         except MlosError as exc:
             outcome.error = exc
             continue
@@ -64,6 +66,19 @@ def run_group(model: Runnable, runnable: list[tuple[WorkItem, list[TensorSpec], 
         finally:
             outcome.compute_ns = time.perf_counter_ns() - start
         outcome.outputs = list(zip(specs, arrays))
+
+
+def run_split(model: Runnable, feeds: dict[str, np.ndarray], names: list[str], max_rows: int) -> list[np.ndarray]:
+    """The model's outputs for `feeds`, run `max_rows` rows at a time when the batch is larger, so the
+    runtime never gets more rows than the model's max batch size."""
+    rows = batch_size(feeds)
+    if max_rows <= 0 or rows <= max_rows:
+        return model.run(feeds, names)
+    pieces = [
+        model.run({k: v[start:start + max_rows] for k, v in feeds.items()}, names)
+        for start in range(0, rows, max_rows)
+    ]
+    return [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
 
 
 def batch_size(feeds: dict[str, np.ndarray]) -> int:

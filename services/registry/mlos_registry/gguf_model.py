@@ -37,8 +37,8 @@ GENERATE_INPUTS = (
     TensorSpec("sampling_parameters", "BYTES", (1,)),
 )
 GENERATE_OUTPUTS = (TensorSpec("text_output", "BYTES", (-1,)),)
-# Fields of ServingConfig that only GGUF models have.
-GGUF_FIELDS = ("context_length", "threads", "chunk_tokens", "gpu_layers", "contexts")
+# Fields of ServingConfig that only GGUF models have (threads: llama.cpp's, or ONNX intra-op threads).
+GGUF_FIELDS = ("context_length", "chunk_tokens", "gpu_layers", "contexts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,3 +182,5 @@ def refuse_gguf_fields(config: ServingConfig, name: str) -> None:
             raise InvalidArgument(
                 f"{field} applies only to GGUF models (llama.cpp); model {name!r} is an ONNX model, leave it at 0"
             )
+    if config.threads > MAX_THREADS:  # the executor refuses more than its host's CPUs at load
+        raise InvalidArgument(f"threads must be at most {MAX_THREADS} (0 = the executor decides), got {config.threads}")

@@ -182,10 +182,13 @@ def _failure(reply: epb.WorkResult) -> MlosError:
 
 
 def _generation_config(model: ModelInfo) -> tensor_pb2.ModelServingConfig | None:
-    """The serving settings the executor needs at load: a tensor model's warm-up plan (None when it
-    has none), a GGUF model's llama.cpp settings."""
+    """The serving settings the executor needs: a tensor model's instances, threads and warm-up plan
+    (None when all are the defaults), a GGUF model's llama.cpp settings."""
     if model.task == "infer":
-        return tensor_pb2.ModelServingConfig(warmup_batch_sizes=model.warmup_batch_sizes) if model.warmup_batch_sizes else None
+        if model.instance_count <= 1 and not model.threads and not model.warmup_batch_sizes:
+            return None
+        return tensor_pb2.ModelServingConfig(instance_count=model.instance_count, threads=model.threads,
+                                             warmup_batch_sizes=model.warmup_batch_sizes)
     return tensor_pb2.ModelServingConfig(
         device=model.device, context_length=model.context_length, threads=model.threads,
         chunk_tokens=model.chunk_tokens, gpu_layers=model.gpu_layers, contexts=model.contexts,

@@ -211,7 +211,7 @@ class ExecuteReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[WorkResult, _Mapping]]] = ..., answer: _Optional[_Union[LinkAnswer, _Mapping]] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by", "task", "generation", "idle_ms", "busy")
+    __slots__ = ("model", "sha256", "runtime", "providers", "inputs", "outputs", "load_ms", "executions", "in_flight", "intra_op_threads", "wide_intra_op_threads", "wide_runs", "mean_run_us", "inline_runs", "memory_bytes", "memory_predicted_bytes", "memory_predicted_by", "task", "generation", "idle_ms", "busy", "instances", "shared_weight_bytes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +233,8 @@ class LoadedModel(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     IDLE_MS_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WEIGHT_BYTES_FIELD_NUMBER: _ClassVar[int]
     model: ModelKey
     sha256: str
     runtime: str
@@ -254,7 +256,9 @@ class LoadedModel(_message.Message):
     generation: GenerationStats
     idle_ms: int
     busy: int
-    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ..., task: _Optional[str] = ..., generation: _Optional[_Union[GenerationStats, _Mapping]] = ..., idle_ms: _Optional[int] = ..., busy: _Optional[int] = ...) -> None: ...
+    instances: int
+    shared_weight_bytes: int
+    def __init__(self, model: _Optional[_Union[ModelKey, _Mapping]] = ..., sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., load_ms: _Optional[int] = ..., executions: _Optional[int] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_intra_op_threads: _Optional[int] = ..., wide_runs: _Optional[int] = ..., mean_run_us: _Optional[int] = ..., inline_runs: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., memory_predicted_bytes: _Optional[int] = ..., memory_predicted_by: _Optional[str] = ..., task: _Optional[str] = ..., generation: _Optional[_Union[GenerationStats, _Mapping]] = ..., idle_ms: _Optional[int] = ..., busy: _Optional[int] = ..., instances: _Optional[int] = ..., shared_weight_bytes: _Optional[int] = ...) -> None: ...
 
 class GenerationStats(_message.Message):
     __slots__ = ("context_length", "contexts", "threads", "chunk_tokens", "active", "waiting", "completed", "cancelled", "preemptions", "state_saves", "state_restores", "tokens", "gpu_layers")
@@ -291,7 +295,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable", "memory_budget_bytes", "memory_used_bytes", "rss_bytes", "memory_free_bytes", "evictions", "recent_evictions", "runtime_mode_reason", "placement", "gpus", "gpu_note")
+    __slots__ = ("executor_id", "runtime_mode", "available_providers", "models", "in_flight", "intra_op_threads", "execution_slots", "link_socket", "host_id", "shm_usable", "memory_budget_bytes", "memory_used_bytes", "rss_bytes", "memory_free_bytes", "evictions", "recent_evictions", "runtime_mode_reason", "placement", "gpus", "gpu_note", "memory_pool", "shared_weights")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_MODE_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +316,8 @@ class StatusResponse(_message.Message):
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     GPU_NOTE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_POOL_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     runtime_mode: str
     available_providers: _containers.RepeatedScalarFieldContainer[str]
@@ -332,7 +338,9 @@ class StatusResponse(_message.Message):
     placement: Placement
     gpus: _containers.RepeatedCompositeFieldContainer[GpuDevice]
     gpu_note: str
-    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., memory_free_bytes: _Optional[int] = ..., evictions: _Optional[int] = ..., recent_evictions: _Optional[_Iterable[_Union[EvictionRecord, _Mapping]]] = ..., runtime_mode_reason: _Optional[str] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., gpu_note: _Optional[str] = ...) -> None: ...
+    memory_pool: BufferPoolStats
+    shared_weights: SharedWeightStats
+    def __init__(self, executor_id: _Optional[str] = ..., runtime_mode: _Optional[str] = ..., available_providers: _Optional[_Iterable[str]] = ..., models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., in_flight: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., execution_slots: _Optional[int] = ..., link_socket: _Optional[str] = ..., host_id: _Optional[str] = ..., shm_usable: _Optional[bool] = ..., memory_budget_bytes: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., rss_bytes: _Optional[int] = ..., memory_free_bytes: _Optional[int] = ..., evictions: _Optional[int] = ..., recent_evictions: _Optional[_Iterable[_Union[EvictionRecord, _Mapping]]] = ..., runtime_mode_reason: _Optional[str] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[GpuDevice, _Mapping]]] = ..., gpu_note: _Optional[str] = ..., memory_pool: _Optional[_Union[BufferPoolStats, _Mapping]] = ..., shared_weights: _Optional[_Union[SharedWeightStats, _Mapping]] = ...) -> None: ...
 
 class EvictionRecord(_message.Message):
     __slots__ = ("model", "memory_bytes", "reason", "for_model", "idle_s")
@@ -379,3 +387,33 @@ class GpuDevice(_message.Message):
     pci_bus_id: str
     used: bool
     def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., total_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., budget_bytes: _Optional[int] = ..., pci_bus_id: _Optional[str] = ..., used: _Optional[bool] = ...) -> None: ...
+
+class BufferPoolStats(_message.Message):
+    __slots__ = ("enabled", "hits", "misses", "allocations", "allocated_bytes", "held_bytes")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HELD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    hits: int
+    misses: int
+    allocations: int
+    allocated_bytes: int
+    held_bytes: int
+    def __init__(self, enabled: _Optional[bool] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., allocations: _Optional[int] = ..., allocated_bytes: _Optional[int] = ..., held_bytes: _Optional[int] = ...) -> None: ...
+
+class SharedWeightStats(_message.Message):
+    __slots__ = ("enabled", "held_bytes", "saved_bytes", "initializers", "reused")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    HELD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SAVED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INITIALIZERS_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    held_bytes: int
+    saved_bytes: int
+    initializers: int
+    reused: int
+    def __init__(self, enabled: _Optional[bool] = ..., held_bytes: _Optional[int] = ..., saved_bytes: _Optional[int] = ..., initializers: _Optional[int] = ..., reused: _Optional[int] = ...) -> None: ...
