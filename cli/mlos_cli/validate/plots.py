@@ -63,6 +63,7 @@ def speedups(rows: list[dict]) -> str | None:
     errors = [0.0 if math.isnan(r["speedup"].get("half_width", math.nan)) else r["speedup"]["half_width"] for r in usable]
     ax.barh(range(len(usable)), means, xerr=errors, color=["#2a9d8f" if v >= 1 else "#e76f51" for v in means])
     ax.set_yticks(range(len(usable)), labels, fontsize=8)
+    ax.invert_yaxis()  # top to bottom in the table's order
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("speedup = off / on (95 % interval); > 1 the switch helps")
     return _svg(fig)
