@@ -76,6 +76,23 @@ def _wait_serving(addr: str, timeout_s: float) -> None:
                 return
 
 
+RECOVERY_S = 30.0
+
+
+def _served_again(addr: str, arrays: dict, want) -> int:
+    """Asks until iris is served right (bounded by RECOVERY_S); the UNAVAILABLE answers on the way."""
+    deadline, retried = time.monotonic() + RECOVERY_S, 0
+    while True:
+        try:
+            serves_iris(addr, arrays, want)
+            return retried
+        except InferenceServerException as exc:
+            if str(exc.status()) != "StatusCode.UNAVAILABLE" or time.monotonic() > deadline:
+                raise
+            retried += 1
+            time.sleep(0.2)
+
+
 def test_a_killed_executor_is_restarted_and_nothing_else(supervised, tmp_path: Path) -> None:
     """Also needs the demo iris model: registered here so the launcher's start-up stays small."""
     import subprocess
@@ -116,7 +133,9 @@ def test_a_killed_executor_is_restarted_and_nothing_else(supervised, tmp_path: P
           f"slowest {max(t for _, t in outcomes):.2f}s; restart after crash {crashed['restart_in_s']}s backoff")
 
     _wait_serving(supervised.scheduler_addr, 60)
-    serves_iris(supervised.scheduler_addr, arrays, want)
-    print(f"served again {time.monotonic() - killed_at:.1f}s after the kill")
+    # Right after the restart the first batch can still meet the old executor's broken link (an
+    # explicit UNAVAILABLE, seen once in CI); served again = a request succeeds within RECOVERY_S.
+    retried = _served_again(supervised.scheduler_addr, arrays, want)
+    print(f"served again {time.monotonic() - killed_at:.1f}s after the kill ({retried} UNAVAILABLE on the way)")
     log = (supervised.home / "logs" / "supervisor.log").read_text()
     assert "executor exited with code -9; restarting it" in log and "executor restarted (pid" in log
