@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,demo,bench,learn,llm,validate,ops,convert,convert-test]'
 	# Demo models ship inside these wheels; their Python wrappers (torch, opencv) are not needed.
-	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4
+	$(PIP) install -q --no-deps silero-vad==6.2.3 rapidocr-onnxruntime==1.4.4 magika==1.0.3 nudenet==3.4.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,7 +4,8 @@ Each `ZooModel` names a model file, the task the front door serves it with, dete
 inputs, and `reference(inputs)`: the same computation done in-process by the runtime MLOS uses
 (ONNX Runtime for ONNX, llama-cpp-python for GGUF), which the served answer must match within
 `tolerance`. The zoo is built from the demo models (mlos_cli.demo) plus the other ONNX files the
-installed packages carry (rapidocr's text detector and recogniser) and MiniLM as SafeTensors, which
+installed packages carry (zoo_packages: rapidocr's text detector and recogniser, magika, NudeNet) and
+MiniLM as SafeTensors, which
 the registry converts to ONNX at install (so its install time includes the conversion). A model whose package is
 missing is left out by `build_zoo` and listed in `missing` with the reason.
 """
@@ -25,8 +26,6 @@ Outputs = dict[str, np.ndarray]
 
 GENERATE_MAX_TOKENS = 16
 GENERATE_PARAMS = {"max_tokens": GENERATE_MAX_TOKENS, "temperature": 0}
-OCR_DET_SHAPE = (3, 96, 160)  # a small page: det's height and width are free (multiples of 32)
-OCR_REC_SHAPE = (3, 48, 160)  # rec's height is 48, its width free
 ONNX_TOLERANCE = 1e-4
 
 
@@ -53,7 +52,7 @@ class Zoo:
     missing: dict[str, str]  # name -> why it is not in the zoo
 
 
-def _ort_reference(path: Path) -> Callable[[Inputs], Outputs]:
+def ort_reference(path: Path) -> Callable[[Inputs], Outputs]:
     """An in-process ONNX Runtime session on the same file (made on first use, one thread so
     it does not compete with the suite more than it must)."""
     session = None
@@ -116,14 +115,6 @@ def _with_sampling(sample: Callable[[int, int], Inputs]) -> Callable[[int, int],
     return made
 
 
-def _image_sampler(shape: tuple[int, int, int]) -> Callable[[int, int], Inputs]:
-    def sample(batch: int, seed: int) -> Inputs:
-        rng = np.random.default_rng(seed)
-        return {"x": rng.uniform(-1.0, 1.0, size=(batch, *shape)).astype(np.float32)}
-
-    return sample
-
-
 def _from_demo(model: demo.DemoModel) -> ZooModel:
     if model.task == "generate":
         return ZooModel(model.name, model.path, "gguf", "generate", model.source, _with_sampling(model.sample_inputs),
@@ -135,21 +126,7 @@ def _from_demo(model: demo.DemoModel) -> ZooModel:
                         _llama_embed_reference(model.path, TINY_BERT.context_length), batch_sizes=(1, 4), tolerance=1e-4)
     batches = (1, 8, 64) if model.name in ("iris", "ocr_cls") else (1,)
     return ZooModel(model.name, model.path, "onnx", "infer", model.source, model.sample_inputs,
-                    _ort_reference(model.path), batch_sizes=batches)
-
-
-def _rapidocr(missing: dict[str, str]) -> list[ZooModel]:
-    made = []
-    for name, file, shape in (("ocr_det", "ch_PP-OCRv4_det_infer.onnx", OCR_DET_SHAPE),
-                              ("ocr_rec", "ch_PP-OCRv4_rec_infer.onnx", OCR_REC_SHAPE)):
-        path = demo.package_file("rapidocr_onnxruntime", f"models/{file}", pip_name="rapidocr-onnxruntime")
-        if path is None:
-            missing[name] = "rapidocr-onnxruntime is not installed (pip install --no-deps rapidocr-onnxruntime)"
-            continue
-        source = f"rapidocr-onnxruntime {demo.package_version('rapidocr-onnxruntime')} package: {file}"
-        made.append(ZooModel(name, path, "onnx", "infer", source, _image_sampler(shape), _ort_reference(path),
-                             batch_sizes=(1, 4)))
-    return made
+                    ort_reference(model.path), batch_sizes=batches)
 
 
 MINILM_TEXTS = ("The registry converts checkpoints.", "A cat sat on the mat.", "Embeddings of short texts, padded.",
@@ -200,11 +177,13 @@ def _minilm(missing: dict[str, str]) -> list[ZooModel]:
 
 
 def build_zoo(home: Path, only: set[str] | None = None) -> Zoo:
-    """Every model this machine can have (the demo models, GGUF included, and rapidocr's det/rec),
+    """Every model this machine can have (the demo models, GGUF included, the packages' models),
     restricted to `only` when given; an unknown name in `only` is listed in `missing`."""
     missing: dict[str, str] = {}
     models = [_from_demo(m) for m in demo.prepare_demo_models(home, generation=True)]
-    models += _rapidocr(missing)
+    from mlos_cli.validate.zoo_packages import package_models
+
+    models += package_models(missing)
     models += _minilm(missing)
     if only is not None:
         known = {m.name for m in models} | set(missing)
