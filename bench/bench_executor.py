@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from onoff import mean_ci, onoff_row, write_results
+from onoff import finish, mean_ci, onoff_row
 
 MB = 2**20
 
@@ -388,13 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                            "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="mlos-bench-exec-") as tmp:
         out.update(asyncio.run(run_all(args, Path(tmp))))
-    out["machine"]["loadavg_at_end"] = os.getloadavg()
-    lines = table(out["details"], out["memory"], out["threads_floor"], args)
-    out["summary"] = lines
-    print("\n" + "\n".join(lines))
-    path = write_results(out, "bench_executor", args.json)
-    print(f"\nJSON: {path}  (load average {out['machine']['loadavg_at_start']} at start, "
-          f"{out['machine']['loadavg_at_end']} at end)")
+    finish(out, "bench_executor", table(out["details"], out["memory"], out["threads_floor"], args), args.json)
     return 0
 
 

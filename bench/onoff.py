@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,30 @@ def not_measured_row(switch: str, model: str, metric: str, note: str) -> dict[st
             "off": None, "on": None, "speedup": None}
 
 
-def write_results(out: dict[str, Any], bench: str, path: Path | None) -> Path:
-    """Writes `out` to `path`, default bench/results/<bench>-<UTC stamp>.json (the name bench_feed
-    looks for); returns where it went."""
+def finish(out: dict[str, Any], bench: str, lines: list[str], path: Path | None, extra: str = "") -> Path:
+    """Ends a run: the load average at the end and the printed table (`lines`) go into `out`, which
+    is written to `path`, default bench/results/<bench>-<UTC stamp>.json (the name bench_feed looks
+    for); prints the table and where the JSON went."""
+    out["machine"]["loadavg_at_end"] = os.getloadavg()
+    out["summary"] = lines
+    print("\n" + "\n".join(lines))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path or RESULTS_DIR / f"{bench}-{stamp}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nJSON: {target}  (load average {out['machine']['loadavg_at_start']} at start, "
+          f"{out['machine']['loadavg_at_end']} at end{extra})")
     return target
+
+
+def rows_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows in this schema as text: one line each, mean ± half-width; n/a rows with their note."""
+    def cell(interval: dict[str, float] | None, digits: int) -> str:
+        return "n/a" if interval is None else f"{interval['mean']:.{digits}f}±{interval['half_width']:.{digits}f}"
+
+    lines = [f"{'switch':30}{'model':54}{'metric':23}{'off':>16}{'on':>16}{'speedup':>14}"]
+    for r in rows:
+        tail = f"  ({r['note']})" if r.get("note") else ""
+        lines.append(f"{r['switch']:30}{r['model']:54}{r['metric']:23}{cell(r['off'], 2):>16}{cell(r['on'], 2):>16}"
+                     f"{cell(r['speedup'], 3):>14}{tail}")
+    return lines
