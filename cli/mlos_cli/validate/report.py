@@ -103,7 +103,8 @@ def _modes_section(modes: dict | None) -> str:
         return ("<p class='note'>No on/off results yet: run <code>make bench-executor</code> (the executor's switches) "
                 "and <code>make bench-modes</code> (the suite's) and validate again.</p>")
     rows = [[_e(r.get("switch", "?")), _e(r.get("model", "")), _e(r.get("metric", "")), *_onoff_cells(r),
-             _e(Path(r.get("source", "?")).name)] for r in modes["rows"]]
+             f"<span title='{_e(r.get('source', '?'))}'>{_e(Path(r.get('source', '?')).name.rsplit('-', 1)[0])}</span>"]
+            for r in modes["rows"]]
     plot = plots.speedups(modes["rows"]) or ""
     files = "; ".join(f"{_e(s['bench'])}: {_e(s['file'])} ({_e(s['started_utc'])})" for s in modes.get("sources", []))
     return (f"<p class='note'>From {files}. Speedup = off / on for times (on / off for throughput) with a 95 % "
