@@ -52,7 +52,7 @@ import numpy as np
 from bench_shm import build_identity
 from modes_client import Side, closed_loop, first_request, sequential, service_pids
 from onoff import finish, not_measured_row, onoff_row, rows_table
-from suite_process import Suite, running_suite
+from suite_process import Suite, SuiteStartError, running_suite
 
 SUITES: dict[str, dict[str, str]] = {
     "default": {},
@@ -63,15 +63,30 @@ SUITES: dict[str, dict[str, str]] = {
 PACKAGES = ("mlos", "onnxruntime", "grpcio", "tritonclient", "numpy")
 
 
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (an interval needs two pairs), got {text}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=5, help="off/on pairs per row")
-    p.add_argument("--requests", type=int, default=100, help="sequential requests per 1-caller run (iris)")
-    p.add_argument("--large-requests", type=int, default=15, help="sequential requests per run of the large tensor")
-    p.add_argument("--mb", type=float, default=4.0, help="size of the large tensor, MiB")
-    p.add_argument("--callers", type=int, default=8, help="callers of the window rows")
-    p.add_argument("--duration-s", type=float, default=2.0, help="length of one window run")
-    p.add_argument("--fixed-window-us", type=int, default=1000, help="the fixed window (the balanced preset's middle band)")
+    p.add_argument("--repeats", type=at_least_two, default=5, help="off/on pairs per row")
+    p.add_argument("--requests", type=at_least_two, default=100, help="sequential requests per 1-caller run (iris)")
+    p.add_argument("--large-requests", type=at_least_two, default=15, help="sequential requests per run of the large tensor")
+    p.add_argument("--mb", type=positive, default=4.0, help="size of the large tensor, MiB")
+    p.add_argument("--callers", type=at_least_two, default=8, help="callers of the window rows")
+    p.add_argument("--duration-s", type=positive, default=2.0, help="length of one window run")
+    p.add_argument("--fixed-window-us", type=at_least_two, default=1000,
+                   help="the fixed window, µs (default: the balanced preset's middle band)")
     p.add_argument("--quick", action="store_true", help="2 pairs of short runs: a smoke run, not a measurement")
     p.add_argument("--json", type=Path, help="where the JSON goes (default bench/results/bench_modes-<stamp>.json)")
     args = p.parse_args(argv)
@@ -240,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlos-bench-modes-") as tmp, contextlib.ExitStack() as stack:
         print(f"starting {len(SUITES)} suites: {', '.join(SUITES)} ...", flush=True)
-        suites = start_suites(stack, Path(tmp))
+        try:
+            suites = start_suites(stack, Path(tmp))
+        except SuiteStartError as exc:
+            print(f"bench_modes: a suite did not start: {exc}", file=sys.stderr)
+            return 2
         out["machine"]["runtime_mode"] = runtime_mode(suites["default"])
         print(f"measuring {args.repeats} interleaved off/on pairs per row ...", flush=True)
         out.update(asyncio.run(measure(suites, Path(tmp), args)))

@@ -46,3 +46,10 @@ def test_bench_modes_quick(tmp_path: Path) -> None:
     fed = modes(tmp_path)
     assert fed is not None and {r["switch"] for r in fed["rows"]} == MEASURED | {"NUMA pinning"}
     assert all(r["source"] == str(out) for r in fed["rows"])
+
+
+def test_bench_modes_refuses_settings_that_cannot_give_an_interval() -> None:
+    for args, needle in ((["--repeats", "1"], "--repeats: must be >= 2"), (["--mb", "0"], "--mb: must be > 0"),
+                         (["--duration-s", "-1"], "--duration-s: must be > 0")):
+        done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and needle in done.stderr, (args, done.stderr)
