@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.mlos-installed
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction bench-executor validate bench-convert test-long clean
+.PHONY: install ops-tools lint up test test-unit test-e2e test-peers protos bench bench-auth bench-peers bench-registry bench-slo bench-predictor bench-predictor-cache eval-predictor bench-generation bench-watch bench-eviction bench-executor bench-modes validate bench-convert test-long clean
 
 $(STAMP): pyproject.toml Makefile scripts/install_llama.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -124,6 +124,12 @@ bench-convert: install
 # Options: make bench-executor EXEC_ARGS='--quick'   EXEC_ARGS='--repeats 9 --duration-s 2'
 bench-executor: install
 	$(PY) bench/bench_executor.py $(EXEC_ARGS)
+
+# The suite's switches (client and executor-link shared memory, Unix link, fast path, adaptive window,
+# prefetch; NUMA pinning as n/a on one node) off vs on through real suites and tritonclient, 95 % CIs (~1-2 min).
+# Options: make bench-modes MODES_ARGS='--quick'   MODES_ARGS='--repeats 9 --mb 16'
+bench-modes: install
+	$(PY) bench/bench_modes.py $(MODES_ARGS)
 
 # The harness's smoke tests incl. MLServer's (needs bench-peers' set-up; ~50 s).
 test-peers: install

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onoff import finish, mean_ci, onoff_row
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MB = 2**20
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # two-sided t, df
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -167,13 +165,6 @@ async def run_row(row: Row, folder: Path, args: argparse.Namespace) -> dict[str,
         for core in cores.values():
             await core.close()
     return summarise_row(row.switch, row.workload, row.concurrency, sides)
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
 
 
 def summarise_row(switch: str, workload: str, concurrency: int, sides: dict[str, list[dict]]) -> dict[str, Any]:
@@ -307,15 +298,8 @@ METRICS = (("p50_ms", "p50 ms", False), ("p99_ms", "p99 ms", False), ("runs_per_
            ("cpu_ms_per_run", "CPU ms/run", False))
 
 
-def interval(values: list[float]) -> dict[str, float]:
-    mean, half = mean_ci(values)
-    return {"mean": mean, "half_width": half}
-
-
 def dashboard_rows(details: list[dict[str, Any]], memory: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per switch, workload and metric, as `mlos validate` reads them (bench_feed.modes):
-    off / on as mean ± 95 % half-width, speedup from the paired (interleaved) runs' ratios, = off / on
-    for times and on / off for throughput (> 1: the switch helps)."""
+    """One row per switch, workload and metric in onoff.py's schema (what `mlos validate` reads)."""
     rows = []
     for d in details:
         model = d["workload"] + (f", {d['concurrency']} callers" if d["concurrency"] > 1 else "")
@@ -324,9 +308,7 @@ def dashboard_rows(details: list[dict[str, Any]], memory: list[dict[str, Any]]) 
             on = [r[key] for r in d["runs"]["on"]]
             if not all(off) or not all(on):
                 continue  # not measured (the warm-up row has no CPU time)
-            ratios = [b / a if higher_is_better else a / b for a, b in zip(off, on, strict=True)]
-            rows.append({"switch": d["switch"], "model": model, "metric": label, "off": interval(off),
-                         "on": interval(on), "speedup": interval(ratios)})
+            rows.append(onoff_row(d["switch"], model, label, off, on, higher_is_better))
     off_m, on_m = memory
     rows.append({"switch": "shared_weights", "model": "two fine-tunes of one base", "metric": "RSS MiB (one run)",
                  "off": {"mean": off_m["rss_growth_bytes"] / MB, "half_width": float("nan")},
@@ -406,16 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                            "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="mlos-bench-exec-") as tmp:
         out.update(asyncio.run(run_all(args, Path(tmp))))
-    out["machine"]["loadavg_at_end"] = os.getloadavg()
-    lines = table(out["details"], out["memory"], out["threads_floor"], args)
-    out["summary"] = lines
-    print("\n" + "\n".join(lines))
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.json or RESULTS_DIR / f"bench_executor-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nJSON: {path}  (load average {out['machine']['loadavg_at_start']} at start, "
-          f"{out['machine']['loadavg_at_end']} at end)")
+    finish(out, "bench_executor", table(out["details"], out["memory"], out["threads_floor"], args), args.json)
     return 0
 
 

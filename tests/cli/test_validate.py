@@ -183,3 +183,57 @@ def test_the_peer_section_takes_one_run_comparing_the_most_servers(tmp_path: Pat
     assert peers is not None and peers["file"].endswith("20261129T010000Z.json")
     by = {(r["versus"], r["concurrency"]): r["ratio"] for r in peers["ratios"]}
     assert by == {("floor", 1): 2.0, ("floor", 8): 2.0, ("mlserver", 1): 2 / 3, ("mlserver", 8): 2 / 3}
+
+
+def _onoff(switch: str, speedup: float) -> dict:
+    return {"switch": switch, "model": "iris, 1 caller", "metric": "p50 ms", "off": {"mean": 2.0 * speedup, "half_width": 0.1},
+            "on": {"mean": 2.0, "half_width": 0.1}, "speedup": {"mean": speedup, "half_width": 0.05}}
+
+
+def _bench_run(folder: Path, bench: str, stamp: str, rows: list[dict]) -> Path:
+    path = folder / f"{bench}-{stamp}.json"
+    path.write_text(json.dumps({"started_utc": stamp, "rows": rows}))
+    return path
+
+
+def _page_with(modes: dict | None) -> str:
+    from mlos_cli.validate import report
+
+    env = {"loadavg_at_start": [0.1, 0.1, 0.1], "cpus_usable": 2, "cpus": 2, "cpu": "test cpu", "gpus": ["none"],
+           "runtime_modes": ["userspace"], "packages": {"onnxruntime": "1"}}
+    return report.render({"models": [], "environment": env, "started_utc": "now", "duration_s": 1.0,
+                          "settings": {"repeats": 3}, "modes": modes, "peers": None})
+
+
+def test_the_on_off_section_merges_the_executor_and_suite_benches_and_shows_na_rows(tmp_path: Path) -> None:
+    from mlos_cli.validate import bench_feed, plots
+
+    assert bench_feed.modes(tmp_path) is None
+    _bench_run(tmp_path, "bench_executor", "20261129T010000Z", [_onoff("memory_pool", 9.0)])  # older: left out
+    executor = _bench_run(tmp_path, "bench_executor", "20261129T020000Z", [_onoff("memory_pool", 1.1)])
+    numa = {"switch": "NUMA pinning", "model": "any model", "metric": "p50 ms", "status": "n/a",
+            "note": "not measurable: 1 NUMA node", "off": None, "on": None, "speedup": None}
+    suite = _bench_run(tmp_path, "bench_modes", "20261129T000000Z", [_onoff("fast path", 1.4), numa])
+    modes = bench_feed.modes(tmp_path)
+    assert modes is not None
+    assert [(r["switch"], r["source"]) for r in modes["rows"]] == [
+        ("memory_pool", str(executor)), ("fast path", str(suite)), ("NUMA pinning", str(suite))]
+    assert [(s["bench"], s["file"]) for s in modes["sources"]] == [("bench_executor", str(executor)),
+                                                                   ("bench_modes", str(suite))]
+    page = _page_with(modes)
+    section = page[page.index("Optimizations on vs off"):page.index("MLOS and its peers")]
+    assert str(executor) in section and str(suite) in section  # where the rows came from
+    assert executor.name in section and suite.name in section  # and per row
+    numa_row = section[section.index("<td class='l'>NUMA pinning"):]
+    numa_row = numa_row[:numa_row.index("</tr>")]
+    assert numa_row.count(">n/a") == 3 and "not measurable: 1 NUMA node" in numa_row
+    assert "1.400 ± 0.050" in section and "1.100 ± 0.050" in section and "9.000" not in section
+    plot = section[section.index("<svg"):section.index("</svg>")]
+    assert "n/a: not measurable: 1 NUMA node" in plot and "fast path" in plot
+    assert plots.speedups([numa]) is None  # nothing measured: no plot, the table still says n/a
+    only_suite = tmp_path / "suite-only"
+    only_suite.mkdir()
+    _bench_run(only_suite, "bench_modes", "20261129T000000Z", [numa])
+    page = _page_with(bench_feed.modes(only_suite))
+    assert "not measurable: 1 NUMA node" in page and "No on/off results yet" not in page
+    assert "make bench-modes" in _page_with(None)

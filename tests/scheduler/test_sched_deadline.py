@@ -211,6 +211,18 @@ async def test_sequential_requests_take_the_fast_path(stack: Stack) -> None:
     assert after.window_changes == before.window_changes and after.policy == "deadline"
 
 
+async def test_without_the_fast_path_sequential_requests_wait_the_window(tmp_path: Path, demo) -> None:
+    """MLOS_SCHEDULER_FAST_PATH=false (bench-modes' "off" side) through the front door: each lone
+    request still becomes a batch, none by the fast path."""
+    feeds = {"X": np.array([[5.1, 3.5, 1.4, 0.2]], np.float32)}
+    async with running_stack(tmp_path, demo, load=("iris",), fast_path=False) as stack:
+        before = await queue_stats(stack, "iris")
+        for i in range(5):
+            await stack.stub.ModelInfer(infer_request("iris", feeds, id=str(i)), timeout=5)
+        after = await queue_stats(stack, "iris")
+    assert after.batches - before.batches == 5 and after.fast_path == before.fast_path == 0
+
+
 async def test_aging_lets_an_old_low_priority_request_through(tmp_path: Path, demo, slow_path) -> None:
     async for stack in _slow_stack(tmp_path, demo, slow_path, aging_ms=5.0):
         blocker = await blocked(stack)

@@ -260,3 +260,31 @@ def test_the_error_tail_becomes_the_miss_probability() -> None:
     # modelled 10 ms, 60 ms allowed: the slack is 50 ms and half the recent errors exceed 49.5 ms
     p = predict(flat(10.0), view, rows=1, allowed_s=0.060)
     assert p.miss_probability == pytest.approx(0.5, abs=0.02)
+
+
+async def test_without_the_fast_path_a_lone_request_waits_the_window() -> None:
+    rec = Recorder()
+    b = DynamicBatcher(model(delay_us=50_000), rec, max_queue_size=4, policy=BatchPolicy(fast_path=False))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    lone = asyncio.ensure_future(b.submit(req("a")))
+    await asyncio.sleep(0)
+    assert rec.batches == [] and b.stats().pending == 1  # an idle model, yet it waits for company
+    await lone
+    assert loop.time() - start >= 0.049 and rec.batches == [["a"]]
+    assert b.stats().fast_path == 0
+    on = DynamicBatcher(model(delay_us=50_000), rec, max_queue_size=4)  # the default: at once
+    await asyncio.wait_for(on.submit(req("b")), 0.04)
+    assert on.stats().fast_path == 1
+
+
+def test_the_fast_path_setting_reaches_the_batch_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlos_scheduler.config import SchedulerSettings
+    from mlos_scheduler.server import batch_policy
+
+    assert batch_policy(SchedulerSettings()).fast_path is True
+    monkeypatch.setenv("MLOS_SCHEDULER_FAST_PATH", "false")
+    assert batch_policy(SchedulerSettings()).fast_path is False
+    monkeypatch.setenv("MLOS_SCHEDULER_FAST_PATH", "maybe")
+    with pytest.raises(ValueError, match="fast_path"):
+        SchedulerSettings()

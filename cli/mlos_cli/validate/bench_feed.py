@@ -1,5 +1,6 @@
 """Results of the benchmarks that feed the dashboard: the peers (bench_peers: MLOS vs MLServer vs
-in-process runtimes under perf_analyzer) and optimization switches on vs off (bench_executor).
+in-process runtimes under perf_analyzer) and optimization switches on vs off (bench_executor and
+bench_modes).
 
 Each is the newest `<bench>-*.json` in the results folder (bench/results/ of a checkout) that
 holds rows; absent results are reported as absent, never invented.
@@ -64,10 +65,22 @@ def peers(results_dir: Path) -> dict | None:
             "rows": rows, "ratios": ratios(rows)}
 
 
+MODES_BENCHES = ("bench_executor", "bench_modes")  # the executor's switches, then the suite's
+
+
 def modes(results_dir: Path) -> dict | None:
-    """bench_executor rows: each switch on vs off with speedup = off / on and its interval."""
-    found = newest(results_dir, "bench_executor")
-    if found is None:
+    """Each switch on vs off (speedup = off / on and its interval): the rows of the newest
+    bench_executor run and of the newest bench_modes run, in that order. Every row keeps the file
+    it came from (`source`); `sources` lists each file with its start time. A row may be "n/a"
+    (`status`, `note`, no numbers): a switch this host cannot measure."""
+    sources, rows = [], []
+    for bench in MODES_BENCHES:
+        found = newest(results_dir, bench)
+        if found is None:
+            continue
+        path, data = found
+        sources.append({"bench": bench, "file": str(path), "started_utc": data.get("started_utc", "")})
+        rows += [{**row, "source": str(path)} for row in data["rows"] if isinstance(row, dict)]
+    if not rows:
         return None
-    path, data = found
-    return {"file": str(path), "started_utc": data.get("started_utc", ""), "rows": data["rows"]}
+    return {"sources": sources, "rows": rows}

@@ -53,19 +53,32 @@ def throughput_vs_concurrency(models: list[dict]) -> str | None:
 
 
 def speedups(rows: list[dict]) -> str | None:
-    """Each switch's speedup (off / on) with its confidence interval; 1.0 = no effect."""
-    usable = [r for r in rows if isinstance(r.get("speedup"), dict) and r["speedup"].get("mean")]
-    if not usable:
+    """Each switch's speedup (off / on) with its confidence interval; 1.0 = no effect. Rows that could
+    not be measured (status n/a) keep their place and say n/a. None when nothing was measured."""
+    shown = [r for r in rows if r.get("status") == "n/a"
+             or (isinstance(r.get("speedup"), dict) and r["speedup"].get("mean"))]
+    if all(r.get("status") == "n/a" for r in shown):
         return None
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(usable) + 1.2))
-    labels = [f"{r.get('switch', '?')} ({r.get('model', '')} {r.get('metric', '')})".replace(" )", ")") for r in usable]
-    means = [r["speedup"]["mean"] for r in usable]
-    errors = [0.0 if math.isnan(r["speedup"].get("half_width", math.nan)) else r["speedup"]["half_width"] for r in usable]
-    ax.barh(range(len(usable)), means, xerr=errors, color=["#2a9d8f" if v >= 1 else "#e76f51" for v in means])
-    ax.set_yticks(range(len(usable)), labels, fontsize=8)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(shown) + 1.2))
+    labels = [f"{r.get('switch', '?')} ({r.get('model', '')} {r.get('metric', '')})".replace(" )", ")") for r in shown]
+    means = [math.nan if r.get("status") == "n/a" else r["speedup"]["mean"] for r in shown]
+    errors = [0.0 if math.isnan(m) or math.isnan(r["speedup"].get("half_width", math.nan)) else r["speedup"]["half_width"]
+              for r, m in zip(shown, means)]
+    measured = [m for m in means if not math.isnan(m)]
+    left, right = min(*measured, 1.0) / 4, max(*measured, 1.0) * 4  # ratios: a log axis, whiskers cut at its ends
+    lower = [min(e, m - left) if not math.isnan(m) else 0.0 for m, e in zip(means, errors)]
+    # bars grow from 1 (no effect) towards the speedup, so 2x and 0.5x look alike
+    ax.barh(range(len(shown)), [0.0 if math.isnan(m) else m - 1.0 for m in means], left=1.0,
+            xerr=[lower, errors], color=["#2a9d8f" if m >= 1 else "#e76f51" for m in means])
+    for i, (r, m) in enumerate(zip(shown, means)):
+        if math.isnan(m):
+            ax.text(1.0, i, f"  n/a: {r.get('note', 'not measured')}", va="center", fontsize=8, color="#666")
+    ax.set_xscale("log")
+    ax.set_xlim(left, right)
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
     ax.invert_yaxis()  # top to bottom in the table's order
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speedup = off / on (95 % interval); > 1 the switch helps")
+    ax.set_xlabel("speedup = off / on, log scale (95 % interval); > 1 the switch helps; n/a = not measurable here")
     return _svg(fig)
 
 

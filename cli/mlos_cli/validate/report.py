@@ -90,17 +90,26 @@ def _peers_section(peers: dict | None) -> str:
             f"servers; perf_analyzer drives every server.</p>{plot}{ratio_table}{table}")
 
 
+def _onoff_cells(r: dict) -> list[str]:
+    """off, on and speedup cells of an on/off row; a row that could not be measured reads n/a with its note."""
+    if r.get("status") == "n/a":
+        return ["n/a", "n/a", f"n/a <span class='note'>({_e(r.get('note', 'not measured'))})</span>"]
+    return [_ci(r.get(k), 3 if k == "speedup" else 2) if isinstance(r.get(k), dict) else _e(r.get(k, ""))
+            for k in ("off", "on", "speedup")]
+
+
 def _modes_section(modes: dict | None) -> str:
     if not modes:
-        return "<p class='note'>No on/off results yet: run <code>make bench-executor</code> and validate again.</p>"
-    rows = [[_e(r.get("switch", "?")), _e(r.get("model", "")), _e(r.get("metric", "")),
-             _ci(r.get("off")) if isinstance(r.get("off"), dict) else _e(r.get("off", "")),
-             _ci(r.get("on")) if isinstance(r.get("on"), dict) else _e(r.get("on", "")),
-             _ci(r.get("speedup"), 3) if isinstance(r.get("speedup"), dict) else _e(r.get("speedup", ""))]
+        return ("<p class='note'>No on/off results yet: run <code>make bench-executor</code> (the executor's switches) "
+                "and <code>make bench-modes</code> (the suite's) and validate again.</p>")
+    rows = [[_e(r.get("switch", "?")), _e(r.get("model", "")), _e(r.get("metric", "")), *_onoff_cells(r),
+             f"<span title='{_e(r.get('source', '?'))}'>{_e(Path(r.get('source', '?')).name.rsplit('-', 1)[0])}</span>"]
             for r in modes["rows"]]
     plot = plots.speedups(modes["rows"]) or ""
-    return (f"<p class='note'>From {_e(modes['file'])}. Speedup = off / on with a 95 % interval over repeated runs.</p>"
-            f"{plot}{_table(['switch', 'model', 'metric', 'off', 'on', 'speedup'], rows, left=3)}")
+    files = "; ".join(f"{_e(s['bench'])}: {_e(s['file'])} ({_e(s['started_utc'])})" for s in modes.get("sources", []))
+    return (f"<p class='note'>From {files}. Speedup = off / on for times (on / off for throughput) with a 95 % "
+            "interval over interleaved repeated runs; &gt; 1 = the switch helps; n/a = not measurable on this host.</p>"
+            f"{plot}{_table(['switch', 'model', 'metric', 'off', 'on', 'speedup', 'from'], rows, left=3)}")
 
 
 def _regressions_section(regressions: dict | None) -> str:

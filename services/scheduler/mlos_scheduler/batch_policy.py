@@ -16,6 +16,7 @@ class BatchPolicy:
     aging_s: float = 0.1         # one priority level is worth this much deadline (queues.py)
     windows_us: tuple[float, float, float] = PRESETS_US["balanced"]
     return_margin_s: float = 0.002  # answers must leave this long before the client's deadline
+    fast_path: bool = True       # an idle model's lone request leaves at once; False: it waits the window
 
     @property
     def admits_by_prediction(self) -> bool:

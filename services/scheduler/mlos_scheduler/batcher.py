@@ -14,10 +14,11 @@ unless the request is best-effort. Admitted requests get a timer at their *lates
 no longer make it) instead of when they reach the front. Under fifo the timer is the deadline.
 
 Batch formation. When a slot is free: an idle model (nothing running, nothing else queued)
-dispatches at once (the fast path). Otherwise a partial batch waits for company until its
-oldest request has waited the window (window.py: adaptive on queue depth, or the model's own
-max_queue_delay_us), never past the tightest queued deadline's latest start, and leaves at
-once when the queued rows reach the target (a preferred batch size, else max_batch_size).
+dispatches at once (the fast path; policy.fast_path False turns it off, to measure it).
+Otherwise a partial batch waits for company until its oldest request has waited the window
+(window.py: adaptive on queue depth, or the model's own max_queue_delay_us), never past the
+tightest queued deadline's latest start, and leaves at once when the queued rows reach the
+target (a preferred batch size, else max_batch_size).
 Requests merge only when every input agrees beyond the first dimension. A request whose
 deadline has passed is never sent (no late start); one a client cancels leaves the queue at once.
 
@@ -201,7 +202,7 @@ class DynamicBatcher(BatchFormation):
         loop = asyncio.get_running_loop()
         while self._stats.in_flight < self.slots_now and len(self._queue):
             now = loop.time()
-            idle = self._stats.in_flight == 0 and len(self._queue) == 1
+            idle = self.policy.fast_path and self._stats.in_flight == 0 and len(self._queue) == 1
             if not idle:
                 wait = self._wait_for_company(now)
                 if wait > 0:

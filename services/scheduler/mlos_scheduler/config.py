@@ -51,6 +51,11 @@ class SchedulerSettings(ServiceSettings):
     window_low_us: float = Field(0.0, ge=0, description="Batching window at low queue depth; 0 = the preset's.")
     window_medium_us: float = Field(0.0, ge=0, description="Window at medium queue depth; 0 = the preset's.")
     window_high_us: float = Field(0.0, ge=0, description="Window at high queue depth; 0 = the preset's.")
+    fast_path: bool = Field(
+        True,
+        description="An idle model's lone request is dispatched at once. false: it waits the batching window like "
+        "any partial batch (only to measure what the fast path is worth: make bench-modes).",
+    )
     predict: bool = Field(
         True, description="Predict deadline misses and refuse requests predicted to miss (policy deadline only)."
     )

@@ -145,6 +145,8 @@ def score_table(settings: SchedulerSettings) -> ScoreTable | None:
 
 
 def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
+    if not settings.fast_path:
+        log.info("fast path off (MLOS_SCHEDULER_FAST_PATH=false): a lone request waits the batching window")
     return BatchPolicy(
         order=settings.policy,
         predicting=settings.predict,
@@ -153,6 +155,7 @@ def batch_policy(settings: SchedulerSettings) -> BatchPolicy:
         priority_levels=settings.priority_levels,
         aging_s=settings.aging_ms / 1000,
         windows_us=windows_us(settings.preset, settings.window_low_us, settings.window_medium_us, settings.window_high_us),
+        fast_path=settings.fast_path,
     )
 
 
