@@ -153,10 +153,25 @@ def measure_server(name: str, args: argparse.Namespace, home: Path, models: list
 
 
 def run(args: argparse.Namespace, home: Path) -> dict:
-    models = [MODELS[m].prepared(home / "models") for m in args.model_list]
-    floors = {m.name: open_floor(m) for m in models}
+    """A model that cannot be prepared here (a GGUF one without gguf or llama-cpp-python) is
+    skipped for every server ("*") with the reason; the others still run."""
+    models: list[PeerModel] = []
+    floors: dict = {}
+    unprepared: list[dict] = []
     try:
-        return _measure(args, home, models, floors)
+        for name in args.model_list:
+            try:
+                model = MODELS[name].prepared(home / "models")
+                floors[name] = open_floor(model)
+            except ModuleNotFoundError as exc:
+                logger.error("%s: cannot be prepared here: %s", name, exc)
+                unprepared.append({"server": "*", "model": name,
+                                   "reason": f"cannot be prepared here: {exc} (`make install` provides it)"})  # fmt: skip
+                continue
+            models.append(model)
+        out = _measure(args, home, models, floors)
+        out["skipped"] = unprepared + out["skipped"]
+        return out
     finally:
         for floor in floors.values():
             floor.close()
@@ -219,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     for skip in result["skipped"]:
         print(f"{skip['server']} x {skip['model']}: skipped: {skip['reason']}")
     print(f"results: {path}")
-    if any("error" in r for r in [*result["rows"], *result["servers"].values()]):
+    if any("error" in r for r in [*result["rows"], *result["servers"].values()]) or any(
+        skip["server"] == "*" for skip in result["skipped"]
+    ):
         return 2
     ok = all(c.get("ok") for per in result["checks"].values() for c in per.values())
     return 0 if ok else 1

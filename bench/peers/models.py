@@ -68,7 +68,7 @@ class BuiltFile:
         return target
 
     def source(self) -> str:
-        return f"{self.builder} (seed 0), gguf {metadata.version('gguf')}"
+        return f"{self.builder}, written by the repo (gguf {metadata.version('gguf')})"
 
 
 @dataclass(frozen=True)

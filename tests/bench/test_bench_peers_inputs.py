@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +60,18 @@ def test_the_llama_floor_serialises_threads_on_one_llama(peers_models, tmp_path:
         alone.close()
     assert got.shape == (1, 64)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_gguf_model_without_llama_cpp_is_skipped_with_the_reason(peers_models, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    pytest.importorskip("gguf")
+    import bench_peers
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ModuleNotFoundError
+    args = bench_peers.parse_args(["--quick", "--models", "tiny-bert-embed", "--servers", "llama-inproc",
+                                   "--idle-timeout", "0"])  # fmt: skip
+    out = bench_peers.run(args, tmp_path)
+    assert out["rows"] == [] and out["models"] == {}
+    (skip,) = out["skipped"]
+    assert skip["server"] == "*" and skip["model"] == "tiny-bert-embed"
+    assert "llama_cpp" in skip["reason"] and "make install" in skip["reason"]
