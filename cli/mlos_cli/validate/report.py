@@ -78,16 +78,40 @@ def _peers_section(peers: dict | None) -> str:
         return "<p class='note'>No peer results yet: run <code>make bench-peers</code> (perf_analyzer against MLOS, " \
                "MLServer and the in-process runtime) and validate again.</p>"
     rows = sorted(peers["rows"], key=lambda r: (r["model"], r["concurrency"], r["server"]))
+    formats = peers.get("formats", {})
     table = _table(["model", "server", "callers", "requests/s", "p50 ms", "p99 ms"],
-                   [[_e(r["model"]), _e(r["server"]), str(r["concurrency"]), _num(r["throughput_rps"], 0),
-                     _num(r["p50_ms"], 3), _num(r["p99_ms"], 3)] for r in rows], left=2)
+                   [[_e(r["model"]) + (f" <span class='note'>{_e(formats[r['model']])}</span>" if r["model"] in formats
+                                        else ""), _e(r["server"]), str(r["concurrency"]),
+                     _num(r["throughput_rps"], 0), _num(r["p50_ms"], 3), _num(r["p99_ms"], 3)] for r in rows], left=2)
     plot = plots.peers_throughput(peers["rows"]) or ""
     ratio_rows = [[_e(r["model"]), str(r["concurrency"]), _e(r["versus"]), f"{r['ratio']:.2f}"]
                   for r in peers.get("ratios", [])]
     ratio_table = (_table(["model", "callers", "versus", "MLOS throughput / theirs"], ratio_rows, left=1)
                    if ratio_rows else "<p class='note'>This run measured MLOS alone: no ratios.</p>")
+    skipped = "".join(f"<li>{_e(s['server'])} × {_e(s['model'])}: {_e(s['reason'])}</li>" for s in peers.get("skipped", []))
     return (f"<p class='note'>From {_e(peers['file'])} ({_e(peers['started_utc'])}), the run comparing the most "
-            f"servers; perf_analyzer drives every server.</p>{plot}{ratio_table}{table}")
+            "servers; perf_analyzer drives every server; floor is ONNX Runtime in process (ONNX models), llama-inproc "
+            f"llama-cpp-python in process (GGUF models).</p>{plot}{ratio_table}{table}"
+            + (f"<p class='note'>Not measured in this run:</p><ul class='note'>{skipped}</ul>" if skipped else ""))
+
+
+def _generation_section(gen: dict | None) -> str:
+    if not gen:
+        return "<p class='note'>No generation results yet: run <code>make bench-generation</code> (MLOS vs " \
+               "llama-cpp-python in process, and urgent-request preemption) and validate again.</p>"
+    mlos = gen["mlos"]
+    speed = _table(["runner", "TTFT ms", "tokens/s", "MLOS TTFT / this", "MLOS tokens/s / this"],
+                   [[_e(mlos["runner"]), _num(mlos["ttft_ms"]), _num(mlos["tokens_per_s"], 1), "–", "–"]]
+                   + [[_e(r["runner"]), _num(r["ttft_ms"]), _num(r["tokens_per_s"], 1), _num(r["mlos_ttft_over"]),
+                       _num(r["mlos_tokens_per_s_over"])] for r in gen["speed"]])
+    urgent = _table(["urgent request (priority 1)", "TTFT alone ms", "TTFT during a long generation ms", "during / alone"],
+                    [[_e(r["mode"]), _num(r["alone_ttft_ms"]), _num(r["during_ttft_ms"]), _num(r["during_over_alone"])]
+                     for r in gen["urgent"]]) if gen["urgent"] else ""
+    model, args = gen.get("model", {}), gen.get("args", {})
+    return (f"<p class='note'>From {_e(gen['file'])} ({_e(gen['stamp'])}): {_e(model.get('file', '?'))}, prompt "
+            f"{_e(model.get('prompt_tokens', '?'))} tokens, {_e(args.get('tokens', '?'))} generated, greedy, 1 llama.cpp "
+            f"thread, medians of {_e(args.get('repeats', '?'))} runs. TTFT ratio below 1 and tokens/s ratio above 1 "
+            f"favour MLOS.</p>{speed}{urgent}")
 
 
 def _onoff_cells(r: dict) -> list[str]:
@@ -161,6 +185,7 @@ def render(results: dict) -> str:
         "<h2>Throughput</h2>", plots.throughput_vs_concurrency(models) or "<p class='note'>No throughput measured.</p>",
         "<h2>Optimizations on vs off</h2>", _modes_section(results.get("modes")),
         "<h2>MLOS and its peers</h2>", _peers_section(results.get("peers")),
+        "<h2>Generation: MLOS vs llama-cpp-python</h2>", _generation_section(results.get("generation")),
         "<h2>Environment</h2>", _table(["", ""], env_rows),
     ]
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>MLOS validation</title>"

