@@ -30,7 +30,8 @@ RUN_TIMEOUT_S = 600
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("validation")
     command = [sys.executable, "-m", "mlos_cli", "validate", "--quick", "--models", ",".join(MODELS),
-               "--out", str(out), "--home", str(out / "home"), "--bench-results", str(out / "no-bench")]
+               "--out", str(out), "--home", str(out / "home"), "--bench-results", str(out / "no-bench"),
+               "--bench-reference", str(out / "no-bench")]
     if find_browser():
         command.append("--screenshot")
     done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
@@ -201,10 +202,7 @@ def _bench_run(folder: Path, bench: str, stamp: str, rows: list[dict]) -> Path:
 def _page_with(modes: dict | None) -> str:
     from mlos_cli.validate import report
 
-    env = {"loadavg_at_start": [0.1, 0.1, 0.1], "cpus_usable": 2, "cpus": 2, "cpu": "test cpu", "gpus": ["none"],
-           "runtime_modes": ["userspace"], "packages": {"onnxruntime": "1"}}
-    return report.render({"models": [], "environment": env, "started_utc": "now", "duration_s": 1.0,
-                          "settings": {"repeats": 3}, "modes": modes, "peers": None})
+    return report.render({**_minimal_results(), "modes": modes})
 
 
 def test_the_on_off_section_merges_the_executor_and_suite_benches_and_shows_na_rows(tmp_path: Path) -> None:
@@ -298,3 +296,38 @@ def test_the_page_shows_gguf_peers_and_the_generation_comparison(run, tmp_path: 
     for text in ("llama-cpp-python in process", "bare llama.cpp loop", "1.25", "0.75", "0.60", "1,000.00", "40.00",
                  "20261129T020000Z", "no preemption"):
         assert text in gen_part, text
+
+
+def test_sections_this_checkout_did_not_measure_come_from_the_committed_recordings(tmp_path: Path) -> None:
+    """bench/reference/ holds one recorded run of each bench: every feed reads it (so a schema change
+    that breaks them fails here), a section is taken from it only when bench/results has none, and
+    the page then says it is a recording."""
+    from mlos_cli.validate import bench_feed
+    from mlos_cli.validate.command import CHECKOUT_REFERENCE
+
+    assert (CHECKOUT_REFERENCE / "README.md").is_file()
+    empty = tmp_path / "results"
+    empty.mkdir()
+    feeds = {"peers": bench_feed.peers, "generation": bench_feed.generation, "modes": bench_feed.modes}
+    sections = {name: bench_feed.measured_or_recorded(feed, empty, CHECKOUT_REFERENCE) for name, feed in feeds.items()}
+    for name, section in sections.items():
+        assert section is not None and section["recorded"] == str(CHECKOUT_REFERENCE), name
+    peers = sections["peers"]
+    assert {"floor", "mlos", "mlserver", "mlserver-inproc", "llama-inproc"} <= {r["server"] for r in peers["rows"]}
+    assert {r["concurrency"] for r in peers["rows"]} == {1, 8, 32} and peers["ratios"]
+    switches = {r["switch"] for r in sections["modes"]["rows"]}
+    assert len(switches) >= 8, switches
+    _bench_run(empty, "bench_modes", "20261129T000000Z", [_onoff("fast path", 1.4)])
+    measured = bench_feed.measured_or_recorded(bench_feed.modes, empty, CHECKOUT_REFERENCE)
+    assert measured is not None and "recorded" not in measured  # this checkout's own run wins
+    page = _page_with(sections["modes"])
+    assert "Recorded, not measured by this checkout" in page and "make bench-executor bench-modes" in page
+    assert "Recorded, not measured" not in _page_with(measured)
+    assert "Recorded, not measured" not in _page_with(None)
+
+
+def _minimal_results() -> dict:
+    env = {"loadavg_at_start": [0.1, 0.1, 0.1], "cpus_usable": 2, "cpus": 2, "cpu": "test cpu", "gpus": ["none"],
+           "runtime_modes": ["userspace"], "packages": {"onnxruntime": "1"}}
+    return {"models": [], "environment": env, "started_utc": "now", "duration_s": 1.0, "settings": {"repeats": 3},
+            "peers": None}

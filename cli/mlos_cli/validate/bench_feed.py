@@ -4,7 +4,10 @@ bench_modes) and generation (bench_generation: MLOS vs llama-cpp-python in proce
 urgent-request preemption).
 
 Each is the newest `<bench>-*.json` in the results folder (bench/results/ of a checkout) that
-holds its results; absent results are reported as absent, never invented.
+holds its results; absent results are reported as absent, never invented. A section this checkout
+has not measured may come from the recorded runs committed in bench/reference/, and then says so
+(`recorded`: the folder), so a fresh clone's page is complete but never passes a recording off as
+its own measurement.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,15 @@ def _runs(results_dir: Path, bench: str, needed: tuple[str, ...] = ("rows",)) ->
         if isinstance(data, dict) and all(data.get(key) for key in needed):
             runs.append((path, data))
     return runs
+
+
+def measured_or_recorded(feed: Callable[[Path], dict | None], results_dir: Path, reference_dir: Path) -> dict | None:
+    """`feed(results_dir)`, else `feed(reference_dir)` with `recorded` set to that folder."""
+    found = feed(results_dir)
+    if found is not None or reference_dir == results_dir:
+        return found
+    recorded = feed(reference_dir)
+    return None if recorded is None else {**recorded, "recorded": str(reference_dir)}
 
 
 def newest(results_dir: Path, bench: str) -> tuple[Path, dict] | None:

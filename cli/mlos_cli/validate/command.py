@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the run's modules (numpy, matplotlib) load only when `mlos 
     from mlos_cli.validate import measure
 
 CHECKOUT_RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results"
+# Benchmark runs committed with the code (bench/reference/README.md says where and when they were
+# taken): the page shows one, marked as recorded, for a section this checkout has not measured.
+CHECKOUT_REFERENCE = Path(__file__).resolve().parents[3] / "bench" / "reference"
 
 
 def _levels(text: str) -> tuple[int, ...]:
@@ -54,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also render index.png with headless Chromium (Debian's chromium package)")
     v.add_argument("--bench-results", type=Path, default=CHECKOUT_RESULTS,
                    help="bench/results folder feeding the peers and on/off sections")
+    v.add_argument("--bench-reference", type=Path, default=CHECKOUT_REFERENCE,
+                   help="recorded runs shown (marked as such) for a section --bench-results lacks")
 
 
 def _settings(args: argparse.Namespace) -> measure.Settings:
@@ -151,9 +156,8 @@ async def _validate(args: argparse.Namespace) -> int:
         settings = _settings(args)
         async with _links(args, home) as links:
             results = await _run_zoo(links, args, home, settings)
-    results["peers"] = bench_feed.peers(args.bench_results)
-    results["generation"] = bench_feed.generation(args.bench_results)
-    results["modes"] = bench_feed.modes(args.bench_results)
+    for section, feed in (("peers", bench_feed.peers), ("generation", bench_feed.generation), ("modes", bench_feed.modes)):
+        results[section] = bench_feed.measured_or_recorded(feed, args.bench_results, args.bench_reference)
     if old is not None:
         results["regressions"] = compare.regressions(old, results, str(args.compare))
     out = args.out or Path("mlos-validation") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

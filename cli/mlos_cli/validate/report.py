@@ -73,6 +73,15 @@ def _model_rows(models: list[dict]) -> list[list[str]]:
     return rows
 
 
+def _recorded(section: dict | None, command: str) -> str:
+    """A banner over a section shown from the committed recordings instead of this checkout's runs."""
+    if not section or not section.get("recorded"):
+        return ""
+    return (f"<p class='reason'>Recorded, not measured by this checkout: the run committed in "
+            f"{_e(section['recorded'])} (its README says on which machine). Run <code>{_e(command)}</code> "
+            "here and validate again to see this machine's numbers.</p>")
+
+
 def _peers_section(peers: dict | None) -> str:
     if not peers:
         return "<p class='note'>No peer results yet: run <code>make bench-peers</code> (perf_analyzer against MLOS, " \
@@ -183,9 +192,12 @@ def render(results: dict) -> str:
         f"<p class='note'>Not in this run:</p><ul>{missing}</ul>" if missing else "",
         "<h2>Latency</h2>", plots.latency_distributions(models) or "<p class='note'>No latency measured.</p>",
         "<h2>Throughput</h2>", plots.throughput_vs_concurrency(models) or "<p class='note'>No throughput measured.</p>",
-        "<h2>Optimizations on vs off</h2>", _modes_section(results.get("modes")),
-        "<h2>MLOS and its peers</h2>", _peers_section(results.get("peers")),
-        "<h2>Generation: MLOS vs llama-cpp-python</h2>", _generation_section(results.get("generation")),
+        "<h2>Optimizations on vs off</h2>", _recorded(results.get("modes"), "make bench-executor bench-modes"),
+        _modes_section(results.get("modes")),
+        "<h2>MLOS and its peers</h2>", _recorded(results.get("peers"), "make bench-peers"),
+        _peers_section(results.get("peers")),
+        "<h2>Generation: MLOS vs llama-cpp-python</h2>", _recorded(results.get("generation"), "make bench-generation"),
+        _generation_section(results.get("generation")),
         "<h2>Environment</h2>", _table(["", ""], env_rows),
     ]
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>MLOS validation</title>"
