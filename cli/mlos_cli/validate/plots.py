@@ -28,7 +28,7 @@ def latency_distributions(models: list[dict]) -> str | None:
     if not measured:
         return None
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(measured) + 1.2))
-    ax.boxplot([m["batch1"]["samples_ms"] for m in measured], vert=False, whis=(1, 99), showfliers=False)
+    ax.boxplot([m["batch1"]["samples_ms"] for m in measured], orientation="horizontal", whis=(1, 99), showfliers=False)
     ax.set_yticks(range(1, len(measured) + 1), [m["name"] for m in measured])
     ax.set_xscale("log")
     ax.set_xlabel("request latency at batch 1, ms (box: p25-p75, whiskers: p1-p99; log scale)")
@@ -41,9 +41,12 @@ def throughput_vs_concurrency(models: list[dict]) -> str | None:
     if not measured:
         return None
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
-    for m in measured:
+    colors = [plt.get_cmap("tab20")(k) for k in range(20)]  # the default cycle has 10: an 11th model would share one
+    markers = "os^Dv"
+    for i, m in enumerate(measured):
         rows = m["throughput"]
-        ax.plot([r["concurrency"] for r in rows], [r["requests_per_s"] for r in rows], marker="o", label=m["name"])
+        ax.plot([r["concurrency"] for r in rows], [r["requests_per_s"] for r in rows], marker=markers[i % len(markers)],
+                color=colors[(2 * i) % 20 + (i // 10) % 2], label=m["name"])
     ax.set_xlabel("concurrent callers")
     ax.set_ylabel("requests / s")
     ax.set_yscale("log")
@@ -83,23 +86,33 @@ def speedups(rows: list[dict]) -> str | None:
 
 
 def peers_throughput(rows: list[dict]) -> str | None:
-    """Per model, requests/s against callers for each server (perf_analyzer's numbers)."""
+    """Per model, requests/s against callers for each server (perf_analyzer's numbers); each server
+    keeps one colour in every panel, and one legend names them all."""
     by_model: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r.get("throughput_rps") is not None:
             by_model[r["model"]][r["server"]].append((r["concurrency"], r["throughput_rps"]))
     if not by_model:
         return None
-    fig, axes = plt.subplots(1, len(by_model), figsize=(WIDTH_IN, 3.2), squeeze=False)
-    for ax, (model, servers) in zip(axes[0], sorted(by_model.items())):
-        for server, points in sorted(servers.items()):
+    servers = sorted({server for per in by_model.values() for server in per})
+    colors = {server: plt.get_cmap("tab10")(i % 10) for i, server in enumerate(servers)}
+    columns = min(3, len(by_model))
+    lines = -(-len(by_model) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(WIDTH_IN, 2.6 * lines + 0.6), squeeze=False)
+    for ax, (model, per_server) in zip(axes.flat, sorted(by_model.items())):
+        for server, points in sorted(per_server.items()):
             points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=server)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colors[server], label=server)
         ax.set_title(model, fontsize=9)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("callers")
+        ax.set_xlabel("callers", fontsize=8)
+        ax.set_ylabel("requests / s", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("requests / s")
-    axes[0][0].legend(fontsize=8)
+    for ax in list(axes.flat)[len(by_model):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colors[s], marker="o", label=s) for s in servers]
+    fig.legend(handles=handles, loc="lower center", ncol=len(servers), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.6 / (2.6 * lines + 0.6), 1, 1))
     return _svg(fig)

@@ -82,6 +82,21 @@ def _recorded(section: dict | None, command: str) -> str:
             "here and validate again to see this machine's numbers.</p>")
 
 
+def _ratio_table(ratios: list[dict]) -> str:
+    """MLOS's throughput over each other server's: one row per model and callers, one column per peer."""
+    if not ratios:
+        return "<p class='note'>This run measured MLOS alone: no ratios.</p>"
+    peers = sorted({r["versus"] for r in ratios})
+    cells: dict[tuple[str, int], dict[str, float]] = {}
+    for r in ratios:
+        cells.setdefault((r["model"], r["concurrency"]), {})[r["versus"]] = r["ratio"]
+    rows = [[_e(model), str(callers), *(f"{per[p]:.2f}" if p in per else "–" for p in peers)]
+            for (model, callers), per in sorted(cells.items())]
+    head = ["model", "callers", *(f"MLOS / {_e(p)}" for p in peers)]
+    return ("<p class='note'>MLOS throughput over each peer's at the same callers (&gt; 1: MLOS serves more).</p>"
+            + _table(head, rows, left=1))
+
+
 def _peers_section(peers: dict | None) -> str:
     if not peers:
         return "<p class='note'>No peer results yet: run <code>make bench-peers</code> (perf_analyzer against MLOS, " \
@@ -93,10 +108,7 @@ def _peers_section(peers: dict | None) -> str:
                                         else ""), _e(r["server"]), str(r["concurrency"]),
                      _num(r["throughput_rps"], 0), _num(r["p50_ms"], 3), _num(r["p99_ms"], 3)] for r in rows], left=2)
     plot = plots.peers_throughput(peers["rows"]) or ""
-    ratio_rows = [[_e(r["model"]), str(r["concurrency"]), _e(r["versus"]), f"{r['ratio']:.2f}"]
-                  for r in peers.get("ratios", [])]
-    ratio_table = (_table(["model", "callers", "versus", "MLOS throughput / theirs"], ratio_rows, left=1)
-                   if ratio_rows else "<p class='note'>This run measured MLOS alone: no ratios.</p>")
+    ratio_table = _ratio_table(peers.get("ratios", []))
     skipped = "".join(f"<li>{_e(s['server'])} × {_e(s['model'])}: {_e(s['reason'])}</li>" for s in peers.get("skipped", []))
     return (f"<p class='note'>From {_e(peers['file'])} ({_e(peers['started_utc'])}), the run comparing the most "
             "servers; perf_analyzer drives every server; floor is ONNX Runtime in process (ONNX models), llama-inproc "
