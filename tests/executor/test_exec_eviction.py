@@ -103,8 +103,9 @@ def test_a_load_measured_over_its_prediction_trims_idle_models_or_says_it_cannot
 
 
 async def test_the_least_recently_used_model_is_evicted_and_reloads_on_request(
-    registry: RegistryServed, start_executor: StartExecutor, tmp_path: Path
+    registry: RegistryServed, start_executor: StartExecutor, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="mlos_executor.eviction")
     ex, metrics = await two_loaded(registry, start_executor, tmp_path)
     first = await request(ex, "a", [3])  # a was loaded first but used last: b is the LRU
     used = await footprints(ex)
@@ -116,8 +117,11 @@ async def test_the_least_recently_used_model_is_evicted_and_reloads_on_request(
     # c may measure more than its prediction; then a (idle) goes too, to get back under the budget
     assert [(t.model.name, t.reason) for t in trimmed] in ([], [("a", "over_budget")])
     assert sorted(m.model.name for m in status.models) == (["c"] if trimmed else ["a", "c"])
-    assert status.evictions == 1 + len(trimmed) and status.memory_used_bytes <= status.memory_budget_bytes
-    assert status.memory_free_bytes == status.memory_budget_bytes - status.memory_used_bytes
+    assert status.evictions == 1 + len(trimmed)
+    if status.memory_used_bytes > status.memory_budget_bytes:  # c measured (RSS, under load) so far over its
+        # prediction that evicting idle a could not get back under the budget: a is kept and the log says why
+        assert not trimmed and "evicting every idle model would free only" in caplog.text
+    assert status.memory_free_bytes == max(0, status.memory_budget_bytes - status.memory_used_bytes)
     registry_ = metrics.registry
     assert registry_.get_sample_value("mlos_executor_evictions_total", {"model": "b", "reason": "memory_budget"}) == 1
     assert registry_.get_sample_value("mlos_executor_model_memory_bytes", {"model": "b", "version": "1"}) is None
