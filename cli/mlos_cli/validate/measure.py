@@ -166,7 +166,8 @@ async def validate_model(links: Links, model: ZooModel, settings: Settings, step
         version, ns = await _timed(lambda: links.registry.register(model.name, str(model.path),
                                                                    labels={"source": model.source[:1000]}))
         sizes = batch_sizes(model, version.config.max_batch_size)
-        result.update(install_s=ns / 1e9, version=version.version, sha256=version.sha256,
+        result.update(install_s=model.prepare_s + ns / 1e9, prepare_s=model.prepare_s, version=version.version,
+                      sha256=version.sha256,
                       max_batch_size=version.config.max_batch_size)
         where = "load"
         step("load")
