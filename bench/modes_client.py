@@ -15,26 +15,23 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from peers.procstat import cmdline, descendants
+from peers.procstat import cpu_s as proc_cpu_s
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVICES = ("scheduler", "executor")
 
 
-def service_pids(up_pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
-    """The scheduler's and executor's pids among the children of the `mlos up` process `up_pid`."""
+def service_pids(up_pid: int) -> dict[str, int]:
+    """The scheduler's and executor's pids among the processes below the `mlos up` process `up_pid`."""
     found = {}
-    for stat in proc.glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != up_pid:
-                continue
-            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
-            for name in SERVICES:
-                if f"mlos_{name}".encode() in argv:
-                    found[name] = int(stat.parent.name)
+    for pid in descendants(up_pid):
+        argv = cmdline(pid)
+        for name in SERVICES:
+            if f"mlos_{name}" in argv:
+                found.setdefault(name, pid)
     missing = set(SERVICES) - found.keys()
     if missing:
         raise RuntimeError(f"no {', '.join(sorted(missing))} process under `mlos up` pid {up_pid}")
@@ -42,12 +39,8 @@ def service_pids(up_pid: int, proc: Path = Path("/proc")) -> dict[str, int]:
 
 
 def cpu_s(pids: dict[str, int]) -> float:
-    """User + system CPU seconds of these processes so far (10 ms ticks)."""
-    total = 0
-    for pid in pids.values():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    """User + system CPU seconds of these processes so far (10 ms ticks; a process gone counts 0)."""
+    return sum(proc_cpu_s(pid) or 0.0 for pid in pids.values())
 
 
 @dataclass
